@@ -1,0 +1,47 @@
+"""The ``pam`` command. Each sub-command lives in ``pam_engine.commands.<name>`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` (returns an exit code)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from pam_engine import __version__
+
+#: Modules under pam_engine.commands, in the order ``pam --help`` lists them.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one clear line, exit code 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pam",
+        description="PAM Engine: simulate hand-object grasps, capture condition maps and ground "
+        "truth, and paint photoreal video with PAM's diffusion stages.",
+    )
+    parser.add_argument("--version", action="version", version=f"pam-engine {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"pam_engine.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ValueError, FileNotFoundError, FileExistsError, PermissionError) as exc:
+        print(f"pam {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
