@@ -8,13 +8,10 @@ import importlib
 import sys
 
 from pam_engine import __version__
+from pam_engine.errors import PamError
 
 #: Modules under pam_engine.commands, in the order ``pam --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = ()
-
-
-class UserError(Exception):
-    """A problem with the user's input: printed as one clear line, exit code 2, no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         return int(args.func(args) or 0)
-    except (UserError, ValueError, FileNotFoundError, FileExistsError, PermissionError) as exc:
+    except (PamError, FileNotFoundError) as exc:
         print(f"pam {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
