@@ -66,6 +66,7 @@ class HandSpecInfo:
     geom_parts: dict[str, int] = field(default_factory=dict)  # collision geom -> contact part
     skin: str = "hand_skin"
     rest_joints: np.ndarray | None = None  # (16, 3) shaped rest joints, model frame
+    rest_vertices: np.ndarray | None = None  # (V, 3) shaped rest skin vertices, model frame
 
 
 def add_hand(spec: mujoco.MjSpec, hand: HandModel, articulation: HandArticulation,
@@ -74,7 +75,7 @@ def add_hand(spec: mujoco.MjSpec, hand: HandModel, articulation: HandArticulatio
     """Add the hand (mocap base, wrist joints, finger joints, actuators, collision, skin)."""
     gains = gains or HandGains()
     vertices, joints = hand.shaped(betas)
-    info = HandSpecInfo(finger_joints=tuple(articulation.names), rest_joints=joints)
+    info = HandSpecInfo(finger_joints=tuple(articulation.names), rest_joints=joints, rest_vertices=vertices)
 
     base = spec.worldbody.add_body(name="hand_base", mocap=True)
     wrist = base.add_body(name="hand_wrist", gravcomp=1.0)

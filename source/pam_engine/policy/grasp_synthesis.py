@@ -1,0 +1,354 @@
+"""Grasp synthesis for any object mesh: the target hT when the user gives none.
+
+For each candidate (approach direction x roll about it x aim point), kinematically, in the
+episode's own MuJoCo scene (so the table and the object's convex decomposition are what the
+hand meets later):
+
+1. place the palm: orient the hand so its palm faces along the approach, then slide the open,
+   pre-shaped hand along the approach until it first touches the object, and back off;
+2. close the fingers: curl each finger (MCP, PIP, DIP together; the thumb about its CMC
+   flexion, MCP and IP) until one of its segments touches the object, then keep curling the
+   joints distal to the touching segment, so fingers wrap as a closing hand does;
+3. score: which parts touch (the thumb opposing at least one finger, or the palm with two
+   fingers), the force-closure quality of the contacts (the largest wrench ball inside the
+   convex hull of their friction-cone wrenches, Ferrari-Canny), and how close the grasp is to
+   the centre of mass (less torque during the lift).
+
+Candidates that touch the table, start inside the object, or put the forearm below the table
+are rejected. Everything runs on positions only (``mj_kinematics`` + ``mj_collision``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import mujoco
+import numpy as np
+from scipy.spatial import ConvexHull, QhullError
+from scipy.spatial.transform import Rotation
+
+from pam_engine.conventions import MANO_FINGERS
+from pam_engine.errors import PoseError
+from pam_engine.hand.pose import HandPose, make_transform
+from pam_engine.sim.scene import HandObjectScene
+
+#: Contact parts, as in trajectory.CONTACT_PARTS.
+THUMB, PALM = 0, 5
+_FINGER_PARTS = {"thumb": 0, "index": 1, "middle": 2, "ring": 3, "pinky": 4}
+
+
+@dataclass
+class GraspSynthesisConfig:
+    """Search space and scoring of grasp synthesis."""
+
+    num_directions: int = 20  # approach directions over the upper hemisphere and the sides
+    num_rolls: int = 6  # hand rotations about each approach direction
+    aim_heights: tuple[float, ...] = (0.35, 0.6)  # aim points, fractions of the object's height
+    max_tilt_below_horizon: float = 0.25  # rad; approaches from below the table are useless
+    standoff: float = 0.004  # m left between the open hand and the object after placement
+    curl_step: float = 0.04  # rad per closing step
+    friction: float = 0.8  # assumed for force closure
+    cone_edges: int = 6
+    min_parts: int = 3  # contact parts (fingers + palm) a grasp needs
+    max_forearm_down: float = 0.35  # sin of the forearm's largest downward tilt
+    seed: int = 0
+
+
+@dataclass
+class GraspTarget:
+    """A grasp hT in the object frame: where the wrist goes, the finger angles at contact and
+    the direction (object frame) the hand travels to reach it."""
+
+    wrist_in_object: np.ndarray  # (4, 4)
+    angles: np.ndarray  # (n_dof,) finger angles at first contact
+    approach: np.ndarray  # (3,) unit vector, object frame
+    preshape: np.ndarray | None = None  # (n_dof,) open hand used on the way in
+    score: float = 0.0
+    quality: float = 0.0  # force-closure epsilon
+    parts: np.ndarray = field(default_factory=lambda: np.zeros(6, bool))
+
+    def wrist_world(self, object_pose: np.ndarray) -> np.ndarray:
+        return object_pose @ self.wrist_in_object
+
+    def approach_world(self, object_pose: np.ndarray) -> np.ndarray:
+        return object_pose[:3, :3] @ self.approach
+
+
+class GraspSynthesizer:
+    """Finds grasps of one object of a scene, in that scene (objects fixed, positions only)."""
+
+    def __init__(self, scene: HandObjectScene, target: int = 0, config: GraspSynthesisConfig | None = None):
+        self.scene = scene
+        self.target = target
+        self.config = config or GraspSynthesisConfig()
+        self.model, self.data = scene.model, scene.data
+        art = scene.articulation
+        self._names = art.names
+        rest = scene.hand_info.rest_joints
+        self._palm_normal = _unit(np.cross(rest[1] - rest[0], rest[7] - rest[0]))
+        self._finger_dir = _unit(rest[4] - rest[0])
+        # palm centre relative to the wrist (hand frame): 60% of the way to the knuckles
+        self._palm_centre = 0.6 * (rest[[1, 4, 7, 10]].mean(axis=0) - rest[0])
+        self._preshape = self._default_preshape()
+        self._finger_geoms = {p: np.flatnonzero(scene.geom_part == p) for p in range(6)}
+        self._object_geoms = set(np.flatnonzero(scene.geom_object == target).tolist())
+        self._table_geom = scene.table_geom
+
+    # -- public -----------------------------------------------------------------------------
+
+    def synthesize(self, count: int = 1) -> list[GraspTarget]:
+        """The ``count`` best grasps (best first); raises PoseError when none is feasible."""
+        saved_qpos, saved_base = self.data.qpos.copy(), self.scene.base_pose()
+        object_pose = self.scene.object_pose(self.target)
+        m = self.model
+        # while planning, objects meet only the hand (their resting contacts would cost time)
+        world = self.scene.geom_part < 0
+        saved_contype, saved_conaffinity = m.geom_contype.copy(), m.geom_conaffinity.copy()
+        objects = world & (self.scene.geom_object >= 0)
+        m.geom_contype[objects], m.geom_conaffinity[objects] = 0, 2
+        try:
+            self.data.qpos[self.scene.wrist_qpos] = 0.0
+            grasps = [g for g in (self._evaluate(*c, object_pose) for c in self._candidates(object_pose)) if g]
+        finally:
+            m.geom_contype[:], m.geom_conaffinity[:] = saved_contype, saved_conaffinity
+            self.data.qpos[:] = saved_qpos
+            self.scene.set_base_pose(saved_base)
+            self.scene.forward()
+        if not grasps:
+            raise PoseError(f"no feasible grasp found for object {self.scene.objects[self.target].asset.name!r}: "
+                            "every candidate hit the table or found too few contacts")
+        grasps.sort(key=lambda g: -g.score)
+        return grasps[:count]
+
+    # -- candidates --------------------------------------------------------------------------
+
+    def _default_preshape(self) -> np.ndarray:
+        """An open hand with the thumb swung out in front of the palm, opposing the fingers."""
+        art = self.scene.articulation
+        q = np.zeros(art.size)
+        settings = {"thumb1_abd": 0.2, "thumb1_flex": 0.7, "thumb1_twist": 0.5, "thumb2_flex": 0.1}
+        for name, value in settings.items():
+            q[self._names.index(name)] = value
+        for name in ("index1_flex", "middle1_flex", "ring1_flex", "pinky1_flex"):
+            q[self._names.index(name)] = 0.15
+        return art.check_angles(q)
+
+    def _candidates(self, object_pose: np.ndarray):
+        cfg = self.config
+        rng = np.random.default_rng(cfg.seed)
+        asset = self.scene.objects[self.target].asset
+        vertices = np.asarray(asset.mesh.vertices) @ object_pose[:3, :3].T + object_pose[:3, 3]
+        lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+        centre = 0.5 * (lo + hi)
+        # directions the hand travels: Fibonacci points, those not coming from under the table
+        n = cfg.num_directions * 2
+        k = np.arange(n) + 0.5
+        z = 1 - 2 * k / n
+        phi = np.pi * (1 + 5 ** 0.5) * k + rng.uniform(0, 2 * np.pi)
+        points = np.stack([np.sqrt(1 - z * z) * np.cos(phi), np.sqrt(1 - z * z) * np.sin(phi), z], axis=1)
+        directions = -points[points[:, 2] > -np.sin(cfg.max_tilt_below_horizon)][: cfg.num_directions * 2]
+        directions = directions[-directions[:, 2] > -np.sin(cfg.max_tilt_below_horizon)]
+        for d in directions:
+            for h in cfg.aim_heights:
+                aim = np.array([centre[0], centre[1], lo[2] + h * (hi[2] - lo[2])])
+                for r in range(cfg.num_rolls):
+                    yield d, 2 * np.pi * (r + rng.uniform(0, 1)) / cfg.num_rolls, aim
+
+    def _orientation(self, d: np.ndarray, roll: float) -> np.ndarray:
+        ref = np.array([0.0, 0.0, 1.0]) if abs(d[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
+        u0 = _unit(np.cross(np.cross(d, ref), d))
+        u = Rotation.from_rotvec(roll * d).apply(u0)
+        e1, e2 = self._palm_normal, _unit(self._finger_dir - (self._finger_dir @ self._palm_normal) * self._palm_normal)
+        world = np.stack([d, u, np.cross(d, u)], axis=1)
+        hand = np.stack([e1, e2, np.cross(e1, e2)], axis=1)
+        return world @ hand.T
+
+    # -- kinematic evaluation --------------------------------------------------------------
+
+    def _set(self, position: np.ndarray, angles: np.ndarray) -> None:
+        # the mocap base carries the wrist (wrist joints at zero, orientation set per
+        # candidate): moving the hand is one assignment, no inverse kinematics
+        self.data.mocap_pos[self.scene.base_mocap] = position
+        self.data.qpos[self.scene.finger_qpos] = angles
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_collision(self.model, self.data)
+
+    def _touching(self) -> tuple[np.ndarray, bool, float]:
+        """Hand parts touching the target, whether the hand touches the table or another
+        object, and the deepest penetration into the target."""
+        parts = np.zeros(6, bool)
+        other, depth = False, 0.0
+        n = self.data.ncon
+        if n:
+            geoms = self.data.contact.geom[:n]
+            dist = self.data.contact.dist[:n]
+            part = self.scene.geom_part
+            for a, b in ((0, 1), (1, 0)):
+                hand = part[geoms[:, a]] >= 0
+                obj = self.scene.geom_object[geoms[:, b]]
+                on_target = hand & (obj == self.target)
+                parts[part[geoms[on_target, a]]] = True
+                if on_target.any():
+                    depth = max(depth, float(-dist[on_target].min()))
+                other |= bool(np.any(hand & ((geoms[:, b] == self._table_geom) | ((obj >= 0) & (obj != self.target)))))
+        return parts, other, depth
+
+    def _evaluate(self, d: np.ndarray, roll: float, aim: np.ndarray, object_pose: np.ndarray) -> GraspTarget | None:
+        cfg = self.config
+        rot = self._orientation(d, roll)
+        finger_world = rot @ self._finger_dir
+        if finger_world[2] > 1.0 - cfg.max_forearm_down:  # fingers steeply up: forearm points into the table
+            return None
+        self.data.mocap_quat[self.scene.base_mocap] = Rotation.from_matrix(rot).as_quat(scalar_first=True)
+        start = aim - rot @ self._palm_centre - 0.25 * d
+        preshape = self._preshape
+        self._set(start, preshape)
+        parts, other, _ = self._touching()
+        if parts.any() or other:
+            return None
+        # slide in along d until the open hand touches the target (bisection on the travel)
+        lo, hi = 0.0, 0.5
+        for _ in range(14):
+            mid = 0.5 * (lo + hi)
+            self._set(start + mid * d, preshape)
+            parts, other, _ = self._touching()
+            if parts.any() or other:
+                hi = mid
+            else:
+                lo = mid
+        if hi >= 0.5 - 1e-6:  # never met the object
+            return None
+        position = start + max(lo - cfg.standoff, 0.0) * d
+        wrist = make_transform(rot, position)
+        self._set(position, preshape)
+        parts, other, _ = self._touching()
+        if other or position[2] < 0.01:
+            return None
+        angles = self._close(position, preshape)
+        if angles is None:
+            return None
+        # contacts of the closed hand, squeezed slightly so touching segments register
+        squeezed = np.minimum(angles + 0.03 * self._curl_direction(), self.scene.articulation.upper)
+        self._set(position, squeezed)
+        parts, other, _ = self._touching()
+        if other:
+            return None
+        finger_parts = parts[:5].sum()
+        if parts.sum() < cfg.min_parts or not (parts[THUMB] or parts[PALM]) or finger_parts < 2:
+            return None
+        quality, com_distance = self._quality(object_pose)
+        score = quality * 10.0 + 0.3 * parts.sum() + 0.5 * parts[THUMB] - 4.0 * com_distance
+        inv = np.linalg.inv(object_pose)
+        return GraspTarget(inv @ wrist, angles, inv[:3, :3] @ d, preshape.copy(), score, quality, parts)
+
+    def _curl_direction(self) -> np.ndarray:
+        """Unit closing velocity per DoF (flexion joints; the thumb's CMC abducts a little)."""
+        direction = np.zeros(len(self._names))
+        for i, name in enumerate(self._names):
+            if name.endswith("_flex"):
+                direction[i] = 1.0
+        return direction
+
+    def _close(self, position: np.ndarray, preshape: np.ndarray) -> np.ndarray | None:
+        """Curl each finger until contact, then curl what lies beyond the touching segment."""
+        art = self.scene.articulation
+        angles = preshape.copy()
+        chains = {f: [self._names.index(f"{_joint_name(j)}_flex") for j in joints] for f, joints in MANO_FINGERS.items()}
+        active = {f: list(idx) for f, idx in chains.items()}  # dofs still closing per finger
+        geom_to_dof = {}
+        for f, joints in MANO_FINGERS.items():
+            for j, dof in zip(joints, chains[f]):
+                geom_to_dof[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"hand_{_joint_name(j)}_col")] = (f, dof)
+        upper = art.upper
+        step = self.config.curl_step
+        for _ in range(int(3.0 / step)):
+            if not any(active.values()):
+                break
+            trial = angles.copy()
+            for f, idx in active.items():
+                trial[idx] = np.minimum(trial[idx] + step, upper[idx])
+            self._set(position, trial)
+            blocked = self._blocked_dofs(geom_to_dof, chains)
+            for f in list(active):
+                if blocked.get(f) is not None:
+                    # the touching segment and those before it stop; later ones may go on
+                    stop_at = chains[f].index(blocked[f])
+                    active[f] = [i for i in active[f] if chains[f].index(i) > stop_at]
+                else:
+                    angles[active[f]] = trial[active[f]]
+                active[f] = [i for i in active[f] if angles[i] < upper[i] - 1e-9]
+        return angles
+
+    def _blocked_dofs(self, geom_to_dof, chains) -> dict[str, int]:
+        """For each finger whose segment touches anything, the most proximal touching DoF."""
+        blocked: dict[str, int] = {}
+        n = self.data.ncon
+        geoms = self.data.contact.geom[:n]
+        for a, b in ((0, 1), (1, 0)):
+            for g_hand, g_other in zip(geoms[:, a], geoms[:, b]):
+                hit = geom_to_dof.get(int(g_hand))
+                if hit is None or self.scene.geom_part[g_other] >= 0:
+                    continue
+                f, dof = hit
+                if f not in blocked or chains[f].index(dof) < chains[f].index(blocked[f]):
+                    blocked[f] = dof
+        return blocked
+
+    def _quality(self, object_pose: np.ndarray) -> tuple[float, float]:
+        """Ferrari-Canny epsilon of the current contacts, and their centroid's distance from
+        the centre of mass."""
+        n = self.data.ncon
+        asset = self.scene.objects[self.target].asset
+        com = object_pose[:3, :3] @ np.asarray(asset.com) + object_pose[:3, 3]
+        extent = np.ptp(np.asarray(asset.mesh.vertices), axis=0).max() / 2
+        points, normals = [], []
+        for i in range(n):
+            g1, g2 = self.data.contact.geom[i]
+            frame = self.data.contact.frame[i].reshape(3, 3)
+            if self.scene.geom_object[g2] == self.target and self.scene.geom_part[g1] >= 0:
+                normal = frame[0]  # from geom1 (hand) to geom2 (object): pushes the object
+            elif self.scene.geom_object[g1] == self.target and self.scene.geom_part[g2] >= 0:
+                normal = -frame[0]
+            else:
+                continue
+            points.append(self.data.contact.pos[i].copy())
+            normals.append(normal)
+        if len(points) < 2:
+            return 0.0, 1.0
+        points, normals = np.array(points), np.array(normals)
+        wrenches = []
+        mu, k = self.config.friction, self.config.cone_edges
+        for p, nrm in zip(points, normals):
+            t1 = _unit(np.cross(nrm, [1.0, 0, 0] if abs(nrm[0]) < 0.9 else [0, 1.0, 0]))
+            t2 = np.cross(nrm, t1)
+            for a in np.linspace(0, 2 * np.pi, k, endpoint=False):
+                f = nrm + mu * (np.cos(a) * t1 + np.sin(a) * t2)
+                wrenches.append(np.concatenate([f, np.cross(p - com, f) / extent]))
+        com_distance = float(np.linalg.norm(points.mean(axis=0) - com))
+        try:
+            hull = ConvexHull(np.array(wrenches))
+        except (QhullError, ValueError):
+            return 0.0, com_distance
+        offsets = hull.equations[:, -1]
+        return (float(-offsets.max()) if np.all(offsets < 0) else 0.0), com_distance
+
+
+def _joint_name(j: int) -> str:
+    from pam_engine.conventions import MANO_JOINT_NAMES
+
+    return MANO_JOINT_NAMES[j]
+
+
+def _translated(pose: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    out = pose.copy()
+    out[:3, 3] += offset
+    return out
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return np.asarray(v, dtype=np.float64) / np.linalg.norm(v)
+
+
+def grasp_pose_world(grasp: GraspTarget, object_pose: np.ndarray) -> HandPose:
+    """The hand pose (world) of a grasp on an object at ``object_pose``."""
+    return HandPose(grasp.wrist_world(object_pose), grasp.angles)
