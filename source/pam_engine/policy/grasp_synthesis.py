@@ -45,7 +45,9 @@ class GraspSynthesisConfig:
     num_rolls: int = 6  # hand rotations about each approach direction
     aim_heights: tuple[float, ...] = (0.35, 0.6)  # aim points, fractions of the object's height
     max_tilt_below_horizon: float = 0.25  # rad; approaches from below the table are useless
-    standoff: float = 0.004  # m left between the open hand and the object after placement
+    #: (pre-shape, stand-off in m): the hand slides in until it first touches the object or the
+    #: table, then backs off this far; "pinch" reaches thin objects lying flat.
+    approaches: tuple[tuple[str, float], ...] = (("open", 0.004), ("open", 0.025), ("pinch", 0.002))
     curl_step: float = 0.04  # rad per closing step
     friction: float = 0.8  # assumed for force closure
     cone_edges: int = 6
@@ -82,6 +84,7 @@ class GraspSynthesizer:
         self.target = target
         self.config = config or GraspSynthesisConfig()
         self.model, self.data = scene.model, scene.data
+        self._min_parts = self.config.min_parts
         art = scene.articulation
         self._names = art.names
         rest = scene.hand_info.rest_joints
@@ -89,7 +92,11 @@ class GraspSynthesizer:
         self._finger_dir = _unit(rest[4] - rest[0])
         # palm centre relative to the wrist (hand frame): 60% of the way to the knuckles
         self._palm_centre = 0.6 * (rest[[1, 4, 7, 10]].mean(axis=0) - rest[0])
-        self._preshape = self._default_preshape()
+        self._preshapes = {"open": self._open_preshape(), "pinch": self._pinch_preshape()}
+        # the point of the hand (wrist frame) aimed at the object: the palm centre for the open
+        # hand, the middle of the thumb, index and middle fingertips for the pinch
+        tips = self._fingertips(self._preshapes["pinch"])
+        self._aim_points = {"open": self._palm_centre, "pinch": tips[[0, 1, 2]].mean(axis=0)}
         self._finger_geoms = {p: np.flatnonzero(scene.geom_part == p) for p in range(6)}
         self._object_geoms = set(np.flatnonzero(scene.geom_object == target).tolist())
         self._table_geom = scene.table_geom
@@ -109,6 +116,9 @@ class GraspSynthesizer:
         try:
             self.data.qpos[self.scene.wrist_qpos] = 0.0
             grasps = [g for g in (self._evaluate(*c, object_pose) for c in self._candidates(object_pose)) if g]
+            if not grasps:  # thin or awkward objects: accept two-part pinches too
+                self._min_parts = 2
+                grasps = [g for g in (self._evaluate(*c, object_pose) for c in self._candidates(object_pose)) if g]
         finally:
             m.geom_contype[:], m.geom_conaffinity[:] = saved_contype, saved_conaffinity
             self.data.qpos[:] = saved_qpos
@@ -117,21 +127,37 @@ class GraspSynthesizer:
         if not grasps:
             raise PoseError(f"no feasible grasp found for object {self.scene.objects[self.target].asset.name!r}: "
                             "every candidate hit the table or found too few contacts")
-        grasps.sort(key=lambda g: -g.score)
+        # force-closure grasps first (they can resist any disturbance), then by score
+        grasps.sort(key=lambda g: (g.quality <= 0.0, -g.score))
         return grasps[:count]
 
     # -- candidates --------------------------------------------------------------------------
 
-    def _default_preshape(self) -> np.ndarray:
-        """An open hand with the thumb swung out in front of the palm, opposing the fingers."""
-        art = self.scene.articulation
-        q = np.zeros(art.size)
-        settings = {"thumb1_abd": 0.2, "thumb1_flex": 0.7, "thumb1_twist": 0.5, "thumb2_flex": 0.1}
+    def _open_preshape(self) -> np.ndarray:
+        """A wide-open hand, the thumb spread away from the fingers and turned to face them."""
+        settings = {"thumb1_abd": -0.4, "thumb1_flex": 0.45, "thumb1_twist": 0.4}
+        settings.update({f"{f}1_flex": 0.1 for f in ("index", "middle", "ring", "pinky")})
+        return self._angles(settings)
+
+    def _pinch_preshape(self) -> np.ndarray:
+        """Fingertips pointing down and the thumb opposed: fingers reach thin objects on the table."""
+        settings = {"thumb1_abd": 0.3, "thumb1_flex": 0.35, "thumb1_twist": 0.5, "thumb2_flex": 0.3, "thumb3_flex": 0.2}
+        for f in ("index", "middle", "ring", "pinky"):
+            settings.update({f"{f}1_flex": 0.6, f"{f}2_flex": 0.6, f"{f}3_flex": 0.2})
+        return self._angles(settings)
+
+    def _fingertips(self, angles: np.ndarray) -> np.ndarray:
+        """Fingertip keypoints (thumb first) of the hand at ``angles``, wrist frame."""
+        hand = self.scene.hand
+        pose = np.concatenate([np.zeros(3), self.scene.articulation.angles_to_hand_pose(angles)])
+        out = hand.forward(pose)
+        return out.keypoints[[4, 8, 12, 16, 20]] - out.joints[0]
+
+    def _angles(self, settings: dict[str, float]) -> np.ndarray:
+        q = np.zeros(self.scene.articulation.size)
         for name, value in settings.items():
             q[self._names.index(name)] = value
-        for name in ("index1_flex", "middle1_flex", "ring1_flex", "pinky1_flex"):
-            q[self._names.index(name)] = 0.15
-        return art.check_angles(q)
+        return self.scene.articulation.check_angles(q)
 
     def _candidates(self, object_pose: np.ndarray):
         cfg = self.config
@@ -152,7 +178,9 @@ class GraspSynthesizer:
             for h in cfg.aim_heights:
                 aim = np.array([centre[0], centre[1], lo[2] + h * (hi[2] - lo[2])])
                 for r in range(cfg.num_rolls):
-                    yield d, 2 * np.pi * (r + rng.uniform(0, 1)) / cfg.num_rolls, aim
+                    roll = 2 * np.pi * (r + rng.uniform(0, 1)) / cfg.num_rolls
+                    for preshape, standoff in cfg.approaches:
+                        yield d, roll, aim, preshape, standoff
 
     def _orientation(self, d: np.ndarray, roll: float) -> np.ndarray:
         ref = np.array([0.0, 0.0, 1.0]) if abs(d[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
@@ -193,15 +221,16 @@ class GraspSynthesizer:
                 other |= bool(np.any(hand & ((geoms[:, b] == self._table_geom) | ((obj >= 0) & (obj != self.target)))))
         return parts, other, depth
 
-    def _evaluate(self, d: np.ndarray, roll: float, aim: np.ndarray, object_pose: np.ndarray) -> GraspTarget | None:
+    def _evaluate(self, d: np.ndarray, roll: float, aim: np.ndarray, shape: str, standoff: float,
+                  object_pose: np.ndarray) -> GraspTarget | None:
         cfg = self.config
         rot = self._orientation(d, roll)
         finger_world = rot @ self._finger_dir
         if finger_world[2] > 1.0 - cfg.max_forearm_down:  # fingers steeply up: forearm points into the table
             return None
         self.data.mocap_quat[self.scene.base_mocap] = Rotation.from_matrix(rot).as_quat(scalar_first=True)
-        start = aim - rot @ self._palm_centre - 0.25 * d
-        preshape = self._preshape
+        start = aim - rot @ self._aim_points[shape] - 0.25 * d
+        preshape = self._preshapes[shape]
         self._set(start, preshape)
         parts, other, _ = self._touching()
         if parts.any() or other:
@@ -218,35 +247,32 @@ class GraspSynthesizer:
                 lo = mid
         if hi >= 0.5 - 1e-6:  # never met the object
             return None
-        position = start + max(lo - cfg.standoff, 0.0) * d
+        position = start + max(lo - standoff, 0.0) * d
         wrist = make_transform(rot, position)
         self._set(position, preshape)
         parts, other, _ = self._touching()
         if other or position[2] < 0.01:
             return None
-        angles = self._close(position, preshape)
-        if angles is None:
-            return None
-        # contacts of the closed hand, squeezed slightly so touching segments register
-        squeezed = np.minimum(angles + 0.03 * self._curl_direction(), self.scene.articulation.upper)
+        angles, squeeze = self._close(position, preshape)
+        # contacts of the closed hand, the fingers on the object pressed slightly so they register
+        squeezed = np.minimum(angles + 0.03 * squeeze, self.scene.articulation.upper)
         self._set(position, squeezed)
         parts, other, _ = self._touching()
         if other:
             return None
         finger_parts = parts[:5].sum()
-        if parts.sum() < cfg.min_parts or not (parts[THUMB] or parts[PALM]) or finger_parts < 2:
+        if parts.sum() < self._min_parts or not (parts[THUMB] or parts[PALM]) or finger_parts < self._min_parts - 1:
             return None
         quality, com_distance = self._quality(object_pose)
-        score = quality * 10.0 + 0.3 * parts.sum() + 0.5 * parts[THUMB] - 4.0 * com_distance
+        score = quality * 10.0 + 0.3 * parts.sum() + 0.5 * parts[THUMB] - 10.0 * com_distance
         inv = np.linalg.inv(object_pose)
         return GraspTarget(inv @ wrist, angles, inv[:3, :3] @ d, preshape.copy(), score, quality, parts)
 
     def _curl_direction(self) -> np.ndarray:
-        """Unit closing velocity per DoF (flexion joints; the thumb's CMC abducts a little)."""
-        direction = np.zeros(len(self._names))
-        for i, name in enumerate(self._names):
-            if name.endswith("_flex"):
-                direction[i] = 1.0
+        """Closing velocity per DoF: flexion joints, and the thumb's CMC swinging towards the
+        fingers (opposition)."""
+        direction = np.array([1.0 if name.endswith("_flex") else 0.0 for name in self._names])
+        direction[self._names.index("thumb1_abd")] = 0.6
         return direction
 
     def _close(self, position: np.ndarray, preshape: np.ndarray) -> np.ndarray | None:
@@ -254,21 +280,25 @@ class GraspSynthesizer:
         art = self.scene.articulation
         angles = preshape.copy()
         chains = {f: [self._names.index(f"{_joint_name(j)}_flex") for j in joints] for f, joints in MANO_FINGERS.items()}
-        active = {f: list(idx) for f, idx in chains.items()}  # dofs still closing per finger
         geom_to_dof = {}
         for f, joints in MANO_FINGERS.items():
             for j, dof in zip(joints, chains[f]):
                 geom_to_dof[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"hand_{_joint_name(j)}_col")] = (f, dof)
+        chains["thumb"].insert(0, self._names.index("thumb1_abd"))  # swings with the CMC's flexion
+        active = {f: list(idx) for f, idx in chains.items()}  # dofs still closing per finger
+        on_target: set[str] = set()  # fingers stopped by the object (not the table)
         upper = art.upper
+        velocity = self._curl_direction()
         step = self.config.curl_step
         for _ in range(int(3.0 / step)):
             if not any(active.values()):
                 break
             trial = angles.copy()
             for f, idx in active.items():
-                trial[idx] = np.minimum(trial[idx] + step, upper[idx])
+                trial[idx] = np.minimum(trial[idx] + step * velocity[idx], upper[idx])
             self._set(position, trial)
-            blocked = self._blocked_dofs(geom_to_dof, chains)
+            blocked, touching_target = self._blocked_dofs(geom_to_dof, chains)
+            on_target |= touching_target
             for f in list(active):
                 if blocked.get(f) is not None:
                     # the touching segment and those before it stop; later ones may go on
@@ -277,11 +307,16 @@ class GraspSynthesizer:
                 else:
                     angles[active[f]] = trial[active[f]]
                 active[f] = [i for i in active[f] if angles[i] < upper[i] - 1e-9]
-        return angles
+        squeeze = np.zeros_like(angles)
+        for f in on_target:
+            squeeze[chains[f]] = velocity[chains[f]]
+        return angles, squeeze
 
-    def _blocked_dofs(self, geom_to_dof, chains) -> dict[str, int]:
-        """For each finger whose segment touches anything, the most proximal touching DoF."""
+    def _blocked_dofs(self, geom_to_dof, chains) -> tuple[dict[str, int], set[str]]:
+        """For each finger whose segment touches anything, the most proximal touching DoF; and
+        the fingers touching the target."""
         blocked: dict[str, int] = {}
+        touching_target: set[str] = set()
         n = self.data.ncon
         geoms = self.data.contact.geom[:n]
         for a, b in ((0, 1), (1, 0)):
@@ -290,9 +325,11 @@ class GraspSynthesizer:
                 if hit is None or self.scene.geom_part[g_other] >= 0:
                     continue
                 f, dof = hit
+                if self.scene.geom_object[g_other] == self.target:
+                    touching_target.add(f)
                 if f not in blocked or chains[f].index(dof) < chains[f].index(blocked[f]):
                     blocked[f] = dof
-        return blocked
+        return blocked, touching_target
 
     def _quality(self, object_pose: np.ndarray) -> tuple[float, float]:
         """Ferrari-Canny epsilon of the current contacts, and their centroid's distance from

@@ -1,0 +1,102 @@
+"""``pam simulate``: Stage I alone, from objects to a trajectory ``.npz``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pam_engine.errors import ConfigError, OutputError, PoseError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "simulate",
+        help="run Stage I (physics + grasp policy) and save the trajectory",
+        description="Simulate a grasp on the embedded MuJoCo backend and write the trajectory "
+        "(pose_m, joint_3d, pose_y, contacts, success, ...) as .npz. Keys: see README.",
+    )
+    p.add_argument("--object", dest="objects", action="append", required=True,
+                   help="DexYCB id, YCB name or mesh file; repeat for several objects (the first is grasped unless --target)")
+    p.add_argument("--target", type=int, default=0, help="index of the object to grasp (default 0)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output .npz path")
+    p.add_argument("--frames", type=int, default=49, help="frames to record (default 49)")
+    p.add_argument("--fps", type=float, default=15.0, help="capture rate (default 15)")
+    p.add_argument("--lift", type=float, default=0.20, help="lift height in metres (default 0.2)")
+    p.add_argument("--mano", default=None, help="MANO_RIGHT.pkl or its folder (default: $PAM_MANO_DIR, else the built-in hand)")
+    p.add_argument("--grasp", default=None, help="grasp target hT (.json/.npz with wrist_in_object 4x4, angles, approach); default: synthesized")
+    p.add_argument("--hand-start", default=None, help="start pose h0 (.json/.npz with wrist 4x4 and angles, or pose_m (51)); default: derived from hT")
+    p.set_defaults(func=run)
+
+
+def _read_arrays(path: str) -> dict[str, np.ndarray]:
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"pose file {file} does not exist")
+    if file.suffix == ".json":
+        try:
+            return {k: np.asarray(v, dtype=np.float64) for k, v in json.loads(file.read_text()).items()}
+        except (json.JSONDecodeError, TypeError, ValueError) as exc:
+            raise ConfigError(f"pose file {file} is not valid JSON of numeric arrays: {exc}") from exc
+    if file.suffix == ".npz":
+        with np.load(file, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    raise ConfigError(f"pose file {file} must be .json or .npz")
+
+
+def _require(arrays: dict, key: str, shape: tuple, path: str) -> np.ndarray:
+    if key not in arrays:
+        raise ConfigError(f"{path} lacks {key!r}")
+    value = np.asarray(arrays[key], dtype=np.float64)
+    if value.shape != shape:
+        raise PoseError(f"{path}: {key!r} has shape {value.shape}, expected {shape}")
+    return value
+
+
+def load_grasp(path: str, n_dof: int):
+    from pam_engine.policy.grasp_synthesis import GraspTarget
+
+    arrays = _read_arrays(path)
+    return GraspTarget(
+        wrist_in_object=_require(arrays, "wrist_in_object", (4, 4), path),
+        angles=_require(arrays, "angles", (n_dof,), path),
+        approach=_require(arrays, "approach", (3,), path),
+    )
+
+
+def load_hand_start(path: str, articulation, rest_wrist):
+    from pam_engine.hand.pose import HandPose, from_pose_m
+
+    arrays = _read_arrays(path)
+    if "pose_m" in arrays:
+        return from_pose_m(arrays["pose_m"], articulation, rest_wrist)
+    return HandPose(_require(arrays, "wrist", (4, 4), path), _require(arrays, "angles", (articulation.size,), path))
+
+
+def run(args: argparse.Namespace) -> int:
+    from pam_engine.stage1 import HandCache, ObjectSpec, Stage1Config, Stage1Request, simulate
+
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise OutputError(f"--out {out} must end in .npz")
+    if not out.parent.exists() or not out.parent.is_dir():
+        raise OutputError(f"--out {out}: folder {out.parent} does not exist")
+    config = Stage1Config(num_frames=args.frames, mano=args.mano)
+    config.scene.fps = args.fps
+    config.plan.lift_height = args.lift
+    hand, articulation = HandCache.get(args.mano)
+    grasp = load_grasp(args.grasp, articulation.size) if args.grasp else None
+    start = load_hand_start(args.hand_start, articulation, hand.shaped(config.betas)[1][0]) if args.hand_start else None
+    request = Stage1Request([ObjectSpec(o) for o in args.objects], target=args.target,
+                            hand_start=start, grasp=grasp, seed=args.seed)
+    t0 = time.perf_counter()
+    trajectory = simulate(request, config)
+    trajectory.save(out)
+    elapsed = time.perf_counter() - t0
+    status = "grasp succeeded" if trajectory.success else f"grasp failed: {trajectory.failure_reason}"
+    print(f"{status}; {trajectory.num_frames} frames at {trajectory.fps:g} fps in {elapsed:.1f} s -> {out}")
+    return 0
