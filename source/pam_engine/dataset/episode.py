@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pam_engine import __version__
-from pam_engine.capture.camera import Camera
+from pam_engine.capture.camera import Camera, check_resolution
 from pam_engine.capture.frames import CaptureSequence
 from pam_engine.capture.labels import LABEL_SHAPES, episode_labels
 from pam_engine.capture.maps import condition_maps
@@ -32,6 +32,9 @@ class EpisodeData:
         """Raise ConfigError naming the first inconsistent array (before anything is written)."""
         m = self.meta
         t, h, w = m.num_frames, m.height, m.width
+        check_resolution(w, h)
+        if t <= 0:
+            raise ConfigError(f"episode num_frames: expected > 0, got {t}")
         n_obj = len(m.object_ids)
         expect = {"sim_rgb": ((t, h, w, 3), np.uint8), "depth": ((t, h, w), np.float32), "seg": ((t, h, w), np.uint8)}
         for name, (shape, dtype) in expect.items():

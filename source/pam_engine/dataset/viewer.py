@@ -73,8 +73,9 @@ _SCRIPT = """
       }
     }
     videos.forEach(function(v){
-      if (v.readyState >= 1) { settle(true); return; }
-      v.addEventListener('loadedmetadata', function(){ settle(true); }, {once: true});
+      if (v.readyState >= 1) { v.dataset.size = v.videoWidth + 'x' + v.videoHeight; settle(true); return; }
+      v.addEventListener('loadedmetadata', function(){
+        v.dataset.size = v.videoWidth + 'x' + v.videoHeight; settle(true); }, {once: true});
       v.addEventListener('error', function(){ settle(false); }, {once: true});
     });
     main.addEventListener('timeupdate', draw);
