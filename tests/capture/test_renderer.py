@@ -165,6 +165,21 @@ def test_projected_sphere_centres_land_on_their_pixels():
         assert z[i] - radius - 2e-3 < frame.depth[py, px] < z[i] - radius + 2e-3
 
 
+def test_segmentation_with_more_than_255_scene_geoms():
+    spec = new_spec(W, H)
+    for i in range(300):  # a grid of small boxes, each its own seg id cycling 1..21
+        x, y = i % 20, i // 20
+        spec.worldbody.add_geom(name=f"g{i}", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.004, 0.004, 0.004],
+                                pos=[-0.095 + 0.01 * x, -0.075 + 0.01 * y, 0.0], group=2)
+    model = spec.compile()
+    lookup = SegLookup(geoms={i: 1 + i % 21 for i in range(300)})
+    cam = Camera.from_focal(600.0, W, H, look_at([0, 0, 0.5], [0, 0, 0], up=(0, 1, 0)))
+    frame = _capture(model, cam, lookup)
+    uv, _ = cam.project([[-0.095 + 0.01 * (i % 20), -0.075 + 0.01 * (i // 20), 0.004] for i in range(300)])
+    px = np.round(uv).astype(int)
+    assert [int(frame.seg[v, u]) for u, v in px] == [1 + i % 21 for i in range(300)]
+
+
 def _skin_scene(angle):
     spec = new_spec(W, H)
     spec.worldbody.add_geom(type=mujoco.mjtGeom.mjGEOM_PLANE, size=[2, 2, 0.1], pos=[0, 0, -0.1], group=0)

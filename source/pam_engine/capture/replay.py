@@ -22,13 +22,17 @@ class CaptureBackend(Protocol):
 
 
 def capture_sequence(backend: CaptureBackend, data, set_frame: Callable[[object, int], None], num_frames: int,
-                     progress: bool = False) -> CaptureSequence:
+                     progress: bool = False, out: CaptureSequence | None = None) -> CaptureSequence:
     """Call ``set_frame(data, t)`` (which must leave kinematics computed) then capture, for
-    t = 0..num_frames-1, into one preallocated sequence."""
+    t = 0..num_frames-1, into one preallocated sequence. Passing the previous episode's
+    sequence as ``out`` reuses its memory (saves ~2-5 ms/frame of first-touch page faults)."""
     if num_frames <= 0:
         raise ConfigError(f"num_frames must be positive, got {num_frames}")
     cam = backend.camera
-    seq = CaptureSequence.allocate(num_frames, cam.height, cam.width)
+    shape = (num_frames, cam.height, cam.width)
+    if out is not None and out.depth.shape != shape:
+        raise ConfigError(f"capture_sequence: out holds {out.depth.shape} frames, expected {shape}")
+    seq = out if out is not None else CaptureSequence.allocate(*shape)
     for t in tqdm(range(num_frames), desc="capture", disable=not progress, leave=False):
         set_frame(data, t)
         backend.capture(data, out=seq.frame(t))

@@ -70,8 +70,9 @@ class DemoScene:
 
 
 def build_demo_scene(object_id: int = 3, object_half=(0.035, 0.025, 0.06), finger_length: float = 0.12,
-                     finger_radius: float = 0.012, table_texture: bool = True) -> DemoScene:
-    """Compile the demo scene (object first so its free joint owns qpos[0:7])."""
+                     finger_radius: float = 0.012, table_texture: bool = True, camera=None) -> DemoScene:
+    """Compile the demo scene (object first so its free joint owns qpos[0:7]); ``camera`` (a
+    ``Camera``) is added as the model camera ``pam_camera`` when given."""
     spec = mujoco.MjSpec()
     spec.visual.global_.offwidth = 720
     spec.visual.global_.offheight = 480
@@ -125,6 +126,8 @@ def build_demo_scene(object_id: int = 3, object_half=(0.035, 0.025, 0.06), finge
     skin.vertid = [ids[w_tip < 1].tolist(), ids[w_tip > 0].tolist()]
     skin.vertweight = [(1 - w_tip[w_tip < 1]).tolist(), w_tip[w_tip > 0].tolist()]
 
+    if camera is not None:
+        camera.add_to_spec(spec, "pam_camera")
     model = spec.compile()
     geom = lambda name: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name)  # noqa: E731
     skin_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SKIN, "hand_skin")
