@@ -75,7 +75,7 @@ def foreground_boxes(seg: np.ndarray) -> list:
 
 def seg_color_map(seg: np.ndarray, boxes: list | None = None) -> np.ndarray:
     """DexYCB ids (T, H, W) or (H, W) -> PAM colours (..., 3). Ids without a palette entry
-    (151..254) are black. ``boxes`` (``foreground_boxes``) limits the work to the foreground."""
+    (150..254) are black. ``boxes`` (``foreground_boxes``) limits the work to the foreground."""
     seg = np.asarray(seg, dtype=np.uint8)
     if seg.ndim == 2:
         return seg_color_map(seg[None], None if boxes is None else boxes[:1])[0]

@@ -147,17 +147,21 @@ class MujocoCapture:
         vis.offwidth = max(vis.offwidth, camera.width)
         vis.offheight = max(vis.offheight, camera.height)
 
-        self._gl = _gl_context(vis.offwidth, vis.offheight)
-        self._gl.make_current()
-        samples = model.vis.quality.offsamples
-        if not multisample:
-            model.vis.quality.offsamples = 0  # exact per-pixel agreement of rgb/depth/seg
         try:
-            self._con = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
-        finally:
-            model.vis.quality.offsamples = samples
-        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._con)
-        self._con.readDepthMap = mujoco.mjtDepthMap.mjDEPTH_ZEROFAR
+            self._gl = _gl_context(vis.offwidth, vis.offheight)
+            self._gl.make_current()
+            samples = model.vis.quality.offsamples
+            if not multisample:
+                model.vis.quality.offsamples = 0  # exact per-pixel agreement of rgb/depth/seg
+            try:
+                self._con = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
+            finally:
+                model.vis.quality.offsamples = samples
+            mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._con)
+            self._con.readDepthMap = mujoco.mjtDepthMap.mjDEPTH_ZEROFAR
+        except BaseException:
+            self.close()
+            raise
 
         self._scene = mujoco.MjvScene(model, maxgeom=max(1000, 2 * model.ngeom + model.nskin + 10))
         self._hand_scene = mujoco.MjvScene(model, maxgeom=max(16, model.nskin + 1))

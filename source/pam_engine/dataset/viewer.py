@@ -44,6 +44,7 @@ _SCRIPT = """
     const canvas = sec.querySelector('canvas.keypoints');
     const ctx = canvas.getContext('2d');
     canvas.width = data.width; canvas.height = data.height;
+    function missing(q){ return q[0] === -1 && q[1] === -1; }  // DexYCB's mark for no projection
     function draw(){
       const t = Math.min(data.joint_2d.length - 1, Math.max(0, Math.floor(main.currentTime * data.fps + 1e-3)));
       ctx.clearRect(0, 0, canvas.width, canvas.height);
@@ -51,12 +52,12 @@ _SCRIPT = """
       let drawn = 0;
       ctx.lineWidth = 2;
       for (let i = 1; i < pts.length; i++) {
-        const p = data.parents[i]; if (p < 0) continue;
+        const p = data.parents[i]; if (p < 0 || missing(pts[p]) || missing(pts[i])) continue;
         ctx.strokeStyle = data.colors[i]; ctx.beginPath();
         ctx.moveTo(pts[p][0], pts[p][1]); ctx.lineTo(pts[i][0], pts[i][1]); ctx.stroke();
       }
       for (let i = 0; i < pts.length; i++) {
-        if (pts[i][0] < 0 && pts[i][1] < 0) continue;
+        if (missing(pts[i])) continue;
         ctx.beginPath(); ctx.arc(pts[i][0], pts[i][1], 4, 0, 2 * Math.PI);
         ctx.fillStyle = data.colors[i]; ctx.strokeStyle = data.colors[i];
         if (vis[i]) { ctx.fill(); } else { ctx.stroke(); }
