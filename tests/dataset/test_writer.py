@@ -164,3 +164,18 @@ def test_inconsistent_episode_is_refused_before_writing(tmp_path, synthetic_epis
     with pytest.raises(ConfigError, match="normal"):
         w.write(ep)
     assert list(root.iterdir()) == []
+
+
+def test_failures_are_recorded_beside_episodes(tmp_path, synthetic_episode):
+    from pam_engine.dataset.validate import validate_dataset
+
+    w = EpisodeWriter(tmp_path / "ds")
+    w.write(synthetic_episode(), index=0)
+    w.record_failure(1, "PoseError: wrist NaN at step 12", seed=7)
+    w.record_failure(2, "grasp target unreachable", seed=8)
+    lines = [json.loads(x) for x in (tmp_path / "ds" / "failures.jsonl").read_text().splitlines()]
+    assert lines == [{"episode": "episode_000001", "reason": "PoseError: wrist NaN at step 12", "seed": 7},
+                     {"episode": "episode_000002", "reason": "grasp target unreachable", "seed": 8}]
+    report = validate_dataset(tmp_path / "ds")
+    assert report.ok and any("2 episode(s) failed" in n for n in report.notes)
+    EpisodeWriter(tmp_path / "ds")  # the log does not make the folder foreign

@@ -41,8 +41,10 @@ MAP_VIDEOS: dict[str, str] = {
     "hand_mesh": "hand_mesh.mp4",
     "normal": "normal.mp4",
 }
+#: One JSON line per episode that failed to be produced (written by ``EpisodeWriter.record_failure``).
+FAILURES_FILE = "failures.jsonl"
 #: Files a dataset folder may hold besides episodes (viewer page, dataset index, failure log).
-ROOT_FILES = frozenset({"index.html", "dataset.json", "failures.jsonl"})
+ROOT_FILES = frozenset({"index.html", "dataset.json", FAILURES_FILE})
 
 
 def episode_name(index: int) -> str:

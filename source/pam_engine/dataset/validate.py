@@ -13,6 +13,7 @@ from pam_engine.capture.labels import LABEL_SHAPES
 from pam_engine.conventions import SEG_HAND, SEG_OTHER_OBJECT
 from pam_engine.dataset.format import (
     DEPTH_RAW_FILE,
+    FAILURES_FILE,
     LABELS_FILE,
     MAP_VIDEOS,
     META_FILE,
@@ -61,6 +62,10 @@ def validate_dataset(root: str | Path, decode_videos: bool = True) -> Validation
             report.notes.append(f"{entry.name}: unfinished episode left by an interrupted run (ignored; safe to delete)")
         elif not is_allowed_root_entry(entry):
             report.dataset.append(f"{entry.name}: not an episode folder or a dataset file")
+    failures = root / FAILURES_FILE
+    if failures.is_file():
+        count = sum(1 for line in failures.read_text(encoding="utf-8").splitlines() if line.strip())
+        report.notes.append(f"{FAILURES_FILE}: {count} episode(s) failed to be produced (see the file)")
     if not report.episodes:
         report.dataset.append("no episodes (episode_NNNNNN folders) found")
     return report

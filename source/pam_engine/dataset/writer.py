@@ -16,6 +16,7 @@ from pam_engine.dataset.episode import EpisodeData
 from pam_engine.dataset.format import (
     DEPTH_RAW_FILE,
     EPISODE_RE,
+    FAILURES_FILE,
     LABELS_FILE,
     MAP_VIDEOS,
     META_FILE,
@@ -86,6 +87,14 @@ class EpisodeWriter:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final
+
+    def record_failure(self, index: int, reason: str, **info) -> None:
+        """Append a line to ``failures.jsonl`` for an episode that could not be produced (SPEC §6:
+        a failed episode is recorded and the batch goes on). ``info`` must be JSON data."""
+        entry = {"episode": episode_name(index), "reason": str(reason), **to_dict(info)}
+        line = json.dumps(entry, allow_nan=False) + "\n"
+        with open(self.root / FAILURES_FILE, "a", encoding="utf-8") as f:
+            f.write(line)  # one short append: whole lines even with several writer processes
 
     def _write_files(self, folder: Path, ep: EpisodeData) -> None:
         fps = ep.meta.fps
