@@ -130,42 +130,35 @@ def main() -> None:
     time_bare(bare_plain, scene, data, 2)
     time_capture(cap, scene, data, 2, joints[:2], camera)
 
-    rounds = {"bare_default": [], "bare_plain": [], "capture": [], "reused": []}
-    seq = None
+    rounds = {"bare_default": [], "bare_plain": [], "fresh": [], "reused": []}
+    seq = CaptureSequence.allocate(T, H, W)
     for _ in range(args.rounds):
         rounds["bare_default"].append(time_bare(bare_default, scene, data, T))
         rounds["bare_plain"].append(time_bare(bare_plain, scene, data, T))
-        result, seq = time_capture(cap, scene, data, T, joints, camera)
-        rounds["capture"].append(result)
-        reused, _ = time_capture(cap, scene, data, T, joints, camera, seq)
-        rounds["reused"].append(reused["render passes"])
+        rounds["fresh"].append(time_capture(cap, scene, data, T, joints, camera)[0])
+        rounds["reused"].append(time_capture(cap, scene, data, T, joints, camera, seq)[0])
     bare_default.close()
     bare_plain.close()
     cap.close()
 
-    med = {k: statistics.median(v) for k, v in rounds.items() if k != "capture"}
-    set_frame = time.perf_counter()
-    for t in range(T):
-        scene.set_frame(data, t, T)
-    med["set_frame"] = (time.perf_counter() - set_frame) / T
-    keys = rounds["capture"][0].keys()
-    cap_med = {k: statistics.median(r[k] for r in rounds["capture"]) for k in keys}
-    total = cap_med["all maps (total)"]
+    base = {k: statistics.median(rounds[k]) for k in ("bare_default", "bare_plain")}
+    keys = list(rounds["fresh"][0])
+    med = {mode: {k: statistics.median(r[k] for r in rounds[mode]) for k in keys} for mode in ("fresh", "reused")}
 
     print(f"scene: synthetic demo (skinned finger + mesh object + textured table), {W}x{H}, {T} frames, "
           f"{args.rounds} rounds, {os.cpu_count()} CPU(s), MUJOCO_GL={os.environ.get('MUJOCO_GL')}, "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"bare mujoco.Renderer RGB, MuJoCo defaults (shadows, reflections, {samples}x MSAA): "
-          f"{med['bare_default'] * 1e3:7.2f} ms/frame")
+          f"{base['bare_default'] * 1e3:7.2f} ms/frame")
     print(f"bare mujoco.Renderer RGB, no shadows/reflections/MSAA (= capture preview settings): "
-          f"{med['bare_plain'] * 1e3:7.2f} ms/frame")
-    print("capture, per frame (median; a new episode's fresh buffers, as in a batch run):")
+          f"{base['bare_plain'] * 1e3:7.2f} ms/frame")
+    print("capture, ms per frame (median)       fresh buffers   reused capture buffers")
     for k in keys:
-        print(f"  {k:32s} {cap_med[k] * 1e3:7.2f} ms")
-    print(f"  (render passes into a reused CaptureSequence: {med['reused'] * 1e3:.2f} ms; "
-          f"posing the scene, in every figure above: {med['set_frame'] * 1e3:.2f} ms)")
-    print(f"ratio all maps / bare default render:  {total / med['bare_default']:.2f}x")
-    print(f"ratio all maps / bare plain render:    {total / med['bare_plain']:.2f}x")
+        print(f"  {k:34s} {med['fresh'][k] * 1e3:9.2f} {med['reused'][k] * 1e3:16.2f}")
+    for mode, label in (("fresh", "fresh buffers (a new episode's arrays)"), ("reused", "reused capture buffers")):
+        total = med[mode]["all maps (total)"]
+        print(f"ratio all maps / bare render, {label}: {total / base['bare_default']:.2f}x MuJoCo defaults, "
+              f"{total / base['bare_plain']:.2f}x plain")
 
     # writer: one full 49-frame episode (labels + maps assembly, then files)
     traj = Trajectory(fps=15.0, pose_m=np.zeros((T, 51)), betas=np.zeros(10), wrist_pose=np.tile(np.eye(4), (T, 1, 1)),

@@ -43,12 +43,14 @@ class EpisodeData:
                 raise ConfigError(f"episode {name}: expected {np.dtype(dtype).name} {shape}, got {arr.dtype} {arr.shape}")
         if not np.all(np.isfinite(self.depth)) or np.any(self.depth < 0):
             raise ConfigError("episode depth: expected finite, non-negative metres (0 = no surface)")
-        for name in MAP_VIDEOS:
-            if name == "sim_rgb":
-                continue
+        expected_maps = set(MAP_VIDEOS) - {"sim_rgb"}
+        unknown = sorted(set(self.maps) - expected_maps)
+        if unknown:
+            raise ConfigError(f"episode maps: unknown {unknown} (expected {sorted(expected_maps)})")
+        for name in sorted(expected_maps):
             arr = self.maps.get(name)
             if arr is None:
-                raise ConfigError(f"episode maps: missing {name!r} (expected {sorted(set(MAP_VIDEOS) - {'sim_rgb'})})")
+                raise ConfigError(f"episode maps: missing {name!r} (expected {sorted(expected_maps)})")
             if arr.shape != (t, h, w, 3) or arr.dtype != np.uint8:
                 raise ConfigError(f"episode map {name!r}: expected uint8 {(t, h, w, 3)}, got {arr.dtype} {arr.shape}")
         if self.video is not None and (self.video.shape != (t, h, w, 3) or self.video.dtype != np.uint8):
@@ -68,7 +70,11 @@ def make_episode(trajectory, camera: Camera, capture: CaptureSequence, *, prompt
                  policy_version: str = "", video: np.ndarray | None = None, extra: dict | None = None,
                  keypoint_tolerance: float = 0.01) -> EpisodeData:
     """Labels, condition maps and metadata of one captured trajectory (``Trajectory`` from Stage I,
-    the ``CaptureSequence`` of the same frames through ``camera``)."""
+    the ``CaptureSequence`` of the same frames through ``camera``).
+
+    The episode references the capture's ``rgb``/``depth``/``seg`` arrays (no copy): write it
+    before reusing that ``CaptureSequence`` for the next episode.
+    """
     if capture.num_frames != trajectory.num_frames:
         raise ConfigError(f"capture has {capture.num_frames} frames but the trajectory {trajectory.num_frames}")
     if (capture.height, capture.width) != (camera.height, camera.width):
