@@ -65,3 +65,21 @@ def test_sample_preview_style_is_seeded_and_colours_given_geoms(scene):
         styled = cap.capture(data)
     obj = styled.seg == scene.object_id
     assert np.abs(plain[obj].astype(int) - styled.rgb[obj].astype(int)).mean() > 5
+
+
+def test_set_camera_switches_view_and_refuses_a_larger_image(scene):
+    data = mujoco.MjData(scene.model)
+    scene.set_frame(data, 0, 1)
+    with MujocoCapture(scene.model, _camera(), scene.seg_lookup) as cap:
+        near = Camera.from_focal(300.0, 320, 240, look_at([0.0, -0.25, 0.2], [0, 0, 0.06]))
+        cap.set_camera(near)
+        frame = cap.capture(data)
+        centre = np.array([[0.0, 0.0, scene.object_half[2]]])  # the object's centre, world frame
+        uv, z = near.project(centre)
+        u, v = np.round(uv[0]).astype(int)
+        assert frame.seg[v, u] == scene.object_id and frame.depth[v, u] < z[0]
+        small = Camera.from_focal(150.0, 160, 128, near.world_to_cam)
+        cap.set_camera(small)
+        assert cap.capture(data).depth.shape == (128, 160)
+        with pytest.raises(ConfigError, match="1280x960 exceeds"):  # the demo's buffer is 720x480
+            cap.set_camera(Camera.from_focal(600.0, 1280, 960))
