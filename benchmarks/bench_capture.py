@@ -125,10 +125,12 @@ def main() -> None:
         bare_plain.scene.flags[flag] = 0
     cap = MujocoCapture(model, camera, scene.seg_lookup, profile=True)
 
-    # warm up every path once
+    # warm up every path, including a full-size episode: the process's first large arrays cost
+    # extra first-touch page faults (up to ~9 ms/frame here) that a batch run pays only once
     time_bare(bare_default, scene, data, 2)
     time_bare(bare_plain, scene, data, 2)
-    time_capture(cap, scene, data, 2, joints[:2], camera)
+    for _ in range(2):
+        time_capture(cap, scene, data, T, joints, camera)
 
     rounds = {"bare_default": [], "bare_plain": [], "fresh": [], "reused": []}
     seq = CaptureSequence.allocate(T, H, W)
@@ -153,6 +155,7 @@ def main() -> None:
     print(f"bare mujoco.Renderer RGB, no shadows/reflections/MSAA (= capture preview settings): "
           f"{base['bare_plain'] * 1e3:7.2f} ms/frame")
     print("capture, ms per frame (median)       fresh buffers   reused capture buffers")
+    print("  (fresh: each episode allocates its arrays, as make_episode callers do by default)")
     for k in keys:
         print(f"  {k:34s} {med['fresh'][k] * 1e3:9.2f} {med['reused'][k] * 1e3:16.2f}")
     for mode, label in (("fresh", "fresh buffers (a new episode's arrays)"), ("reused", "reused capture buffers")):
