@@ -1,0 +1,304 @@
+"""PAM-style condition maps (SPEC §3) from captures, for whole videos (T, H, W[, 3]) at once.
+
+They reproduce how PAM drew its DexYCB training maps, so the released ControlNets see
+in-distribution input:
+- seg colour map: ``convert_gray_to_color`` in PAM's ``hoi_utils.py`` (ADE20K palette entry k
+  for object k, [92,0,255] for the hand, black background);
+- hand-keypoint map: ``showHandJoints`` in ``hoi_utils.py`` (joint colour ``i // 4`` brightened
+  ``35 * (i % 4)``, limb colour ``limb // 4`` likewise, thumb limbs 6 px half-width, limbs
+  shorter than 5 px or longer than 150 px skipped, all at 640x480 and scaled with resolution);
+  limbs are drawn far-to-near when keypoint depths are given (SPEC §3);
+- depth map: DepthCrafter's output as PAM used it: relative disparity normalised over the whole
+  video to [0, 1], grey in 3 channels, background (seg 0) black;
+- normal map: DSINE's convention (PAM's normal estimator): camera-frame normals with OpenCV axes
+  (right, down, forward) pointing *away* from the camera (a wall facing the camera is
+  (0, 0, 1)), colour = (n + 1) / 2 * 255 truncated, x/y/z -> R/G/B; background black.
+All maps are RGB uint8.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pam_engine.capture.camera import Camera
+from pam_engine.conventions import (
+    ADE20K_PALETTE,
+    KEYPOINT_FINGER_COLORS,
+    SEG_BACKGROUND,
+    SEG_HAND,
+    SEG_HAND_COLOR,
+)
+
+#: PAM's limb list (keypoint index pairs), thumb chain first; limbs 0-3 are the thumb's.
+PAM_LIMBS: tuple[tuple[int, int], ...] = (
+    (0, 1), (1, 2), (2, 3), (3, 4),
+    (0, 5), (5, 6), (6, 7), (7, 8),
+    (0, 9), (9, 10), (10, 11), (11, 12),
+    (0, 13), (13, 14), (14, 15), (15, 16),
+    (0, 17), (17, 18), (18, 19), (19, 20),
+)
+#: Size at which PAM's pixel constants (radius 3, half-widths 6/3, length 5..150) apply.
+PAM_REFERENCE_SIZE = (640, 480)
+
+
+def _seg_lut() -> np.ndarray:
+    lut = np.zeros((256, 3), np.uint8)
+    lut[: len(ADE20K_PALETTE)] = ADE20K_PALETTE
+    lut[SEG_BACKGROUND] = 0
+    lut[SEG_HAND] = SEG_HAND_COLOR
+    return lut
+
+
+SEG_COLOR_LUT = _seg_lut()
+
+
+def foreground_box(mask: np.ndarray, margin: int = 2) -> tuple[slice, slice] | None:
+    """Bounding box (row, column slices) of a mask, grown by ``margin`` pixels; None if empty.
+    Maps that are black on the background only need computing inside it."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    h, w = mask.shape
+    return (slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, h)),
+            slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, w)))
+
+
+def foreground_boxes(seg: np.ndarray) -> list:
+    """``foreground_box`` of every frame of a (T, H, W) segmentation."""
+    return [foreground_box(seg[t] != SEG_BACKGROUND) for t in range(seg.shape[0])]
+
+
+def seg_color_map(seg: np.ndarray, boxes: list | None = None) -> np.ndarray:
+    """DexYCB ids (T, H, W) or (H, W) -> PAM colours (..., 3). Ids without a palette entry
+    (150..254) are black. ``boxes`` (``foreground_boxes``) limits the work to the foreground."""
+    seg = np.asarray(seg, dtype=np.uint8)
+    if seg.ndim == 2:
+        return seg_color_map(seg[None], None if boxes is None else boxes[:1])[0]
+    lut = SEG_COLOR_LUT.reshape(1, 256, 3)
+    out = np.zeros(seg.shape + (3,), np.uint8)
+    for t in range(seg.shape[0]):
+        box = (slice(None), slice(None)) if boxes is None else boxes[t]
+        if box is None:
+            continue
+        ids = np.ascontiguousarray(seg[t][box])
+        out[t][box] = cv2.LUT(cv2.merge([ids, ids, ids]), lut)
+    return out
+
+
+def keypoint_scale(width: int, height: int) -> float:
+    """Factor applied to PAM's 640x480 pixel constants at another resolution."""
+    return min(width / PAM_REFERENCE_SIZE[0], height / PAM_REFERENCE_SIZE[1])
+
+
+def _colour(index: int) -> tuple[int, int, int]:
+    base = KEYPOINT_FINGER_COLORS[index // 4]
+    return tuple(int(c) + 35 * (index % 4) for c in base)  # cv2 saturates values above 255
+
+
+def draw_hand_keypoints(canvas: np.ndarray, joint_2d: np.ndarray, joint_z: np.ndarray | None = None) -> np.ndarray:
+    """Draw 21 keypoints (DexYCB order, pixel coordinates) on an RGB uint8 canvas in place, as
+    PAM's ``showHandJoints``. With ``joint_z`` (camera depth per keypoint), limbs are drawn
+    far-to-near so nearer fingers cover farther ones."""
+    h, w = canvas.shape[:2]
+    s = keypoint_scale(w, h)
+    pts = np.round(np.clip(np.asarray(joint_2d, dtype=np.float64), -1e5, 1e5)).astype(np.int64)
+    radius = max(1, int(round(3 * s)))
+    for i, (u, v) in enumerate(pts):
+        cv2.circle(canvas, (int(u), int(v)), radius, _colour(i), thickness=-1)
+    order = range(len(PAM_LIMBS))
+    if joint_z is not None:
+        z = np.asarray(joint_z, dtype=np.float64)
+        depth = [z[a] + z[b] for a, b in PAM_LIMBS]
+        order = sorted(order, key=lambda k: -depth[k])  # stable: ties keep PAM's order
+    for k in order:
+        a, b = PAM_LIMBS[k]
+        (u1, v1), (u2, v2) = pts[a], pts[b]
+        length = math.hypot(float(u1 - u2), float(v1 - v2))
+        if not 5 * s < length < 150 * s:
+            continue
+        angle = math.degrees(math.atan2(float(v1 - v2), float(u1 - u2)))
+        half_width = max(1, int(round((6 if k < 4 else 3) * s)))
+        poly = cv2.ellipse2Poly((int((u1 + u2) / 2), int((v1 + v2) / 2)), (int(length / 2), half_width),
+                                int(angle), 0, 360, 1)
+        cv2.fillConvexPoly(canvas, poly, _colour(k))
+    return canvas
+
+
+def hand_keypoint_map(joint_2d: np.ndarray, width: int, height: int, joint_z: np.ndarray | None = None) -> np.ndarray:
+    """(T, 21, 2) keypoints -> (T, H, W, 3) maps on black; a frame whose keypoints are not all
+    finite (no hand) stays black, as PAM leaves frames with missing labels."""
+    joint_2d = np.asarray(joint_2d, dtype=np.float64)
+    out = np.zeros((joint_2d.shape[0], height, width, 3), np.uint8)
+    for t in range(joint_2d.shape[0]):
+        if not np.all(np.isfinite(joint_2d[t])):
+            continue
+        z = None
+        if joint_z is not None and np.all(np.isfinite(joint_z[t])):
+            z = joint_z[t]
+        draw_hand_keypoints(out[t], joint_2d[t], z)
+    return out
+
+
+def disparity_range(depth: np.ndarray, seg: np.ndarray | None = None, foreground_only: bool = False) -> tuple[float, float]:
+    """(min, max) of 1/depth over the video's valid pixels (depth > 0), optionally over
+    foreground (seg > 0) only; (0, 0) when there is none."""
+    valid = depth > 0
+    if foreground_only and seg is not None:
+        valid &= seg > 0
+    if not valid.any():
+        return 0.0, 0.0
+    values = depth[valid] if foreground_only else None
+    far = float(values.max() if values is not None else depth.max())
+    near = float(values.min() if values is not None else np.min(depth, where=valid, initial=np.inf))
+    return 1.0 / far, 1.0 / near
+
+
+def depth_map(depth: np.ndarray, seg: np.ndarray, foreground_only: bool = False, boxes: list | None = None) -> np.ndarray:
+    """Metric depth (T, H, W) -> PAM depth map (T, H, W, 3): disparity normalised to [0, 1] over
+    the whole video (near = bright), background (seg 0) and missing depth black.
+
+    By default the range spans every pixel with depth, like DepthCrafter run on the full frames
+    before PAM masked the background; ``foreground_only`` uses hand and object pixels only.
+    """
+    lo, hi = disparity_range(depth, seg, foreground_only)
+    boxes = foreground_boxes(seg) if boxes is None else boxes
+    out = np.zeros(depth.shape + (3,), np.uint8)
+    span = hi - lo
+    scale = 255.0 / span if span > 0 else 0.0
+    for t in range(depth.shape[0]):
+        if boxes[t] is None:
+            continue
+        d = np.asarray(depth[t][boxes[t]], dtype=np.float32)
+        keep = (d > 0) & (seg[t][boxes[t]] != SEG_BACKGROUND)
+        with np.errstate(divide="ignore"):
+            disp = np.reciprocal(d)
+        # round(255 * (disp - lo) / span), saturated to 0..255; a constant-depth video is white
+        grey = cv2.convertScaleAbs(disp, alpha=scale, beta=-lo * scale if span > 0 else 255.0)
+        grey[~keep] = 0
+        out[t][boxes[t]] = grey[..., None]
+    return out
+
+
+def normals_from_depth(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Unit surface normals (H, W, 3) of one depth image, camera frame (OpenCV axes), pointing
+    towards the camera; 0 where depth is missing or a pixel has no valid neighbour on an axis.
+
+    Each pixel uses, per image axis, the one-sided difference with the smaller depth jump, so
+    normals at silhouettes come from the surface the pixel belongs to, not from the edge.
+    """
+    h, w = depth.shape
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    valid = depth > 0
+    big = np.float32(1e6)  # missing depth -> far away: never the smaller jump
+    z = np.where(valid, depth, big).astype(np.float32)
+    x = z * ((np.arange(w, dtype=np.float32) - np.float32(cx)) / np.float32(fx))[None, :]
+    y = z * ((np.arange(h, dtype=np.float32) - np.float32(cy)) / np.float32(fy))[:, None]
+
+    def derivative(axis: int):
+        """Per-pixel (dx, dy, dz) along ``axis`` and whether it joins two valid pixels."""
+        comps = []
+        for p in (x, y, z):
+            d = np.diff(p, axis=axis)
+            pad = [(0, 0), (0, 0)]
+            pad[axis] = (0, 1)
+            fwd = np.pad(d, pad, mode="edge")  # p[i+1] - p[i]
+            pad[axis] = (1, 0)
+            bwd = np.pad(d, pad, mode="edge")  # p[i] - p[i-1]
+            comps.append((fwd, bwd))
+        (fx_, bx_), (fy_, by_), (fz_, bz_) = comps
+        use_bwd = np.abs(bz_) < np.abs(fz_)
+        dz = np.where(use_bwd, bz_, fz_)
+        return np.where(use_bwd, bx_, fx_), np.where(use_bwd, by_, fy_), dz, np.abs(dz) < big / 2
+
+    ux, uy, uz, ok_u = derivative(1)
+    vx, vy, vz, ok_v = derivative(0)
+    # (du x dv) points away from the camera; negate it to face the camera
+    nx = uz * vy - uy * vz
+    ny = ux * vz - uz * vx
+    nz = uy * vx - ux * vy
+    norm = np.sqrt(nx * nx + ny * ny + nz * nz)
+    good = valid & ok_u & ok_v & (norm > 0)
+    inv = np.where(good, 1.0 / np.where(norm > 0, norm, 1), 0).astype(np.float32)
+    return np.stack([nx * inv, ny * inv, nz * inv], axis=-1)
+
+
+def normal_map(depth: np.ndarray, seg: np.ndarray, K: np.ndarray, normals: np.ndarray | None = None,
+               boxes: list | None = None) -> np.ndarray:
+    """(T, H, W) depth -> (T, H, W, 3) normal map in DSINE's colours, foreground only; uses
+    ``normals`` (camera frame, facing the camera, e.g. from a renderer) when given.
+    Normals are computed inside the foreground's bounding box only (the rest is black)."""
+    K = np.asarray(K, dtype=np.float64)
+    boxes = foreground_boxes(seg) if boxes is None else boxes
+    out = np.zeros(depth.shape + (3,), np.uint8)
+    for t in range(depth.shape[0]):
+        box = boxes[t]
+        if box is None:
+            continue
+        if normals is not None:
+            n = normals[t][box]
+        else:
+            crop_K = K.copy()
+            crop_K[0, 2] -= box[1].start
+            crop_K[1, 2] -= box[0].start
+            n = normals_from_depth(depth[t][box], crop_K)
+        # DSINE's outward normal is -n; colour = (-n + 1) / 2 * 255, truncated like DSINE
+        rgb = ((1.0 - n) * 127.5).astype(np.uint8)
+        keep = (seg[t][box] != SEG_BACKGROUND) & np.any(n != 0, axis=-1)
+        rgb[~keep] = 0
+        out[t][box] = rgb
+    return out
+
+
+def project_keypoints(joint_3d_world: np.ndarray, camera: Camera, depth: np.ndarray, seg: np.ndarray,
+                      tolerance: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 21, 3) world keypoints -> pixel coordinates (T, 21, 2) and visibility (T, 21).
+
+    Visible: in front of the camera, inside the image, and at its nearest pixel either the hand
+    is seen, nothing is (depth 0), or the surface seen is not nearer than the keypoint by more
+    than ``tolerance`` metres. (Self-occlusion by the hand counts as visible.)
+    """
+    joint_3d_world = np.asarray(joint_3d_world, dtype=np.float64)
+    uv, z = camera.project(joint_3d_world)
+    t_idx = np.broadcast_to(np.arange(uv.shape[0])[:, None], z.shape)
+    finite = np.all(np.isfinite(uv), axis=-1) & (z > 0)
+    px = np.where(finite, np.round(uv[..., 0]), -1).astype(np.int64)
+    py = np.where(finite, np.round(uv[..., 1]), -1).astype(np.int64)
+    inside = finite & (px >= 0) & (px < camera.width) & (py >= 0) & (py < camera.height)
+    pxc, pyc = np.clip(px, 0, camera.width - 1), np.clip(py, 0, camera.height - 1)
+    d = depth[t_idx, pyc, pxc]
+    s = seg[t_idx, pyc, pxc]
+    unoccluded = (s == SEG_HAND) | (d <= 0) | (d >= z - tolerance)
+    return uv, inside & unoccluded
+
+
+@dataclass
+class ConditionMaps:
+    """PAM-style condition videos, each (T, H, W, 3) RGB uint8."""
+
+    depth: np.ndarray
+    seg: np.ndarray
+    hand_keypoints: np.ndarray
+    hand_mesh: np.ndarray
+    normal: np.ndarray
+
+    def items(self):
+        return (("depth", self.depth), ("seg", self.seg), ("hand_keypoints", self.hand_keypoints),
+                ("hand_mesh", self.hand_mesh), ("normal", self.normal))
+
+
+def condition_maps(depth: np.ndarray, seg: np.ndarray, hand_mesh: np.ndarray, joint_2d: np.ndarray,
+                   camera: Camera, joint_z: np.ndarray | None = None, normals: np.ndarray | None = None) -> ConditionMaps:
+    """All condition maps of one video from its raw captures and projected keypoints."""
+    boxes = foreground_boxes(seg)
+    return ConditionMaps(
+        depth=depth_map(depth, seg, boxes=boxes),
+        seg=seg_color_map(seg, boxes),
+        hand_keypoints=hand_keypoint_map(joint_2d, camera.width, camera.height, joint_z),
+        hand_mesh=np.asarray(hand_mesh, dtype=np.uint8),
+        normal=normal_map(depth, seg, camera.K, normals, boxes),
+    )

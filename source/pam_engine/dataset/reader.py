@@ -1,0 +1,103 @@
+"""Reading episodes back: metadata eagerly, arrays and videos only when asked for."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from pam_engine.config import from_dict
+from pam_engine.dataset.format import (
+    DEPTH_RAW_FILE,
+    LABELS_FILE,
+    MAP_VIDEOS,
+    META_FILE,
+    SEG_RAW_FILE,
+    VIDEO_FILE,
+    EpisodeMeta,
+    is_episode_name,
+)
+from pam_engine.dataset.videoio import read_video
+from pam_engine.errors import ConfigError
+
+
+def read_meta(folder: str | Path) -> EpisodeMeta:
+    """Parse and type-check ``meta.json`` (ConfigError naming the bad key)."""
+    path = Path(folder) / META_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+    return from_dict(EpisodeMeta, data)
+
+
+class Episode:
+    """One episode folder. ``meta`` is read on creation; ``labels``, ``depth``, ``seg`` and
+    videos are loaded on first access (``video(name)`` decodes each time it is called)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not (self.path / META_FILE).is_file():
+            raise FileNotFoundError(f"{self.path} is not an episode (no {META_FILE})")
+        self.meta = read_meta(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def num_frames(self) -> int:
+        return self.meta.num_frames
+
+    @property
+    def K(self) -> np.ndarray:
+        return np.asarray(self.meta.K, dtype=np.float64)
+
+    @property
+    def world_to_cam(self) -> np.ndarray:
+        return np.asarray(self.meta.world_to_cam, dtype=np.float64)
+
+    @cached_property
+    def labels(self) -> dict[str, np.ndarray]:
+        with np.load(self.path / LABELS_FILE, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
+    @cached_property
+    def depth(self) -> np.ndarray:
+        """(T, H, W) float32 metres along the optical axis, 0 = no surface."""
+        with np.load(self.path / DEPTH_RAW_FILE, allow_pickle=False) as data:
+            return data["depth"]
+
+    @cached_property
+    def seg(self) -> np.ndarray:
+        """(T, H, W) uint8 DexYCB ids."""
+        with np.load(self.path / SEG_RAW_FILE, allow_pickle=False) as data:
+            return data["seg"]
+
+    @property
+    def has_video(self) -> bool:
+        return (self.path / VIDEO_FILE).is_file()
+
+    def video_path(self, name: str) -> Path:
+        """Path of ``video`` or of a map video (``sim_rgb``, ``depth``, ``seg``, ...)."""
+        if name == "video":
+            return self.path / VIDEO_FILE
+        if name not in MAP_VIDEOS:
+            raise KeyError(f"unknown video {name!r}; expected 'video' or one of {sorted(MAP_VIDEOS)}")
+        return self.path / MAP_VIDEOS[name]
+
+    def video(self, name: str) -> np.ndarray:
+        """Decoded RGB frames (T, H, W, 3) of a video of this episode."""
+        return read_video(self.video_path(name))
+
+
+def load_episode(path: str | Path) -> Episode:
+    return Episode(path)
+
+
+def list_episodes(root: str | Path) -> list[Path]:
+    """Episode folders of a dataset, sorted by name (temporary ``.tmp-*`` folders excluded)."""
+    root = Path(root)
+    return sorted(p for p in root.iterdir() if p.is_dir() and is_episode_name(p.name))

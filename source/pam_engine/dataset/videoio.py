@@ -1,0 +1,63 @@
+"""MP4 (H.264, yuv420p) writing and reading with PyAV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+from pam_engine.errors import OutputError
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float = 15.0, crf: int = 18,
+                preset: str = "veryfast") -> Path:
+    """Encode RGB uint8 frames (T, H, W, 3) to an H.264 mp4 (H and W must be even)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"write_video {path}: expected uint8 frames (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    t, h, w, _ = frames.shape
+    if t == 0 or h % 2 or w % 2:
+        raise ValueError(f"write_video {path}: need at least one frame of even size, got {frames.shape}")
+    path = Path(path)
+    try:
+        with av.open(str(path), mode="w") as container:
+            stream = container.add_stream("libx264", rate=_rate(fps))
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            stream.options = {"crf": str(crf), "preset": preset}
+            for frame in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+    except OSError as exc:
+        raise OutputError(f"cannot write video {path}: {exc}") from exc
+    return path
+
+
+def _rate(fps: float):
+    from fractions import Fraction
+
+    return Fraction(fps).limit_denominator(1001)
+
+
+def read_video(path: str | Path) -> np.ndarray:
+    """Decode an mp4 to RGB uint8 frames (T, H, W, 3)."""
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    if not frames:
+        raise ValueError(f"video {path} has no frames")
+    return np.stack(frames)
+
+
+def probe_video(path: str | Path, count_frames: bool = True) -> dict:
+    """Frame count, width, height and fps of a video (frames counted by decoding when asked,
+    since container headers may omit or misstate them)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        info = {"width": stream.codec_context.width, "height": stream.codec_context.height,
+                "fps": float(stream.average_rate) if stream.average_rate else 0.0, "frames": stream.frames,
+                "codec": stream.codec_context.name}
+        if count_frames:
+            info["frames"] = sum(1 for _ in container.decode(video=0))
+    return info

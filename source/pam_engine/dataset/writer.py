@@ -1,0 +1,112 @@
+"""Atomic episode writer: each episode is written into a ``.tmp-*`` sibling folder and renamed to
+``episode_NNNNNN`` only when complete, so an interrupted or killed run never leaves a partial
+episode (a killed run may leave a ``.tmp-*`` folder, which readers ignore and ``pam validate``
+reports)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from pam_engine.config import to_dict
+from pam_engine.dataset.episode import EpisodeData
+from pam_engine.dataset.format import (
+    DEPTH_RAW_FILE,
+    EPISODE_RE,
+    FAILURES_FILE,
+    LABELS_FILE,
+    MAP_VIDEOS,
+    META_FILE,
+    ROOT_FILES,
+    SEG_RAW_FILE,
+    TMP_PREFIX,
+    VIDEO_FILE,
+    episode_name,
+    is_allowed_root_entry,
+    save_npz,
+)
+from pam_engine.dataset.videoio import write_video
+from pam_engine.errors import OutputError
+
+
+def check_output_dir(root: str | Path) -> Path:
+    """Make sure ``root`` can hold a dataset: it is absent (and creatable) or a folder holding
+    only episodes and dataset files, and it is writable. Creates it. Raises OutputError."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise OutputError(f"output {root} exists and is not a folder")
+    if root.is_dir():
+        foreign = sorted(p.name for p in root.iterdir() if not is_allowed_root_entry(p))
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+            raise OutputError(
+                f"output folder {root} holds files that are not episodes ({shown}); "
+                f"expected an empty folder or a dataset (episode_NNNNNN/ folders, {', '.join(sorted(ROOT_FILES))})")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f"{TMP_PREFIX}probe-{uuid.uuid4().hex[:8]}"
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as exc:
+        raise OutputError(f"output folder {root} cannot be written: {exc.strerror or exc}") from exc
+    return root
+
+
+class EpisodeWriter:
+    """Writes episodes into one dataset folder (checked when the writer is created)."""
+
+    def __init__(self, root: str | Path, crf: int = 18) -> None:
+        self.root = check_output_dir(root)
+        self.crf = crf
+
+    def next_index(self) -> int:
+        """One past the highest episode index present (0 for an empty dataset)."""
+        indices = [int(p.name.split("_")[1]) for p in self.root.iterdir() if EPISODE_RE.match(p.name)]
+        return max(indices, default=-1) + 1
+
+    def write(self, episode: EpisodeData, index: int | None = None) -> Path:
+        """Write one episode atomically; returns its folder. Nothing named ``episode_*`` exists
+        unless every file was written."""
+        episode.check()
+        index = self.next_index() if index is None else index
+        final = self.root / episode_name(index)
+        if final.exists():
+            raise OutputError(f"episode {final} already exists")
+        tmp = self.root / f"{TMP_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            self._write_files(tmp, episode)
+            try:
+                os.rename(tmp, final)
+            except OSError as exc:
+                raise OutputError(f"cannot move finished episode to {final}: {exc.strerror or exc}") from exc
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
+
+    def record_failure(self, index: int, reason: str, **info) -> None:
+        """Append a line to ``failures.jsonl`` for an episode that could not be produced (SPEC §6:
+        a failed episode is recorded and the batch goes on). ``info`` must be JSON data."""
+        entry = {"episode": episode_name(index), "reason": str(reason), **to_dict(info)}
+        line = json.dumps(entry, allow_nan=False) + "\n"
+        with open(self.root / FAILURES_FILE, "a", encoding="utf-8") as f:
+            f.write(line)  # one short append: whole lines even with several writer processes
+
+    def _write_files(self, folder: Path, ep: EpisodeData) -> None:
+        fps = ep.meta.fps
+        save_npz(folder / LABELS_FILE, 6, **{k: v for k, v in ep.labels.items()})
+        save_npz(folder / DEPTH_RAW_FILE, 1, depth=ep.depth)
+        save_npz(folder / SEG_RAW_FILE, 6, seg=ep.seg)
+        write_video(folder / MAP_VIDEOS["sim_rgb"], ep.sim_rgb, fps, self.crf)
+        for name, frames in ep.maps.items():
+            write_video(folder / MAP_VIDEOS[name], frames, fps, self.crf)
+        if ep.video is not None:
+            write_video(folder / VIDEO_FILE, ep.video, fps, self.crf)
+        # meta.json last: its presence marks a complete folder even for readers of a .tmp copy
+        with open(folder / META_FILE, "w", encoding="utf-8") as f:
+            json.dump(to_dict(ep.meta), f, indent=2, allow_nan=False)
+

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+
+from pam_engine.capture.camera import Camera, CameraRange, intrinsics, look_at, sample_camera
+from pam_engine.errors import ConfigError
+
+
+def test_look_at_axes_follow_opencv():
+    cam = Camera.default().looking_at(eye=[1.0, 0.0, 0.0], target=[0.0, 0.0, 0.0])
+    # target on the optical axis lands on the principal point, 1 m away
+    uv, z = cam.project([[0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(uv[0], [cam.cx, cam.cy], atol=1e-9)
+    np.testing.assert_allclose(z, [1.0])
+    # world up (+z) is image up (smaller v); looking along -x, world +y is on the right
+    uv, _ = cam.project([[0.0, 0.0, 0.1], [0.0, 0.1, 0.0]])
+    assert uv[0, 1] < cam.cy and abs(uv[0, 0] - cam.cx) < 1e-9
+    assert uv[1, 0] > cam.cx and abs(uv[1, 1] - cam.cy) < 1e-9
+    np.testing.assert_allclose(cam.position, [1.0, 0.0, 0.0], atol=1e-12)
+
+
+def test_projection_matches_intrinsics_and_round_trips():
+    rng = np.random.default_rng(0)
+    cam = Camera(intrinsics(600.0, 610.0, 300.3, 200.7), look_at([0.3, -0.5, 0.4], [0, 0, 0.05]), 720, 480)
+    pts = rng.uniform(-0.1, 0.1, (50, 3))
+    pc = cam.world_to_camera(pts)
+    uv, z = cam.project(pts)
+    np.testing.assert_allclose(uv[:, 0], 600.0 * pc[:, 0] / pc[:, 2] + 300.3)
+    np.testing.assert_allclose(uv[:, 1], 610.0 * pc[:, 1] / pc[:, 2] + 200.7)
+    np.testing.assert_allclose(z, pc[:, 2])
+    np.testing.assert_allclose(cam.camera_to_world(pc), pts, atol=1e-12)
+    # a point behind the camera has no projection
+    uv, z = cam.project(cam.camera_to_world([[0.0, 0.0, -1.0]]))
+    assert np.all(np.isnan(uv)) and z[0] < 0
+
+
+def test_pose_to_camera_maps_object_points():
+    cam = Camera.default().looking_at([0.4, 0.2, 0.5], [0, 0, 0])
+    pose = np.eye(4)[:3]
+    pose = np.concatenate([np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]]), [[0.1], [0.0], [0.2]]], axis=1)
+    local = np.array([0.05, 0.02, -0.01])
+    world = pose[:, :3] @ local + pose[:, 3]
+    pose_cam = cam.pose_to_camera(pose)
+    np.testing.assert_allclose(pose_cam[:, :3] @ local + pose_cam[:, 3], cam.world_to_camera(world), atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [(721, 480), (720, 470), (100, 100)])
+def test_resolution_must_be_divisible_by_16(size):
+    with pytest.raises(ConfigError, match=f"{size[0]}x{size[1]}"):
+        Camera.from_focal(600.0, *size)
+    with pytest.raises(ConfigError, match=f"{size[0]}x{size[1]}"):
+        CameraRange(width=size[0], height=size[1])
+
+
+def test_bad_intrinsics_and_extrinsics_are_rejected():
+    with pytest.raises(ConfigError, match="K"):
+        Camera(np.eye(2))
+    with pytest.raises(ConfigError, match="rigid"):
+        Camera(intrinsics(600, 600, 360, 240), np.diag([2.0, 1.0, 1.0, 1.0]))
+    with pytest.raises(ConfigError, match="parallel"):
+        look_at([0, 0, 1], [0, 0, 0])
+
+
+def test_presets():
+    dex = Camera.dexycb()
+    assert (dex.width, dex.height, dex.fx, dex.fy, dex.cx, dex.cy) == (640, 480, 615.0, 615.0, 320.0, 240.0)
+    cam = Camera.default()
+    assert (cam.width, cam.height) == (720, 480)
+
+
+def test_sample_camera_stays_in_range_and_looks_at_target():
+    target = np.array([0.1, -0.05, 0.08])
+    r = CameraRange(distance=(0.5, 0.6), elevation_deg=(30, 40), roll_deg=(-5, 5), target_jitter=0.0, focal_jitter=0.05)
+    for seed in range(20):
+        cam = sample_camera(np.random.default_rng(seed), target, r)
+        dist = np.linalg.norm(cam.position - target)
+        assert 0.5 - 1e-9 <= dist <= 0.6 + 1e-9
+        elevation = np.degrees(np.arcsin((cam.position - target)[2] / dist))
+        assert 30 - 1e-6 <= elevation <= 40 + 1e-6
+        uv, z = cam.project([target])
+        np.testing.assert_allclose(uv[0], [cam.cx, cam.cy], atol=1e-6)  # roll keeps the target centred
+        assert 615 * 0.95 - 1e-9 <= cam.fx <= 615 * 1.05 + 1e-9
+    a = sample_camera(np.random.default_rng(3), target, r)
+    b = sample_camera(np.random.default_rng(3), target, r)
+    np.testing.assert_array_equal(a.world_to_cam, b.world_to_cam)
+
+
+def test_sample_camera_roll_rotates_the_image():
+    target = np.zeros(3)
+    r0 = CameraRange(roll_deg=(0, 0), target_jitter=0, focal_jitter=0)
+    r1 = CameraRange(roll_deg=(20, 20), target_jitter=0, focal_jitter=0)
+    c0 = sample_camera(np.random.default_rng(1), target, r0)
+    c1 = sample_camera(np.random.default_rng(1), target, r1)
+    up = np.array([[0.0, 0.0, 0.05]])
+    d0 = c0.project(up)[0][0] - [c0.cx, c0.cy]
+    d1 = c1.project(up)[0][0] - [c1.cx, c1.cy]
+    angle = np.degrees(np.arctan2(d1[1], d1[0]) - np.arctan2(d0[1], d0[0]))
+    assert abs((angle + 180) % 360 - 180) == pytest.approx(20, abs=0.5)

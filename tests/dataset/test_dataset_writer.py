@@ -1,0 +1,181 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pam_engine.dataset import writer as writer_module
+from pam_engine.dataset.format import MAP_VIDEOS, TMP_PREFIX
+from pam_engine.dataset.reader import list_episodes, load_episode
+from pam_engine.dataset.writer import EpisodeWriter, check_output_dir
+from pam_engine.errors import ConfigError, OutputError
+
+
+def test_written_episode_reads_back(tmp_path, synthetic_episode):
+    ep = synthetic_episode(video=True)
+    folder = EpisodeWriter(tmp_path / "ds").write(ep, index=7)
+    assert folder.name == "episode_000007"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(["meta.json", "labels.npz", "depth_raw.npz", "seg_raw.npz", "video.mp4",
+                            *MAP_VIDEOS.values()])
+    back = load_episode(folder)
+    assert back.meta == ep.meta
+    np.testing.assert_array_equal(back.depth, ep.depth)  # lossless
+    np.testing.assert_array_equal(back.seg, ep.seg)
+    for key, value in ep.labels.items():
+        np.testing.assert_array_equal(back.labels[key], value)
+    for name in MAP_VIDEOS:
+        frames = back.video(name)
+        assert frames.shape == (5, 48, 64, 3), name
+    # the seg map survives H.264 closely enough to read the hand colour back
+    seg_video = back.video("seg")
+    assert np.abs(seg_video[0, 20, 25].astype(int) - [92, 0, 255]).max() < 20
+    assert back.has_video and back.video("video").shape == (5, 48, 64, 3)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["width"] == 64 and meta["K"][0][0] == 60.0 and meta["prompt"] == "a hand grasps a box"
+
+
+def test_indices_continue_and_existing_episode_is_refused(tmp_path, synthetic_episode):
+    w = EpisodeWriter(tmp_path / "ds")
+    assert w.write(synthetic_episode()).name == "episode_000000"
+    assert w.write(synthetic_episode()).name == "episode_000001"
+    with pytest.raises(OutputError, match="episode_000001 already exists"):
+        w.write(synthetic_episode(), index=1)
+    assert [p.name for p in list_episodes(tmp_path / "ds")] == ["episode_000000", "episode_000001"]
+
+
+def test_error_in_the_middle_leaves_nothing(tmp_path, synthetic_episode, monkeypatch):
+    calls = []
+    real = writer_module.write_video
+
+    def failing(path, frames, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 3:
+            raise RuntimeError("disk on fire")
+        return real(path, frames, *args, **kwargs)
+
+    monkeypatch.setattr(writer_module, "write_video", failing)
+    root = tmp_path / "ds"
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        EpisodeWriter(root).write(synthetic_episode())
+    assert len(calls) == 3
+    assert list(root.iterdir()) == []  # neither the episode nor its temporary folder
+
+
+def test_killed_writer_leaves_no_episode_folder(tmp_path):
+    """SIGKILL while the episode is being written: no episode_* folder may exist afterwards."""
+    root = tmp_path / "ds"
+    marker = tmp_path / "started"
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from conftest import make_trajectory  # noqa
+        import numpy as np
+        from pam_engine.capture.camera import Camera
+        from pam_engine.capture.frames import CaptureSequence
+        from pam_engine.dataset import writer as w
+        from pam_engine.dataset.episode import make_episode
+        real = w.write_video
+        def slow(path, frames, *a, **k):
+            real(path, frames, *a, **k)
+            open({str(marker)!r}, "w").close()
+            time.sleep(60)
+        w.write_video = slow
+        cam = Camera.from_focal(60.0, 64, 48)
+        seq = CaptureSequence.allocate(3, 48, 64)
+        seq.depth[:] = 1.0
+        traj = make_trajectory(np.full((3, 21, 3), [0, 0, 1.0]), np.tile(np.eye(4)[:3], (3, 1, 1, 1)))
+        w.EpisodeWriter({str(root)!r}).write(make_episode(traj, cam, seq))
+    """)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(writer_module.__file__).parents[2]),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env)
+    try:
+        deadline = time.time() + 60
+        while not marker.exists():
+            assert proc.poll() is None, "writer exited before the kill"
+            assert time.time() < deadline, "writer never started writing"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    entries = list(root.iterdir())
+    assert not any(p.name.startswith("episode_") for p in entries)
+    assert all(p.name.startswith(TMP_PREFIX) for p in entries)
+    assert list_episodes(root) == []
+    # the next writer accepts the folder (a .tmp- leftover is not foreign)
+    EpisodeWriter(root)
+
+
+def test_output_folder_with_foreign_files_is_refused_before_work(tmp_path, synthetic_episode):
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"notes\.txt"):
+        EpisodeWriter(root)
+    (root / "notes.txt").unlink()
+    (root / "other_dir").mkdir()
+    with pytest.raises(OutputError, match="other_dir"):
+        check_output_dir(root)
+
+
+def test_unwritable_output_is_refused(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="a_file"):
+        EpisodeWriter(blocker)  # exists and is not a folder
+    with pytest.raises(OutputError, match="cannot be written"):
+        EpisodeWriter(blocker / "sub")  # its parent is a file
+    if os.geteuid() != 0:  # root ignores permission bits
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        try:
+            with pytest.raises(OutputError, match="cannot be written"):
+                EpisodeWriter(locked)
+        finally:
+            locked.chmod(0o700)
+    if Path("/proc").is_dir():
+        with pytest.raises(OutputError, match="cannot be written"):
+            EpisodeWriter("/proc/pam_engine_dataset")
+
+
+def test_inconsistent_episode_is_refused_before_writing(tmp_path, synthetic_episode):
+    root = tmp_path / "ds"
+    w = EpisodeWriter(root)
+    ep = synthetic_episode()
+    ep.depth = ep.depth[:, :, :-1]
+    with pytest.raises(ConfigError, match="episode depth"):
+        w.write(ep)
+    ep = synthetic_episode()
+    ep.labels["joint_3d"][2, 3, 1] = np.nan
+    with pytest.raises(ConfigError, match="joint_3d.*NaN"):
+        w.write(ep)
+    ep = synthetic_episode()
+    del ep.maps["normal"]
+    with pytest.raises(ConfigError, match="normal"):
+        w.write(ep)
+    assert list(root.iterdir()) == []
+
+
+def test_failures_are_recorded_beside_episodes(tmp_path, synthetic_episode):
+    from pam_engine.dataset.validate import validate_dataset
+
+    w = EpisodeWriter(tmp_path / "ds")
+    w.write(synthetic_episode(), index=0)
+    w.record_failure(1, "PoseError: wrist NaN at step 12", seed=7)
+    w.record_failure(2, "grasp target unreachable", seed=8)
+    lines = [json.loads(x) for x in (tmp_path / "ds" / "failures.jsonl").read_text().splitlines()]
+    assert lines == [{"episode": "episode_000001", "reason": "PoseError: wrist NaN at step 12", "seed": 7},
+                     {"episode": "episode_000002", "reason": "grasp target unreachable", "seed": 8}]
+    report = validate_dataset(tmp_path / "ds")
+    assert report.ok and any("2 episode(s) failed" in n for n in report.notes)
+    EpisodeWriter(tmp_path / "ds")  # the log does not make the folder foreign
