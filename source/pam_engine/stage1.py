@@ -114,9 +114,24 @@ def place_objects(assets, specs: Sequence[ObjectSpec], rng: np.random.Generator,
     return poses
 
 
+@dataclass
+class Stage1Run:
+    """A Stage I result with the scene it ran in (which capture can render directly)."""
+
+    trajectory: Trajectory
+    scene: HandObjectScene
+
+
 def simulate(request: Stage1Request, config: Stage1Config | None = None,
              policy: GraspPolicy | None = None) -> Trajectory:
     """Run Stage I and return the trajectory sampled at the capture rate."""
+    return run_stage1(request, config, policy).trajectory
+
+
+def run_stage1(request: Stage1Request, config: Stage1Config | None = None,
+               policy: GraspPolicy | None = None, start_sampler=None) -> Stage1Run:
+    """Run Stage I; the result keeps the scene for capture. ``start_sampler(grasp_wrist,
+    approach, n_dof) -> HandPose`` draws h0 when the request gives none."""
     cfg = config or Stage1Config()
     policy = policy or ScriptedPolicy()
     rng = np.random.default_rng(request.seed)
@@ -141,7 +156,12 @@ def simulate(request: Stage1Request, config: Stage1Config | None = None,
         grasp = GraspSynthesizer(scene, request.target, synth_cfg).synthesize(1)[0]
     else:
         grasp = request.grasp
-    start = request.hand_start or default_start_pose(grasp, target_pose, rng)
+    if request.hand_start is not None:
+        start = request.hand_start
+    elif start_sampler is not None:
+        start = start_sampler(grasp.wrist_world(target_pose), grasp.approach_world(target_pose), articulation.size)
+    else:
+        start = default_start_pose(grasp, target_pose, rng)
     start = HandPose(start.wrist, articulation.check_angles(start.angles, "h0 joint angles"))
     _check_reachable(scene, start, grasp, target_pose, cfg)
 
@@ -151,7 +171,7 @@ def simulate(request: Stage1Request, config: Stage1Config | None = None,
     scene.set_hand_state(start)
     scene.forward()
     policy.reset(scene, plan, request.target)
-    return _run(scene, policy, plan, request, cfg, hand)
+    return Stage1Run(_run(scene, policy, plan, request, cfg, hand), scene)
 
 
 def _check_grasp(grasp: GraspTarget, articulation: HandArticulation) -> None:
@@ -287,4 +307,4 @@ def to_pose_m_batch(wrist: np.ndarray, angles: np.ndarray, scene: HandObjectScen
     return np.concatenate([global_rot, hand_pose, transl], axis=1)
 
 
-__all__ = ["ObjectSpec", "Stage1Config", "Stage1Request", "simulate", "to_pose_m", "HandCache"]
+__all__ = ["ObjectSpec", "Stage1Config", "Stage1Request", "Stage1Run", "simulate", "run_stage1", "HandCache"]

@@ -100,9 +100,16 @@ class HandObjectScene:
         spec.visual.global_.offwidth = cfg.render_width
         spec.visual.global_.offheight = cfg.render_height
         hx, hy, hz = cfg.table_half_size
+        # the preview repaints textures named pam_random* with random patterns
+        texture = spec.add_texture(name="pam_random_table", type=mujoco.mjtTexture.mjTEXTURE_2D,
+                                   builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER, width=256, height=256,
+                                   rgb1=[0.62, 0.52, 0.42], rgb2=[0.55, 0.45, 0.35])
+        material = spec.add_material(name="table_material")
+        material.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = texture.name
+        material.texrepeat = [4, 4]
         table = spec.worldbody.add_geom(
             name=TABLE_GEOM, type=mujoco.mjtGeom.mjGEOM_BOX, size=[hx, hy, hz], pos=[0, 0, -hz],
-            rgba=[0.55, 0.45, 0.35, 1.0], friction=[cfg.table_friction, 0.005, 0.0001],
+            rgba=[1.0, 1.0, 1.0, 1.0], friction=[cfg.table_friction, 0.005, 0.0001], material="table_material",
         )
         table.contype, table.conaffinity, table.group = WORLD_CONTYPE, WORLD_CONAFFINITY, 0
         light = spec.worldbody.add_light(name="key_light", pos=[0.3, -0.3, 1.5], dir=[-0.2, 0.2, -1.0])
@@ -187,6 +194,19 @@ class HandObjectScene:
         self.data.qpos[adr:adr + 3] = pose[:3, 3]
         self.data.qpos[adr + 3:adr + 7] = Rotation.from_matrix(pose[:3, :3]).as_quat(scalar_first=True)
         self.data.qvel[self.object_dof[k]:self.object_dof[k] + 6] = 0.0
+
+    def pose_frame(self, trajectory, t: int) -> None:
+        """Put the scene in frame ``t`` of a recorded trajectory (positions only, for capture):
+        the hand's base carries the wrist, the objects take their recorded poses."""
+        wrist = trajectory.wrist_pose[t]
+        self.set_base_pose(wrist)
+        self.data.qpos[self.wrist_qpos] = 0.0
+        self.data.qpos[self.finger_qpos] = trajectory.joint_angles[t]
+        for k in range(len(self.objects)):
+            pose = np.vstack([trajectory.pose_y[t, k], [0.0, 0.0, 0.0, 1.0]])
+            self.set_object_pose(k, pose)
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_camlight(self.model, self.data)
 
     def step(self, control_steps: int = 1) -> None:
         mujoco.mj_step(self.model, self.data, nstep=self.config.substeps * control_steps)

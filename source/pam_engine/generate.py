@@ -1,0 +1,263 @@
+"""``pam generate``, the main job: N domain-randomised episodes, each Stage I -> capture ->
+(Stage II -> Stage III when weights are configured) -> an episode folder.
+
+Episode i draws everything from ``np.random.default_rng([seed, i])``, so a batch is
+reproducible and a killed batch resumes where it stopped: finished episodes and recorded
+failures are skipped, stale temporary folders are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+from tqdm import tqdm
+
+from pam_engine.capture.camera import CameraRange, check_resolution, sample_camera
+from pam_engine.config import to_dict
+from pam_engine.errors import ConfigError, OutputError, PamError
+from pam_engine.stage1 import ObjectSpec, Stage1Config, Stage1Request, run_stage1
+
+DATASET_CONFIG_FILE = "dataset.json"
+
+
+def _dexycb_names() -> list[str]:
+    from pam_engine.conventions import YCB_CLASSES
+
+    return list(YCB_CLASSES.values())
+
+
+@dataclass
+class PromptConfig:
+    """Prompt template; ``{object}``, ``{surface}`` and ``{lighting}`` are filled per episode."""
+
+    template: str = "A realistic first-person video of a right hand grasping {object} on {surface} and lifting it, {lighting}."
+    surfaces: list[str] = field(default_factory=lambda: [
+        "a wooden table", "a white desk", "a kitchen counter", "a grey tabletop", "a dark wooden workbench"])
+    lightings: list[str] = field(default_factory=lambda: [
+        "soft daylight", "warm indoor light", "bright studio lighting", "natural window light"])
+
+
+@dataclass
+class RandomizationConfig:
+    """What varies between episodes."""
+
+    objects: list[str] = field(default_factory=_dexycb_names)  # pool for the grasped object
+    distractors: int = 0  # further objects from the pool standing on the table
+    placement_radius: float = 0.08  # m: where objects may stand around the table centre
+    camera: CameraRange = field(default_factory=CameraRange)
+    start_distance: tuple[float, float] = (0.15, 0.28)  # m back along the approach for h0
+    start_lift: tuple[float, float] = (0.04, 0.14)  # m above the grasp for h0
+    start_rotation: float = 0.25  # rad, std of a random rotation of h0
+    preview: bool = True  # random lighting, colours and textures of the sim preview
+
+
+@dataclass
+class GenerateConfig:
+    """Everything ``pam generate`` needs (YAML + ``key=value`` overrides)."""
+
+    episodes: int = 4
+    seed: int = 0
+    width: int = 720
+    height: int = 480
+    keep_failed: bool = False  # also write episodes whose grasp failed (meta success=false)
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+
+    def check(self) -> None:
+        check_resolution(self.width, self.height)
+        if self.episodes < 1:
+            raise ConfigError(f"config key 'episodes': expected at least 1, got {self.episodes}")
+        if not self.randomization.objects:
+            raise ConfigError("config key 'randomization.objects': expected at least one object")
+        cam = self.randomization.camera
+        if (cam.width, cam.height) != (self.width, self.height):
+            cam.width, cam.height = self.width, self.height
+
+
+@dataclass
+class EpisodePlan:
+    """The random draws of one episode."""
+
+    index: int
+    seed: int
+    objects: list[ObjectSpec]
+    prompt: str
+
+
+@dataclass
+class GenerateSummary:
+    written: int = 0
+    failed: int = 0
+    skipped: int = 0
+    attempted: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    diffusion_skipped: bool = True
+
+    @property
+    def success_rate(self) -> float:
+        return self.written / self.attempted if self.attempted else 0.0
+
+    def report(self) -> str:
+        lines = [f"episodes written: {self.written}, failed: {self.failed}, skipped (already done): {self.skipped}",
+                 f"grasp success rate: {100 * self.success_rate:.0f}% of {self.attempted} attempted"]
+        if self.attempted:
+            per = ", ".join(f"{k} {v / self.attempted:.2f} s" for k, v in self.stage_seconds.items())
+            lines.append(f"time per episode: {per}")
+        return "\n".join(lines)
+
+
+def readable_name(name: str) -> str:
+    """'006_mustard_bottle' -> 'a mustard bottle'."""
+    words = name.split("_")
+    if words and words[0].isdigit():
+        words = words[1:]
+    text = " ".join(words) or name
+    return ("an " if text[:1] in "aeiou" else "a ") + text
+
+
+def plan_episode(cfg: GenerateConfig, index: int) -> EpisodePlan:
+    rng = np.random.default_rng([cfg.seed, index])
+    pool = cfg.randomization.objects
+    chosen = [pool[int(rng.integers(len(pool)))]]
+    others = [o for o in pool if o != chosen[0]]
+    for _ in range(min(cfg.randomization.distractors, len(others))):
+        chosen.append(others.pop(int(rng.integers(len(others)))))
+    p = cfg.prompt
+    prompt = p.template.format(object=readable_name(str(chosen[0])),
+                               surface=p.surfaces[int(rng.integers(len(p.surfaces)))] if p.surfaces else "a table",
+                               lighting=p.lightings[int(rng.integers(len(p.lightings)))] if p.lightings else "")
+    return EpisodePlan(index, int(rng.integers(2**31 - 1)), [ObjectSpec(o) for o in chosen], prompt)
+
+
+class Generator:
+    """Runs a batch into one dataset folder."""
+
+    def __init__(self, cfg: GenerateConfig, out: str | Path, diffusion=None, policy=None):
+        from pam_engine.dataset.writer import EpisodeWriter
+
+        cfg.check()
+        self.cfg = cfg
+        self.out = Path(out)
+        self.writer = EpisodeWriter(self.out)  # checks the folder before any work
+        self._check_same_config()
+        self.diffusion = diffusion
+        self.policy = policy
+
+    def _check_same_config(self) -> None:
+        path = self.out / DATASET_CONFIG_FILE
+        current = to_dict(self.cfg)
+        if path.exists():
+            try:
+                previous = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise OutputError(f"{path} is unreadable ({exc}); remove it or use another folder") from exc
+            if previous.get("config") != json.loads(json.dumps(current)):
+                raise OutputError(f"{self.out} holds a dataset made with a different config; resume with the same "
+                                  "config or choose another output folder")
+        else:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps({"config": current}, indent=2))
+            tmp.replace(path)
+
+    def _done(self) -> set[int]:
+        from pam_engine.dataset.format import EPISODE_RE, FAILURES_FILE, TMP_PREFIX
+
+        done = {int(p.name.split("_")[1]) for p in self.out.iterdir() if EPISODE_RE.match(p.name)}
+        failures = self.out / FAILURES_FILE
+        if failures.exists():
+            for line in failures.read_text().splitlines():
+                try:
+                    done.add(int(json.loads(line)["episode"].split("_")[1]))
+                except (ValueError, KeyError, IndexError):
+                    continue
+        for stale in self.out.glob(f"{TMP_PREFIX}*"):  # left by a killed run: never complete
+            shutil.rmtree(stale, ignore_errors=True)
+        return done
+
+    def run(self, progress: bool = True) -> GenerateSummary:
+        summary = GenerateSummary(diffusion_skipped=self.diffusion is None)
+        done = self._done()
+        capture_buffer = None
+        bar = tqdm(range(self.cfg.episodes), desc="episodes", disable=not progress)
+        for index in bar:
+            if index in done:
+                summary.skipped += 1
+                continue
+            summary.attempted += 1
+            try:
+                capture_buffer = self._episode(plan_episode(self.cfg, index), summary, capture_buffer)
+            except PamError as exc:
+                summary.failed += 1
+                self.writer.record_failure(index, f"{type(exc).__name__}: {exc}")
+            bar.set_postfix(ok=summary.written, failed=summary.failed)
+        return summary
+
+    def _episode(self, plan: EpisodePlan, summary: GenerateSummary, capture_buffer):
+        from pam_engine.capture.renderer import MujocoCapture, SegLookup
+        from pam_engine.capture.replay import capture_sequence
+        from pam_engine.capture.style import sample_preview_style
+        from pam_engine.dataset.episode import make_episode
+
+        cfg = self.cfg
+        rng = np.random.default_rng([cfg.seed, plan.index, 1])
+        t0 = time.perf_counter()
+        stage1 = Stage1Config(**{**cfg.stage1.__dict__, "placement_radius": cfg.randomization.placement_radius})
+        request = Stage1Request(plan.objects, target=0, seed=plan.seed)
+        run = run_stage1(request, stage1, self.policy, start_sampler=self._start_sampler(rng))
+        traj = run.trajectory
+        summary.stage_seconds["stage1"] += time.perf_counter() - t0
+        if not traj.success and not cfg.keep_failed:
+            summary.failed += 1
+            self.writer.record_failure(plan.index, traj.failure_reason, seed=plan.seed,
+                                       objects=[str(o.name) for o in plan.objects])
+            return capture_buffer
+
+        t0 = time.perf_counter()
+        scene = run.scene
+        target = traj.pose_y[0, 0, :, 3] + np.array([0.0, 0.0, 0.08])
+        camera = sample_camera(rng, target, cfg.randomization.camera)
+        geoms, skins = scene.segmentation_ids()
+        style = (sample_preview_style(rng, list(geoms), [scene.table_geom]) if cfg.randomization.preview else None)
+        with MujocoCapture(scene.model, camera, SegLookup(geoms=geoms, skins=skins), preview=style) as cap:
+            seq = capture_sequence(cap, scene.data, lambda data, t: scene.pose_frame(traj, t), traj.num_frames,
+                                   out=capture_buffer if _fits(capture_buffer, traj.num_frames, camera) else None)
+        episode = make_episode(traj, camera, seq, prompt=plan.prompt, policy_version=traj.policy)
+        summary.stage_seconds["capture"] += time.perf_counter() - t0
+
+        if self.diffusion is not None:
+            t0 = time.perf_counter()
+            episode.video = self.diffusion(episode, plan)
+            episode.meta.has_video = True
+            summary.stage_seconds["diffusion"] += time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        self.writer.write(episode, index=plan.index)
+        summary.stage_seconds["write"] += time.perf_counter() - t0
+        summary.written += 1
+        return seq
+
+    def _start_sampler(self, rng: np.random.Generator):
+        r = self.cfg.randomization
+
+        def sample(grasp_wrist: np.ndarray, approach: np.ndarray, n_dof: int):
+            from pam_engine.hand.pose import HandPose, make_transform
+
+            position = (grasp_wrist[:3, 3] - rng.uniform(*r.start_distance) * approach
+                        + np.array([0.0, 0.0, rng.uniform(*r.start_lift)]))
+            position[2] = max(position[2], grasp_wrist[2, 3] + 0.03)
+            rotation = Rotation.from_rotvec(rng.normal(scale=r.start_rotation, size=3)) * Rotation.from_matrix(grasp_wrist[:3, :3])
+            return HandPose(make_transform(rotation, position), np.zeros(n_dof))
+
+        return sample
+
+
+def _fits(buffer, num_frames: int, camera) -> bool:
+    return buffer is not None and buffer.depth.shape == (num_frames, camera.height, camera.width)

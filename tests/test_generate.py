@@ -1,0 +1,170 @@
+"""pam generate end to end on the embedded default, and the alignment of what it writes."""
+
+import json
+import os
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import trimesh
+
+from pam_engine.cli import main
+from pam_engine.config import load_config
+from pam_engine.dataset.reader import list_episodes, load_episode
+from pam_engine.errors import ConfigError, OutputError
+from pam_engine.generate import GenerateConfig, Generator
+from pam_engine.objects import load_object
+
+SMALL = ["width=320", "height=240", "randomization.objects=[061_foam_brick]", "randomization.preview=false",
+         "randomization.camera.distance=[0.4,0.5]", "randomization.camera.elevation_deg=[35,55]"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds") / "data"
+    cfg = load_config(GenerateConfig, None, SMALL + ["episodes=1", "seed=3"])
+    summary = Generator(cfg, out).run(progress=False)
+    assert summary.written == 1, (out / "failures.jsonl").read_text() if (out / "failures.jsonl").exists() else ""
+    return out
+
+
+@pytest.fixture(scope="module")
+def episode(dataset):
+    return load_episode(list_episodes(dataset)[0])
+
+
+def test_episode_folder_is_complete_and_valid(dataset, capsys):
+    names = {p.name for p in list_episodes(dataset)[0].iterdir()}
+    assert {"sim_rgb.mp4", "depth.mp4", "seg.mp4", "hand_keypoints.mp4", "hand_mesh.mp4", "normal.mp4",
+            "labels.npz", "meta.json", "depth_raw.npz", "seg_raw.npz"} <= names
+    assert "video.mp4" not in names  # no diffusion weights configured
+    assert main(["validate", str(dataset)]) == 0
+
+
+def test_reprojected_joint_3d_gives_joint_2d(episode):
+    K = np.asarray(episode.meta["K"]) if isinstance(episode.meta, dict) else np.asarray(episode.meta.K)
+    labels = episode.labels
+    j3, j2 = labels["joint_3d"], labels["joint_2d"]
+    uvw = j3 @ K.T
+    np.testing.assert_allclose(uvw[..., :2] / uvw[..., 2:], j2, atol=1e-3)
+
+
+def test_visible_keypoints_land_on_hand_pixels(episode):
+    seg = episode.seg
+    labels = episode.labels
+    hand = (seg == 255).astype(np.uint8)
+    near_hand = cv2.dilate(hand.reshape(-1, *hand.shape[2:]) if hand.ndim == 2 else hand[0], np.ones((7, 7), np.uint8))
+    checked = 0
+    for t in range(seg.shape[0]):
+        grown = cv2.dilate(hand[t], np.ones((7, 7), np.uint8))  # 3 px around the hand
+        for (u, v), vis in zip(labels["joint_2d"][t], labels["joint_visible"][t]):
+            if vis:
+                assert grown[int(round(v)), int(round(u))], (t, u, v)
+                checked += 1
+    assert checked > 21 * 10
+
+
+def test_fingertip_depth_matches_its_camera_z(episode):
+    labels = episode.labels
+    depth = episode.depth
+    tips = [4, 8, 12, 16, 20]
+    errors = []
+    for t in range(depth.shape[0]):
+        for k in tips:
+            if not labels["joint_visible"][t, k]:
+                continue
+            u, v = np.round(labels["joint_2d"][t, k]).astype(int)
+            d = depth[t, v, u]
+            if d > 0 and episode.seg[t, v, u] == 255:
+                errors.append(abs(d - labels["joint_3d"][t, k, 2]))
+    assert len(errors) > 20
+    # the tip keypoint is a skin vertex: the surface there is within a few mm of it
+    assert np.median(errors) < 0.004 and np.max(errors) < 0.012
+
+
+def test_object_silhouette_matches_its_segmentation(episode):
+    meta = episode.meta
+    K = np.asarray(meta["K"] if isinstance(meta, dict) else meta.K)
+    mesh = load_object("061_foam_brick").mesh
+    pose = episode.labels["pose_y"][0, 0]  # frame 0: the hand is away from the object
+    cam_pts = mesh.vertices @ pose[:, :3].T + pose[:, 3]
+    uv = cam_pts @ K.T
+    uv = uv[:, :2] / uv[:, 2:]
+    h, w = episode.seg.shape[1:]
+    mask = np.zeros((h, w), np.uint8)
+    for face in mesh.faces:
+        cv2.fillConvexPoly(mask, np.round(uv[face] * 16).astype(np.int32), 1, lineType=cv2.LINE_8, shift=4)
+    seg = episode.seg[0] == 21
+    iou = (seg & (mask > 0)).sum() / (seg | (mask > 0)).sum()
+    assert iou >= 0.95, iou
+
+
+def test_labels_are_in_the_camera_frame(episode):
+    meta = episode.meta
+    w2c = np.asarray(meta["world_to_cam"] if isinstance(meta, dict) else meta.world_to_cam)
+    labels = episode.labels
+    world = labels["joint_3d_world"]
+    np.testing.assert_allclose(world @ w2c[:3, :3].T + w2c[:3, 3], labels["joint_3d"], atol=1e-6)
+    assert (labels["joint_3d"][..., 2] > 0).all()
+
+
+def test_bad_output_folders_are_refused_before_work(tmp_path):
+    cfg = load_config(GenerateConfig, None, SMALL)
+    foreign = tmp_path / "holds_stuff"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="notes.txt"):
+        Generator(cfg, foreign)
+    if os.geteuid() != 0:  # root can write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(OutputError, match="cannot be written"):
+            Generator(cfg, locked / "out")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError):
+        Generator(cfg, blocker / "out")
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="randomization.no_such_key"):
+        load_config(GenerateConfig, None, ["randomization.no_such_key=1"])
+    with pytest.raises(ConfigError, match="'episodes'"):
+        load_config(GenerateConfig, None, ["episodes=many"])
+    path = tmp_path / "c.yaml"
+    path.write_text("stage1:\n  num_frames: [1, 2]\n")
+    with pytest.raises(ConfigError, match="stage1.num_frames"):
+        load_config(GenerateConfig, path)
+    with pytest.raises(ConfigError, match="divisible by 16"):
+        Generator(load_config(GenerateConfig, None, ["width=650"]), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    assert main(["generate", "--out", str(tmp_path / "y"), "--set", "height=470"]) == 2
+
+
+def test_an_interrupted_run_leaves_no_partial_episode_and_resumes(tmp_path, monkeypatch):
+    import pam_engine.dataset.writer as writer_module
+
+    out = tmp_path / "data"
+    cfg = load_config(GenerateConfig, None, SMALL + ["episodes=2", "seed=3"])
+    calls = {"n": 0}
+    real = writer_module.write_video
+
+    def dying_write_video(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the user hits Ctrl-C mid-episode
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(writer_module, "write_video", dying_write_video)
+    with pytest.raises(KeyboardInterrupt):
+        Generator(cfg, out).run(progress=False)
+    assert not list_episodes(out) and not [p for p in out.iterdir() if p.name.startswith(".tmp")]
+    monkeypatch.setattr(writer_module, "write_video", real)
+    summary = Generator(load_config(GenerateConfig, None, SMALL + ["episodes=2", "seed=3"]), out).run(progress=False)
+    assert summary.written + summary.failed == 2
+    assert len(list_episodes(out)) == summary.written
+    again = Generator(load_config(GenerateConfig, None, SMALL + ["episodes=2", "seed=3"]), out).run(progress=False)
+    assert again.skipped == 2 and again.attempted == 0
+    with pytest.raises(OutputError, match="different config"):
+        Generator(load_config(GenerateConfig, None, SMALL + ["episodes=2", "seed=4"]), out)
