@@ -1,13 +1,10 @@
 """pam generate end to end on the embedded default, and the alignment of what it writes."""
 
-import json
 import os
-import sys
 
 import cv2
 import numpy as np
 import pytest
-import trimesh
 
 from pam_engine.cli import main
 from pam_engine.config import load_config
@@ -43,7 +40,7 @@ def test_episode_folder_is_complete_and_valid(dataset, capsys):
 
 
 def test_reprojected_joint_3d_gives_joint_2d(episode):
-    K = np.asarray(episode.meta["K"]) if isinstance(episode.meta, dict) else np.asarray(episode.meta.K)
+    K = episode.K
     labels = episode.labels
     j3, j2 = labels["joint_3d"], labels["joint_2d"]
     uvw = j3 @ K.T
@@ -54,7 +51,6 @@ def test_visible_keypoints_land_on_hand_pixels(episode):
     seg = episode.seg
     labels = episode.labels
     hand = (seg == 255).astype(np.uint8)
-    near_hand = cv2.dilate(hand.reshape(-1, *hand.shape[2:]) if hand.ndim == 2 else hand[0], np.ones((7, 7), np.uint8))
     checked = 0
     for t in range(seg.shape[0]):
         grown = cv2.dilate(hand[t], np.ones((7, 7), np.uint8))  # 3 px around the hand
@@ -84,8 +80,7 @@ def test_fingertip_depth_matches_its_camera_z(episode):
 
 
 def test_object_silhouette_matches_its_segmentation(episode):
-    meta = episode.meta
-    K = np.asarray(meta["K"] if isinstance(meta, dict) else meta.K)
+    K = episode.K
     mesh = load_object("061_foam_brick").mesh
     pose = episode.labels["pose_y"][0, 0]  # frame 0: the hand is away from the object
     cam_pts = mesh.vertices @ pose[:, :3].T + pose[:, 3]
@@ -101,8 +96,7 @@ def test_object_silhouette_matches_its_segmentation(episode):
 
 
 def test_labels_are_in_the_camera_frame(episode):
-    meta = episode.meta
-    w2c = np.asarray(meta["world_to_cam"] if isinstance(meta, dict) else meta.world_to_cam)
+    w2c = episode.world_to_cam
     labels = episode.labels
     world = labels["joint_3d_world"]
     np.testing.assert_allclose(world @ w2c[:3, :3].T + w2c[:3, 3], labels["joint_3d"], atol=1e-6)
