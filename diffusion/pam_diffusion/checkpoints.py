@@ -7,11 +7,12 @@ is made. Torch checkpoints are read with ``torch.load(weights_only=True)``: file
 from __future__ import annotations
 
 import json
+import pickle
 import re
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from .errors import WeightsNotFoundError
+from .errors import CheckpointMismatchError, WeightsNotFoundError
 
 #: What each kind of weight folder must hold, checked before anything heavy is loaded.
 FLUX_FOLDER = ("model_index.json", "transformer/config.json", "vae/config.json", "text_encoder/config.json",
@@ -81,13 +82,18 @@ def load_weights_file(path: str | Path) -> dict:
 
         return load_file(str(path))
     try:
-        sd = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # old (non-zip) pickles cannot be memory-mapped
-        sd = torch.load(str(path), map_location="cpu", weights_only=True)
+        try:
+            sd = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # old (non-zip) pickles cannot be memory-mapped
+            sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointMismatchError(
+            f"weights file {str(path)!r} holds more than tensors and was refused by the weights-only loader "
+            f"(checkpoints are read as data, never as code): {str(e).splitlines()[0]}") from None
     if isinstance(sd, Mapping) and "state_dict" in sd and isinstance(sd["state_dict"], Mapping):
         sd = sd["state_dict"]
     if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise WeightsNotFoundError(f"weights file {str(path)!r} does not hold a state dict of tensors")
+        raise CheckpointMismatchError(f"weights file {str(path)!r} does not hold a state dict of tensors")
     return dict(sd)
 
 

@@ -119,6 +119,9 @@ def xflux_to_diffusers(sd: Mapping[str, "torch.Tensor"], what: str = "controlnet
 
 
 def _convert_key(key: str):
+    m = re.fullmatch(r"double_blocks\.(\d+)\.(.+)", key)
+    if m and m.group(2) in _NORMS:
+        return f"transformer_blocks.{m.group(1)}.{_NORMS[m.group(2)]}"
     name, _, leaf = key.rpartition(".")
     if leaf not in ("weight", "bias"):
         return None
@@ -134,8 +137,6 @@ def _convert_key(key: str):
     m = re.fullmatch(r"double_blocks\.(\d+)\.(.+)", key)
     if m:
         i, rest = m.group(1), m.group(2)
-        if rest in _NORMS:
-            return f"transformer_blocks.{i}.{_NORMS[rest]}"
         sub, _, leaf = rest.rpartition(".")
         if sub in _BLOCK:
             return f"transformer_blocks.{i}.{_BLOCK[sub]}.{leaf}"
@@ -162,6 +163,19 @@ def load_pam_controlnets(path: str | Path, transformer_config, torch_dtype=None)
     sd1, sd2 = split_double_controlnet(load_weights_file(file))
     nets = [_build_net(sd, transformer_config, f"{file}: {p}*", torch_dtype) for sd, p in zip((sd1, sd2), NET_PREFIXES)]
     return double_controlnet(*nets)
+
+
+def _check_against_transformer(net_config, transformer_config, what: str) -> None:
+    """A converted net must fit the Flux transformer it will drive."""
+    from .flux_controlnet import pam_controlnet_config
+
+    expected = pam_controlnet_config(transformer_config)
+    keys = ("in_channels", "attention_head_dim", "num_attention_heads", "joint_attention_dim",
+            "pooled_projection_dim", "guidance_embeds")
+    wrong = [f"{k}={net_config.get(k)!r} (the Flux transformer has {expected[k]!r})" for k in keys
+             if net_config.get(k) != expected[k]]
+    if wrong:
+        raise CheckpointMismatchError(f"{what}: ControlNet built for a different Flux architecture: " + "; ".join(wrong))
 
 
 def _find_controlnet_file(path: Path) -> Path:
