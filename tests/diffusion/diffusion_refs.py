@@ -4,12 +4,15 @@ split, stride or ordering there shows up as a mismatch here."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from diffusers import CogVideoXTransformer3DModel
 
 from pam_engine.conventions import ADE20K_PALETTE, KEYPOINT_FINGER_COLORS, SEG_HAND_COLOR
 
@@ -142,6 +145,20 @@ def xflux_controlnet_forward(sd: dict, img, img_ids, cond, txt, txt_ids, t, y, g
     return out
 
 
+def pam_layout(transformer) -> dict[str, tuple]:
+    """x-flux layout of one PAM ControlNet for a (diffusers) Flux transformer."""
+    c = transformer.config
+    return xflux_controlnet_layout(hidden=c.num_attention_heads * c.attention_head_dim, heads=c.num_attention_heads,
+                                   in_channels=c.in_channels, context=c.joint_attention_dim, vec=c.pooled_projection_dim)
+
+
+def pam_checkpoint(transformer, seed: int = 0) -> dict:
+    """A ``controlnet.bin`` state dict in PAM's layout (``controlnet1.*``, ``controlnet2.*``), random values."""
+    layout = pam_layout(transformer)
+    return {**random_state_dict(layout, seed, prefix="controlnet1."),
+            **random_state_dict(layout, seed + 1, prefix="controlnet2.")}
+
+
 # --- PAM's control-transformer combine path (models/cogvidex_combination.py) -------------------------------
 
 def pam_combine_forward(model, sd: dict, hidden_states, encoder_hidden_states, timestep, slots, rotary):
@@ -168,6 +185,44 @@ def pam_combine_forward(model, sd: dict, hidden_states, encoder_hidden_states, t
     video = model.proj_out(model.norm_out(model.norm_final(video), temb=emb))
     p = model.config.patch_size
     return video.reshape(b, f, h // p, w // p, -1, p, p).permute(0, 1, 4, 2, 5, 3, 6).flatten(5, 6).flatten(3, 4)
+
+
+def base_config(model) -> dict:
+    return {k: v for k, v in model.config.items() if not k.startswith("_") and k != "num_tracking_blocks"}
+
+
+def pam_layout_checkpoint(model, seed: int = 0) -> dict:
+    """PAM's Stage III key layout built from a plain CogVideoX transformer's keys: the base keys, copies of the
+    first N blocks under transformer_blocks_copy.*, combine_linears.*, initial_combine_linear.*"""
+    base = CogVideoXTransformer3DModel(**base_config(model))
+    n = model.config.num_tracking_blocks
+    dim = model.config.num_attention_heads * model.config.attention_head_dim
+    shapes = {k: tuple(v.shape) for k, v in base.state_dict().items()}
+    for k, v in list(shapes.items()):
+        parts = k.split(".")
+        if parts[0] == "transformer_blocks" and int(parts[1]) < n:
+            shapes[".".join(["transformer_blocks_copy"] + parts[1:])] = v
+    for i in range(n):
+        shapes[f"combine_linears.{i}.weight"], shapes[f"combine_linears.{i}.bias"] = (dim, dim), (dim,)
+    shapes["initial_combine_linear.weight"], shapes["initial_combine_linear.bias"] = (dim, 5 * dim), (dim,)
+    gen = torch.Generator().manual_seed(seed)
+    return {k: torch.randn(s, generator=gen) * 0.2 for k, s in shapes.items()}
+
+
+def write_pam_folder(folder, model, sd: dict, shards: int = 2) -> None:
+    """As PAM's convert_ckpt.py writes it: CogVideoX's config.json (no block count) and torch .bin
+    shards named by pytorch_model.bin.index.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"_class_name": "CogVideoXTransformer3DModel", "_diffusers_version": "0.31.0", **base_config(model)}
+    (folder / "config.json").write_text(json.dumps(config))
+    keys = sorted(sd)
+    weight_map = {}
+    for i in range(shards):
+        name = f"pytorch_model-{i + 1:05d}-of-{shards:05d}.bin"
+        part = keys[i::shards]
+        torch.save({k: sd[k] for k in part}, folder / name)
+        weight_map.update({k: name for k in part})
+    (folder / "pytorch_model.bin.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
 
 
 # --- condition maps in PAM's style (SPEC §3) ----------------------------------------------------------------

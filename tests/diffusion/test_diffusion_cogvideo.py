@@ -11,7 +11,7 @@ from diffusers import CogVideoXTransformer3DModel
 from diffusers.models.embeddings import get_3d_rotary_pos_embed
 from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import get_resize_crop_region_for_grid
 
-from diffusion_refs import pam_combine_forward
+from diffusion_refs import base_config, pam_combine_forward, pam_layout_checkpoint, write_pam_folder
 from pam_diffusion.control_transformer import PamCogVideoXControlTransformer, load_pam_transformer
 from pam_diffusion.errors import CheckpointMismatchError, WeightsNotFoundError
 from pam_diffusion.tiny import tiny_cogvideox_transformer
@@ -31,44 +31,6 @@ def inputs(model, frames: int = 3, seed: int = 0):
                 encoder_hidden_states=torch.randn(1, c.max_text_seq_length, c.text_embed_dim, generator=gen),
                 timestep=torch.tensor([500]), image_rotary_emb=rotary), \
         torch.randn((1, 5) + shape[1:], generator=gen)
-
-
-def base_config(model) -> dict:
-    return {k: v for k, v in model.config.items() if not k.startswith("_") and k != "num_tracking_blocks"}
-
-
-def pam_layout_checkpoint(model, seed: int = 0) -> dict:
-    """PAM's key layout built from a plain CogVideoX transformer's keys: the base keys, copies of the
-    first N blocks under transformer_blocks_copy.*, combine_linears.*, initial_combine_linear.*"""
-    base = CogVideoXTransformer3DModel(**base_config(model))
-    n = model.config.num_tracking_blocks
-    dim = model.config.num_attention_heads * model.config.attention_head_dim
-    shapes = {k: tuple(v.shape) for k, v in base.state_dict().items()}
-    for k, v in list(shapes.items()):
-        parts = k.split(".")
-        if parts[0] == "transformer_blocks" and int(parts[1]) < n:
-            shapes[".".join(["transformer_blocks_copy"] + parts[1:])] = v
-    for i in range(n):
-        shapes[f"combine_linears.{i}.weight"], shapes[f"combine_linears.{i}.bias"] = (dim, dim), (dim,)
-    shapes["initial_combine_linear.weight"], shapes["initial_combine_linear.bias"] = (dim, 5 * dim), (dim,)
-    gen = torch.Generator().manual_seed(seed)
-    return {k: torch.randn(s, generator=gen) * 0.2 for k, s in shapes.items()}
-
-
-def write_pam_folder(folder, model, sd: dict, shards: int = 2) -> None:
-    """As PAM's convert_ckpt.py writes it: CogVideoX's config.json (no block count) and torch .bin
-    shards named by pytorch_model.bin.index.json."""
-    folder.mkdir(parents=True, exist_ok=True)
-    config = {"_class_name": "CogVideoXTransformer3DModel", "_diffusers_version": "0.31.0", **base_config(model)}
-    (folder / "config.json").write_text(json.dumps(config))
-    keys = sorted(sd)
-    weight_map = {}
-    for i in range(shards):
-        name = f"pytorch_model-{i + 1:05d}-of-{shards:05d}.bin"
-        part = keys[i::shards]
-        torch.save({k: sd[k] for k in part}, folder / name)
-        weight_map.update({k: name for k in part})
-    (folder / "pytorch_model.bin.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
 
 
 @pytest.fixture(scope="module")

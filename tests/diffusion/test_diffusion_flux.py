@@ -6,22 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diffusion_refs import random_state_dict, xflux_controlnet_forward, xflux_controlnet_layout
+from diffusion_refs import pam_checkpoint, random_state_dict, xflux_controlnet_forward, xflux_controlnet_layout
 from pam_diffusion.convert import convert_controlnet_file, load_pam_controlnets, main as convert_main
 from pam_diffusion.errors import CheckpointMismatchError, WeightsNotFoundError
-
-
-def pam_layout(transformer) -> dict[str, tuple]:
-    c = transformer.config
-    return xflux_controlnet_layout(hidden=c.num_attention_heads * c.attention_head_dim, heads=c.num_attention_heads,
-                                   in_channels=c.in_channels, context=c.joint_attention_dim, vec=c.pooled_projection_dim)
-
-
-def pam_checkpoint(transformer, seed: int = 0) -> dict:
-    """A ``controlnet.bin`` state dict in PAM's layout, random values."""
-    layout = pam_layout(transformer)
-    return {**random_state_dict(layout, seed, prefix="controlnet1."),
-            **random_state_dict(layout, seed + 1, prefix="controlnet2.")}
 
 
 def flux_inputs(transformer, height=32, width=48, text_len=5, seed=0):
