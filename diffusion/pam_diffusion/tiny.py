@@ -150,8 +150,10 @@ def tiny_cogvideox_vae(seed: int = 0, height: int = 64, width: int = 96):
     return AutoencoderKLCogVideoX(
         in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
         up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
-        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4, sample_height=height,
-        sample_width=width, scaling_factor=0.7,
+        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
+        # tiles are half the sample size: twice the frame keeps tiling a no-op at tiny sizes, where
+        # tiles would be too small for the four downsamplings
+        sample_height=2 * height, sample_width=2 * width, scaling_factor=0.7,
     ).eval()
 
 
