@@ -16,6 +16,11 @@ import warnings
 warnings.filterwarnings("ignore", category=FutureWarning)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import torch
+
+    torch.set_num_threads(1)  # one thread per xdist worker: no oversubscription of the cores
+
 
 @pytest.fixture(scope="session")
 def tiny_flux():
