@@ -38,9 +38,8 @@ NUM_SLOTS = len(SLOTS)
 
 
 class PamCogVideoXControlTransformer(CogVideoXTransformer3DModel):
-    """CogVideoX transformer plus PAM's control branch (see the module docstring)."""
-
-    _no_split_modules = ["CogVideoXBlock", "CogVideoXPatchEmbed"]
+    """CogVideoX transformer plus PAM's control branch (see the module docstring). The control path is
+    written for inference: it does not use gradient checkpointing."""
 
     @register_to_config
     def __init__(
@@ -105,13 +104,15 @@ class PamCogVideoXControlTransformer(CogVideoXTransformer3DModel):
     @classmethod
     def from_base(cls, base: CogVideoXTransformer3DModel, num_tracking_blocks: int = PAM_NUM_CONTROL_BLOCKS):
         """PAM's initialisation: the base weights, the first N blocks copied, zero combine layers."""
-        config = {k: v for k, v in base.config.items() if not k.startswith("_")}
+        config = {k: v for k, v in base.config.items() if not k.startswith("_") and k != "num_tracking_blocks"}
         model = cls(**config, num_tracking_blocks=num_tracking_blocks)
-        missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
-        assert not unexpected and all(k.split(".")[0] in _CONTROL_MODULES for k in missing)
+        base_sd = {k: v for k, v in base.state_dict().items() if k.split(".")[0] not in _CONTROL_MODULES}
+        missing, unexpected = model.load_state_dict(base_sd, strict=False)
+        if unexpected or any(k.split(".")[0] not in _CONTROL_MODULES for k in missing):
+            raise ValueError(f"{type(base).__name__} is not a CogVideoX transformer this class can extend")
         for i, block in enumerate(model.transformer_blocks_copy):
             block.load_state_dict(model.transformer_blocks[i].state_dict())
-        return model.to(dtype=base.dtype)
+        return model if model.dtype == base.dtype else model.to(dtype=base.dtype)
 
     def control_parameters(self):
         """Parameters of the control branch only (what PAM trains)."""

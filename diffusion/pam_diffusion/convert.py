@@ -145,7 +145,8 @@ def _convert_key(key: str):
     return None
 
 
-def load_pam_controlnets(path: str | Path, transformer_config, torch_dtype=None):
+def load_pam_controlnets(path: str | Path, transformer_config, torch_dtype=None,
+                         setting: str = "stage2.controlnet_path"):
     """Load PAM's two ControlNets as a ``FluxMultiControlNetModel`` matching a Flux transformer.
 
     ``path``: ``controlnet.bin`` (x-flux keys, converted on the fly), a folder holding it, or a folder
@@ -159,7 +160,7 @@ def load_pam_controlnets(path: str | Path, transformer_config, torch_dtype=None)
         for n, net in zip(("controlnet1", "controlnet2"), nets):
             _check_against_transformer(dict(net.config), transformer_config, str(path / n))
         return double_controlnet(*nets)
-    file = _find_controlnet_file(path)
+    file = find_controlnet_file(path, setting)
     sd1, sd2 = split_double_controlnet(load_weights_file(file))
     nets = [_build_net(sd, transformer_config, f"{file}: {p}*", torch_dtype) for sd, p in zip((sd1, sd2), NET_PREFIXES)]
     return double_controlnet(*nets)
@@ -178,7 +179,7 @@ def _check_against_transformer(net_config, transformer_config, what: str) -> Non
         raise CheckpointMismatchError(f"{what}: ControlNet built for a different Flux architecture: " + "; ".join(wrong))
 
 
-def _find_controlnet_file(path: Path) -> Path:
+def find_controlnet_file(path: Path, setting: str = "stage2.controlnet_path") -> Path:
     if path.is_file():
         return path
     if path.is_dir():
@@ -186,10 +187,10 @@ def _find_controlnet_file(path: Path) -> Path:
             if (path / name).is_file():
                 return path / name
         raise WeightsNotFoundError(
-            f"stage2.controlnet_path {str(path)!r}: folder holds neither controlnet.bin (PAM's x-flux "
+            f"{setting} {str(path)!r}: folder holds neither controlnet.bin (PAM's x-flux "
             "checkpoint) nor controlnet1/ and controlnet2/ (converted diffusers folders)")
     raise WeightsNotFoundError(
-        f"stage2.controlnet_path {str(path)!r} does not exist; expected PAM's controlnet.bin (keys "
+        f"{setting} {str(path)!r} does not exist; expected PAM's controlnet.bin (keys "
         "controlnet1.*, controlnet2.*) or a folder from `python -m pam_diffusion.convert`")
 
 
@@ -269,12 +270,12 @@ def _describe(label: str, items, limit: int = 8) -> str:
 
 
 def convert_controlnet_file(src: str | Path, out_dir: str | Path, transformer_config=None,
-                            safe_serialization: bool = True) -> list[Path]:
+                            safe_serialization: bool = True, setting: str = "controlnet") -> list[Path]:
     """Convert PAM's ``controlnet.bin`` into two diffusers folders ``out_dir/controlnet{1,2}``.
     ``transformer_config`` (Flux's) defaults to FLUX.1-dev's."""
     from .fullsize import FLUX_DEV_TRANSFORMER
 
-    multi = load_pam_controlnets(src, transformer_config or FLUX_DEV_TRANSFORMER)
+    multi = load_pam_controlnets(src, transformer_config or FLUX_DEV_TRANSFORMER, setting=setting)
     out = []
     for name, net in zip(("controlnet1", "controlnet2"), multi.nets):
         target = Path(out_dir) / name

@@ -144,7 +144,7 @@ def _check_first_frame(image, height: int, width: int) -> None:
 def locate_weights(config: DiffusionConfig) -> dict:
     """Resolve and check the four weight locations (no model is loaded; no network when offline)."""
     from .checkpoints import COGVIDEOX_FOLDER, FLUX_FOLDER, resolve_model_dir
-    from .convert import _find_controlnet_file
+    from .convert import find_controlnet_file
 
     local = config.resolve_local_files_only()
     flux = resolve_model_dir(config.stage2.flux_path, "stage2.flux_path", FLUX_FOLDER, local,
@@ -153,7 +153,7 @@ def locate_weights(config: DiffusionConfig) -> dict:
                             "CogVideoX-5b-I2V in diffusers layout")
     controlnet = Path(config.stage2.controlnet_path).expanduser()
     if not (controlnet.is_dir() and (controlnet / "controlnet1").is_dir() and (controlnet / "controlnet2").is_dir()):
-        controlnet = _find_controlnet_file(controlnet)
+        controlnet = find_controlnet_file(controlnet)
     transformer = _locate_pam_transformer(config.stage3.transformer_path)
     return {"flux": flux, "cogvideox": cog, "controlnet": controlnet, "transformer": transformer,
             "local_files_only": local}
