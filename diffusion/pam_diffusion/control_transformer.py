@@ -98,7 +98,8 @@ class PamCogVideoXControlTransformer(CogVideoXTransformer3DModel):
                            norm_elementwise_affine=norm_elementwise_affine, norm_eps=norm_eps)
             for _ in range(num_tracking_blocks)
         ])
-        self.combine_linears = nn.ModuleList([_zero(nn.Linear(inner_dim, inner_dim)) for _ in range(num_tracking_blocks)])
+        self.combine_linears = nn.ModuleList(
+            [_zero(nn.Linear(inner_dim, inner_dim)) for _ in range(num_tracking_blocks)])
         self.initial_combine_linear = _zero(nn.Linear(NUM_SLOTS * inner_dim, inner_dim))
 
     @classmethod
@@ -215,12 +216,14 @@ def load_pam_transformer(folder: str | Path, torch_dtype: torch.dtype | None = N
     expected = ("config.json and weights (diffusion_pytorch_model*.safetensors or pytorch_model*.bin, "
                 "optionally sharded with an *.index.json)")
     if not folder.is_dir():
-        raise WeightsNotFoundError(f"stage3.transformer_path {str(folder)!r} does not exist; expected a folder with {expected}")
+        raise WeightsNotFoundError(
+            f"stage3.transformer_path {str(folder)!r} does not exist; expected a folder with {expected}")
     if not (folder / "config.json").is_file():
         raise WeightsNotFoundError(f"stage3.transformer_path {str(folder)!r} lacks config.json; expected {expected}")
     files = weight_files(folder)
     if not files:
-        raise WeightsNotFoundError(f"stage3.transformer_path {str(folder)!r} holds no weight files; expected {expected}")
+        raise WeightsNotFoundError(
+            f"stage3.transformer_path {str(folder)!r} holds no weight files; expected {expected}")
 
     raw = json.loads((folder / "config.json").read_text())
     known = set(inspect.signature(PamCogVideoXControlTransformer.__init__).parameters) - {"self"}

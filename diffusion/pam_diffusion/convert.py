@@ -176,7 +176,8 @@ def _check_against_transformer(net_config, transformer_config, what: str) -> Non
     wrong = [f"{k}={net_config.get(k)!r} (the Flux transformer has {expected[k]!r})" for k in keys
              if net_config.get(k) != expected[k]]
     if wrong:
-        raise CheckpointMismatchError(f"{what}: ControlNet built for a different Flux architecture: " + "; ".join(wrong))
+        raise CheckpointMismatchError(
+            f"{what}: ControlNet built for a different Flux architecture: " + "; ".join(wrong))
 
 
 def find_controlnet_file(path: Path, setting: str = "stage2.controlnet_path") -> Path:
@@ -241,7 +242,8 @@ def infer_controlnet_config(sd, transformer_config, what: str) -> dict:
     config["num_layers"] = len({k.split(".")[1] for k in sd if k.startswith("double_blocks.")})
     config["conditioning_channels"] = int(sd["input_hint_block.0.weight"].shape[1])
     if config["in_channels"] != HINT_CHANNELS * config["patch_size"] ** 2:
-        raise CheckpointMismatchError(f"{what}: in_channels {config['in_channels']} cannot take x-flux's 16-channel hint")
+        raise CheckpointMismatchError(
+            f"{what}: in_channels {config['in_channels']} cannot take x-flux's 16-channel hint")
     return config
 
 

@@ -92,4 +92,5 @@ def get_scorer(name_or_fn: str | Scorer) -> Scorer:
     try:
         return SCORERS[name_or_fn]
     except KeyError:
-        raise ConfigError(f"stage2.scorer: unknown scorer {name_or_fn!r}; expected one of {', '.join(SCORERS)}") from None
+        raise ConfigError(
+            f"stage2.scorer: unknown scorer {name_or_fn!r}; expected one of {', '.join(SCORERS)}") from None

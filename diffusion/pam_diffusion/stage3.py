@@ -107,7 +107,9 @@ class PamCogVideoXControlPipeline(CogVideoXImageToVideoPipeline):
                     hidden_states=model_input, encoder_hidden_states=prompt_embeds,
                     timestep=t.expand(model_input.shape[0]), control_latents=control,
                     image_rotary_emb=rotary, return_dict=False)[0].float()
-                scale = dynamic_guidance(guidance_scale, t.item(), num_inference_steps) if use_dynamic_cfg else guidance_scale
+                scale = guidance_scale
+                if use_dynamic_cfg:
+                    scale = dynamic_guidance(guidance_scale, t.item(), num_inference_steps)
                 if do_cfg:
                     uncond, cond = noise_pred.chunk(2)
                     noise_pred = uncond + scale * (cond - uncond)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from diffusion_refs import pam_checkpoint, random_state_dict, xflux_controlnet_forward, xflux_controlnet_layout
-from pam_diffusion.convert import convert_controlnet_file, load_pam_controlnets, main as convert_main
+from pam_diffusion.convert import load_pam_controlnets, main as convert_main
 from pam_diffusion.errors import CheckpointMismatchError, WeightsNotFoundError
 
 
