@@ -50,6 +50,7 @@ class PamVideoGenerator:
                                           s2.max_sequence_length) if stage2_pipe is not None else None
         self.motion = MotionStage(stage3_pipe, s3.steps, s3.guidance, s3.dynamic_guidance, s3.negative_prompt,
                                   s3.max_sequence_length, config.used_conditions)
+        check_video_size(config, stage3_pipe.transformer.config)
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -127,6 +128,21 @@ class PamVideoGenerator:
         result.timings["stage3_step_s"] = _mean(self.motion.step_times)
         result.timings["total_s"] = time.perf_counter() - t_start
         return result
+
+
+def check_video_size(config: DiffusionConfig, transformer_config) -> None:
+    """CogVideoX-5B-I2V's learned positional embeddings fix the video size and the text length."""
+    if not transformer_config.get("use_learned_positional_embeddings"):
+        return
+    size = (8 * transformer_config["sample_height"], 8 * transformer_config["sample_width"])
+    if (config.height, config.width) != size:
+        raise ConfigError(
+            f"height x width {config.height}x{config.width}: this Stage III transformer has learned positional "
+            f"embeddings and only generates {size[0]}x{size[1]} videos")
+    if config.stage3.max_sequence_length != transformer_config["max_text_seq_length"]:
+        raise ConfigError(
+            f"stage3.max_sequence_length {config.stage3.max_sequence_length}: this Stage III transformer needs "
+            f"{transformer_config['max_text_seq_length']} text tokens (learned positional embeddings)")
 
 
 def _mean(xs) -> float:

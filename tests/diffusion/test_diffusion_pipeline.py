@@ -197,6 +197,17 @@ def test_bad_first_frame_and_geometry_are_named(small_generator):
         tiny_config(width=40)
 
 
+def test_video_size_must_match_learned_positional_embeddings(small_generator):
+    from pam_diffusion.generator import PamVideoGenerator
+    from pam_diffusion.tiny import tiny_config
+
+    stage3 = small_generator.motion.pipe
+    with pytest.raises(ConfigError, match=r"64x96: .* only generates 32x48 videos"):
+        PamVideoGenerator(tiny_config(height=64, width=96), None, stage3)
+    with pytest.raises(ConfigError, match=r"stage3\.max_sequence_length 20: .* needs 16 text tokens"):
+        PamVideoGenerator(tiny_config(height=32, width=48, stage3=dict(max_sequence_length=20)), None, stage3)
+
+
 def test_missing_conditions_are_black(small_generator):
     """Stage II sees black maps where a condition is missing."""
     frame0 = {k: np.zeros((32, 48, 3), np.uint8) for k in SLOTS}
