@@ -83,30 +83,26 @@ class AppearanceStage:
             max_sequence_length=self.max_sequence_length)
         hints = [h.to(device) for h in control_hints(frame0)]
         channels = pipe.transformer.config.in_channels // 4
-        images = []
         self.step_times = []
         # A step starts when the first ControlNet runs and ends at the pipeline's step callback.
         stamp = [0.0]
         hook = pipe.controlnet.register_forward_pre_hook(lambda module, args: stamp.__setitem__(0, time.perf_counter()))
+        images = []
         try:
             for seed in seeds:
-                images.append(self._one(pipe, seed, channels, hints, prompt_embeds, pooled, sigmas, height,
-                                        width, device, stamp))
+                out = pipe(
+                    prompt_embeds=prompt_embeds, pooled_prompt_embeds=pooled, control_image=hints,
+                    controlnet_conditioning_scale=self.conditioning_scales, height=height, width=width,
+                    num_inference_steps=self.steps, sigmas=list(sigmas), guidance_scale=self.guidance,
+                    latents=pam_noise(seed, channels, height, width, device).to(prompt_embeds.dtype),
+                    output_type="pt", max_sequence_length=self.max_sequence_length,
+                    callback_on_step_end=lambda p, i, t, kw: self._step_done(stamp),
+                )
+                pixels = out.images[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+                images.append(np.floor(pixels * 255.0).astype(np.uint8))  # x-flux's uint8(127.5 * (x + 1))
         finally:
             hook.remove()
         return images
-
-    def _one(self, pipe, seed, channels, hints, prompt_embeds, pooled, sigmas, height, width, device, stamp):
-        latents = pam_noise(seed, channels, height, width, device)
-        out = pipe(
-            prompt_embeds=prompt_embeds, pooled_prompt_embeds=pooled, control_image=hints,
-            controlnet_conditioning_scale=self.conditioning_scales, height=height, width=width,
-            num_inference_steps=self.steps, sigmas=list(sigmas), guidance_scale=self.guidance,
-            latents=latents.to(prompt_embeds.dtype), output_type="pt", max_sequence_length=self.max_sequence_length,
-            callback_on_step_end=lambda p, i, t, kw: self._step_done(stamp),
-        )
-        pixels = out.images[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-        return np.floor(pixels * 255.0).astype(np.uint8)
 
     def _step_done(self, stamp: list[float]) -> dict:
         self.step_times.append(time.perf_counter() - stamp[0])
