@@ -37,7 +37,9 @@ def test_missing_folder_names_path_and_expected_contents(tmp_path, no_network):
 
 
 def test_uncached_repo_offline_fails_without_network(no_network, monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # an empty cache
     with pytest.raises(WeightsNotFoundError, match=r"'black-forest-labs/FLUX\.1-dev'.*not in the Hugging Face cache"):
         resolve_model_dir("black-forest-labs/FLUX.1-dev", "stage2.flux_path", FLUX_FOLDER, True, "FLUX.1-dev")
 
