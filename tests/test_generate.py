@@ -162,3 +162,20 @@ def test_an_interrupted_run_leaves_no_partial_episode_and_resumes(tmp_path, monk
     assert again.skipped == 2 and again.attempted == 0
     with pytest.raises(OutputError, match="different config"):
         Generator(load_config(GenerateConfig, None, SMALL + ["episodes=2", "seed=4"]), out)
+
+
+def test_diffusion_stages_paint_a_video_from_the_engine_maps(tmp_path):
+    """Engine condition maps -> tiny Stage II/III models -> video.mp4 with every frame."""
+    from pam_diffusion.tiny import tiny_generator
+    from pam_engine.generate import video_stage
+
+    cfg = load_config(GenerateConfig, None, ["width=96", "height=64", "randomization.objects=[061_foam_brick]",
+                                             "randomization.camera.distance=[0.5,0.6]", "episodes=1", "seed=3"])
+    out = tmp_path / "data"
+    summary = Generator(cfg, out, diffusion=video_stage(tiny_generator(64, 96, 49))).run(progress=False)
+    assert summary.written == 1
+    ep = load_episode(list_episodes(out)[0])
+    assert ep.has_video
+    video = ep.video("video")
+    assert video.shape == (49, 64, 96, 3)
+    assert video.std() > 0  # painted, not blank

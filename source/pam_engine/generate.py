@@ -23,6 +23,7 @@ from pam_engine.capture.camera import CameraRange, check_resolution, sample_came
 from pam_engine.config import to_dict
 from pam_engine.errors import ConfigError, OutputError, PamError
 from pam_engine.stage1 import ObjectSpec, Stage1Config, Stage1Request, run_stage1
+from pam_diffusion.config import DiffusionConfig
 
 DATASET_CONFIG_FILE = "dataset.json"
 
@@ -70,9 +71,16 @@ class GenerateConfig:
     stage1: Stage1Config = field(default_factory=Stage1Config)
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
+    #: Stages II and III (weights, steps, offloading); skipped while its weight paths are unset.
+    #: Its frame count and size follow ``stage1.num_frames``, ``width`` and ``height``.
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
 
     def check(self) -> None:
         check_resolution(self.width, self.height)
+        d = self.diffusion
+        d.num_frames, d.height, d.width, d.fps = self.stage1.num_frames, self.height, self.width, int(self.stage1.scene.fps)
+        if self.diffusion.is_configured() and (self.stage1.num_frames - 1) % 4:
+            raise ConfigError(f"config key 'stage1.num_frames': the video stage needs 4k+1 frames, got {self.stage1.num_frames}")
         if self.episodes < 1:
             raise ConfigError(f"config key 'episodes': expected at least 1, got {self.episodes}")
         if not self.randomization.objects:
@@ -141,6 +149,8 @@ class Generator:
     """Runs a batch into one dataset folder."""
 
     def __init__(self, cfg: GenerateConfig, out: str | Path, diffusion=None, policy=None):
+        """``diffusion(episode, plan) -> video`` overrides the configured diffusion stages (tests
+        pass tiny models); otherwise they load from ``cfg.diffusion`` when configured."""
         from pam_engine.dataset.writer import EpisodeWriter
 
         cfg.check()
@@ -148,6 +158,10 @@ class Generator:
         self.out = Path(out)
         self.writer = EpisodeWriter(self.out)  # checks the folder before any work
         self._check_same_config()
+        if diffusion is None and cfg.diffusion.is_configured():
+            from pam_diffusion.generator import PamVideoGenerator
+
+            diffusion = video_stage(PamVideoGenerator.from_config(cfg.diffusion))
         self.diffusion = diffusion
         self.policy = policy
 
@@ -257,6 +271,18 @@ class Generator:
             return HandPose(make_transform(rotation, position), np.zeros(n_dof))
 
         return sample
+
+
+def video_stage(generator):
+    """Stages II and III as an episode hook: PAM's condition maps in, the video frames out."""
+
+    def run(episode, plan: EpisodePlan) -> np.ndarray:
+        maps = episode.maps
+        conditions = {"depth": maps["depth"], "normal": maps["normal"], "seg": maps["seg"],
+                      "hand": maps["hand_keypoints"]}
+        return generator.generate(conditions, plan.prompt, seed=plan.seed).frames
+
+    return run
 
 
 def _fits(buffer, num_frames: int, camera) -> bool:

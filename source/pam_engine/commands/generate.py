@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"seed={args.seed}")
     cfg = load_config(GenerateConfig, args.config, overrides)
     generator = Generator(cfg, args.out)
+    if generator.diffusion is None:
+        print(cfg.diffusion.skip_message())
     t0 = time.perf_counter()
     summary = generator.run(progress=not args.no_progress)
     print(summary.report())
