@@ -1,0 +1,124 @@
+"""Convex decomposition of object meshes for contact (CoACD), and clean-up of its hulls.
+
+One convex hull per object would fill a mug's handle hole and a bowl's inside, so fingers could
+never enter them; CoACD splits the mesh into near-convex parts instead. Its raw hulls are then
+made safe for MuJoCo here: each is rebuilt with qhull, thinned to at most
+``max_hull_vertices`` vertices (fewer vertices, faster contacts) and dropped if degenerate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import trimesh
+
+from pam_engine.errors import AssetError, ConfigError
+
+#: Hulls smaller than this (m^3, a 0.46 mm cube) are slivers CoACD leaves at seams; they carry
+#: no useful contact and qhull/MuJoCo handle such near-flat point sets badly.
+MIN_HULL_VOLUME = 1e-10
+
+
+@dataclass(frozen=True)
+class CollisionConfig:
+    """Parameters of the CoACD decomposition; every field is part of the cache key.
+
+    threshold: CoACD's concavity tolerance, relative to the object's size (its default, 0.05,
+        keeps a mug's handle hole and a bowl's cavity open on the YCB scans).
+    max_hulls: upper bound on parts after CoACD's merge step (keeps contact cost bounded).
+    preprocess: CoACD's manifold pre-pass: "auto" (only for non-manifold input), "on", "off".
+    preprocess_resolution, resolution: CoACD's voxel and sampling resolutions.
+    seed: CoACD's random seed (its tree search is stochastic); fixed for reproducible hulls.
+    max_hull_vertices: cap on vertices per hull (MuJoCo's collision cost grows with it).
+    """
+
+    threshold: float = 0.05
+    max_hulls: int = 32
+    preprocess: str = "auto"
+    preprocess_resolution: int = 50
+    resolution: int = 2000
+    seed: int = 0
+    max_hull_vertices: int = 64
+
+    def __post_init__(self) -> None:
+        if not (0.01 <= self.threshold <= 1.0):
+            raise ConfigError(f"CollisionConfig.threshold={self.threshold!r}: expected a value in [0.01, 1]")
+        if int(self.max_hulls) != self.max_hulls or not (1 <= self.max_hulls <= 256):
+            raise ConfigError(f"CollisionConfig.max_hulls={self.max_hulls!r}: expected an integer in [1, 256]")
+        if self.preprocess not in ("auto", "on", "off"):
+            raise ConfigError(f"CollisionConfig.preprocess={self.preprocess!r}: expected 'auto', 'on' or 'off'")
+        if int(self.max_hull_vertices) != self.max_hull_vertices or not (8 <= self.max_hull_vertices <= 1000):
+            raise ConfigError(
+                f"CollisionConfig.max_hull_vertices={self.max_hull_vertices!r}: expected an integer in [8, 1000]"
+            )
+        for name in ("preprocess_resolution", "resolution"):
+            value = getattr(self, name)
+            if int(value) != value or value < 10:
+                raise ConfigError(f"CollisionConfig.{name}={value!r}: expected an integer >= 10")
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def run_coacd(mesh: trimesh.Trimesh, config: CollisionConfig) -> list[np.ndarray]:
+    """CoACD on ``mesh``; returns each part's vertices (faces are rebuilt by :func:`clean_hulls`)."""
+    import coacd
+
+    coacd.set_log_level("error")
+    parts = coacd.run_coacd(
+        coacd.Mesh(np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int32)),
+        threshold=config.threshold,
+        max_convex_hull=config.max_hulls,
+        preprocess_mode=config.preprocess,
+        preprocess_resolution=config.preprocess_resolution,
+        resolution=config.resolution,
+        seed=config.seed,
+        decimate=True,
+        max_ch_vertex=config.max_hull_vertices,
+    )
+    return [np.asarray(vertices, dtype=np.float64) for vertices, _faces in parts]
+
+
+def thin_points(points: np.ndarray, count: int) -> np.ndarray:
+    """``count`` of ``points`` spread over the set (farthest-point order, deterministic)."""
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) <= count:
+        return points
+    chosen = [int(np.argmax(np.linalg.norm(points - points.mean(axis=0), axis=1)))]
+    dist = np.linalg.norm(points - points[chosen[0]], axis=1)
+    for _ in range(count - 1):
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        dist = np.minimum(dist, np.linalg.norm(points - points[nxt], axis=1))
+    return points[np.sort(chosen)]
+
+
+def hull_of(points: np.ndarray, max_vertices: int) -> trimesh.Trimesh | None:
+    """Convex hull of ``points`` with at most ``max_vertices`` vertices, or None if degenerate."""
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) < 4 or not np.isfinite(points).all():
+        return None
+    try:
+        hull = trimesh.convex.convex_hull(points)
+        if len(hull.vertices) > max_vertices:
+            hull = trimesh.convex.convex_hull(thin_points(hull.vertices, max_vertices))
+    except Exception:  # qhull raises on coplanar / collinear input
+        return None
+    if len(hull.vertices) < 4 or not hull.is_volume or hull.volume < MIN_HULL_VOLUME:
+        return None
+    return hull
+
+
+def clean_hulls(parts: list[np.ndarray], max_vertices: int, what: str) -> tuple[trimesh.Trimesh, ...]:
+    """Rebuild each part as a MuJoCo-safe hull; ``what`` names the object in the error."""
+    hulls = tuple(h for h in (hull_of(p, max_vertices) for p in parts) if h is not None)
+    if not hulls:
+        raise AssetError(f"{what}: convex decomposition produced no usable (non-degenerate) hull")
+    return hulls
+
+
+def decompose(mesh: trimesh.Trimesh, config: CollisionConfig, what: str) -> tuple[trimesh.Trimesh, ...]:
+    """Convex parts of ``mesh`` (its own frame and units) ready for MuJoCo."""
+    return clean_hulls(run_coacd(mesh, config), config.max_hull_vertices, what)
