@@ -6,7 +6,7 @@ import trimesh
 
 from pam_engine.objects import CollisionConfig, load_object
 from pam_engine.objects import hull_store
-from pam_engine.objects.collision import clean_hulls, hull_of, thin_points
+from pam_engine.objects.collision import clean_hulls, hull_of, reduce_points
 
 
 def _cache_files(folder):
@@ -115,12 +115,20 @@ def test_unwritable_cache_warns_but_loads(u_path, tmp_path, count_coacd):
     assert len(asset.collision_parts) >= 3
 
 
-def test_big_hulls_are_thinned_to_the_vertex_cap():
-    points = trimesh.creation.icosphere(subdivisions=4, radius=0.05).vertices  # 2562 on a sphere
+def test_big_hulls_are_reduced_to_the_vertex_cap_and_keep_their_shape():
+    # a scan-like rounded box (superellipsoid, exponent 8), 20 x 15 x 5 cm, 2562 hull vertices
+    unit = trimesh.creation.icosphere(subdivisions=4).vertices
+    q = np.sign(unit) * np.abs(unit) ** 0.25
+    points = q / (np.sum(np.abs(q) ** 8, axis=1) ** 0.125)[:, None] * np.array([0.1, 0.075, 0.025])
+    full = trimesh.convex.convex_hull(points)
+    assert len(full.vertices) > 1000
     hull = hull_of(points, 64)
     assert hull is not None and len(hull.vertices) <= 64 and hull.is_convex
-    assert hull.volume > 0.8 * (4 / 3 * np.pi * 0.05**3)  # spread-out points keep the shape
-    assert len(thin_points(points, 10)) == 10
+    # every original vertex stays within 3 mm of the reduced hull; evenly spread (farthest-point)
+    # vertices would cut the rounded edges by ~12 mm here
+    offsets = np.einsum("ij,ij->i", hull.face_normals, hull.triangles[:, 0])
+    assert (full.vertices @ hull.face_normals.T - offsets).max(axis=1).max() < 3e-3
+    assert len(reduce_points(points, 10)) == 10
 
 
 def test_degenerate_parts_are_dropped():

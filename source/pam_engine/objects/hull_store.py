@@ -31,7 +31,7 @@ import trimesh
 from pam_engine.objects.collision import CollisionConfig, clean_hulls
 
 #: Bump when the stored layout or the hull clean-up changes, so old cache files are not reused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SHIPPED_FILE = "dexycb_collision.npz"
 
 
@@ -88,6 +88,7 @@ def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez_compressed(f, **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a cache may be shared between users
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
