@@ -1,5 +1,7 @@
 """Objects in a MuJoCo model: groups, explicit inertia, the object frame, and a drop test."""
 
+import dataclasses
+
 import mujoco
 import numpy as np
 import pytest
@@ -88,3 +90,36 @@ def test_two_objects_in_one_spec_get_distinct_names(mug):
     model = spec.compile()
     assert model.nbody == 3 and model.njnt == 1
     assert model.body("b").mass[0] == pytest.approx(mug.mass)
+
+
+def _contacts_with_probe(asset, probe_pos, fromto, radius):
+    """Number of contacts between a static capsule (a finger stand-in) and the object."""
+    spec = mujoco.MjSpec()
+    add_object_to_spec(spec, asset, "obj")  # free: MuJoCo never collides two static bodies
+    probe = spec.worldbody.add_geom()
+    probe.name = "probe"
+    probe.type = mujoco.mjtGeom.mjGEOM_CAPSULE
+    probe.fromto = np.concatenate([np.asarray(probe_pos) + fromto[0], np.asarray(probe_pos) + fromto[1]])
+    probe.size = [radius, 0.0, 0.0]
+    model = spec.compile()
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    probe_id = model.geom("probe").id
+    return sum(probe_id in (c.geom1, c.geom2) for c in data.contact[: data.ncon])
+
+
+def test_a_finger_fits_through_the_mug_handle_but_not_through_one_convex_hull(mug):
+    """The decomposition leaves the handle's hole open to a 5 mm-radius capsule threaded through
+    it; a single convex hull fills the hole."""
+    hole, through = (0.031, 0.0, 0.042), ([0.0, -0.01, 0.0], [0.0, 0.05, 0.0])
+    assert _contacts_with_probe(mug, hole, through, 0.005) == 0
+    single = dataclasses.replace(mug, collision_parts=(mug.mesh.convex_hull,))
+    assert _contacts_with_probe(single, hole, through, 0.005) > 0
+
+
+def test_a_finger_fits_into_the_bowl_but_not_into_one_convex_hull():
+    bowl = load_object("024_bowl")
+    centre, down = (-0.015, -0.044, 0.0), ([0.0, 0.0, 0.025], [0.0, 0.0, 0.07])
+    assert _contacts_with_probe(bowl, centre, down, 0.01) == 0
+    single = dataclasses.replace(bowl, collision_parts=(bowl.mesh.convex_hull,))
+    assert _contacts_with_probe(single, centre, down, 0.01) > 0
