@@ -54,7 +54,8 @@ def test_directory_is_not_a_mesh(tmp_path, no_coacd):
 
 def test_flat_plane_has_zero_volume(tmp_path, no_coacd):
     path = tmp_path / "plane.obj"
-    plane = trimesh.Trimesh(vertices=[[0, 0, 0], [0.1, 0, 0], [0.1, 0.1, 0], [0, 0.1, 0]], faces=[[0, 1, 2], [0, 2, 3]])
+    corners = [[0, 0, 0], [0.1, 0, 0], [0.1, 0.1, 0], [0, 0.1, 0]]
+    plane = trimesh.Trimesh(vertices=corners, faces=[[0, 1, 2], [0, 2, 3]])
     plane.export(path)
     with pytest.raises(AssetError, match="zero volume") as info:
         load_object(path)

@@ -87,7 +87,8 @@ def test_glb_scene_is_flattened_with_its_transforms(tmp_path, monkeypatch):
 
     monkeypatch.setattr(collision, "run_coacd", lambda mesh, config: [np.asarray(mesh.vertices)])
     scene = trimesh.Scene()
-    scene.add_geometry(trimesh.creation.box([0.02] * 3), transform=trimesh.transformations.translation_matrix([0.1, 0, 0]))
+    shift = trimesh.transformations.translation_matrix([0.1, 0, 0])
+    scene.add_geometry(trimesh.creation.box([0.02] * 3), transform=shift)
     scene.add_geometry(trimesh.creation.box([0.02] * 3))
     path = tmp_path / "pair.glb"
     scene.export(path)

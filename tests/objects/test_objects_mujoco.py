@@ -43,7 +43,8 @@ def test_compiled_body_has_the_assets_mass_com_and_inertia(mug):
     assert model.body_mass[body] == pytest.approx(mug.mass, rel=1e-6)
     np.testing.assert_allclose(model.body_ipos[body], mug.com, atol=1e-9)
     np.testing.assert_allclose(np.sort(model.body_inertia[body]), np.linalg.eigvalsh(mug.inertia), rtol=1e-6)
-    assert model.body("obj").jntnum[0] == 1 and model.jnt_type[model.body("obj").jntadr[0]] == mujoco.mjtJoint.mjJNT_FREE
+    joint = model.body("obj").jntadr[0]
+    assert model.body("obj").jntnum[0] == 1 and model.jnt_type[joint] == mujoco.mjtJoint.mjJNT_FREE
 
 
 def test_visual_geom_never_collides_and_hulls_do(mug):

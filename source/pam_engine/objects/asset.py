@@ -79,6 +79,10 @@ def load_object(spec: str | int | os.PathLike, scale: float = 1.0, density: floa
     target total ``mass`` (kg) if given instead. Raises :class:`AssetError` for unknown objects
     and missing, corrupt, empty, flat or absurdly sized meshes, :class:`ConfigError` for bad
     numbers, before any convex decomposition runs.
+
+    Collision parts: the shipped decomposition for DexYCB objects (any scale, default
+    ``collision``), else a CoACD result cached in ``cache_dir`` (default
+    ``$PAM_CACHE_DIR/collision``, else ``~/.cache/pam_engine/collision``), else a CoACD run.
     """
     scale = _positive(scale, "scale")
     if density is not None and mass is not None:

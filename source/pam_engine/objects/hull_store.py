@@ -76,7 +76,9 @@ def unpack(verts: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
     """Inverse of :func:`pack`: one float64 vertex array per hull."""
     verts = np.asarray(verts, dtype=np.float64)
     counts = np.asarray(counts, dtype=np.int64)
-    if verts.ndim != 2 or verts.shape[1] != 3 or counts.ndim != 1 or counts.sum() != len(verts) or (counts < 4).any():
+    if verts.ndim != 2 or verts.shape[1] != 3 or counts.ndim != 1:
+        raise ValueError("inconsistent hull arrays")
+    if counts.sum() != len(verts) or (counts < 4).any():
         raise ValueError("inconsistent hull arrays")
     return np.split(verts, np.cumsum(counts)[:-1])
 

