@@ -3,9 +3,8 @@
 One convex hull per object would fill a mug's handle hole and a bowl's inside, so fingers could
 never enter them; CoACD splits the mesh into near-convex parts instead. Its raw hulls are then
 made safe for MuJoCo here: each is rebuilt with qhull, reduced to at most
-``max_hull_vertices`` vertices (fewer vertices, faster contacts; 64 is also the limit PhysX
-sets on GPU-compatible convexes) while staying close to the full hull, and dropped if
-degenerate.
+``max_hull_vertices`` vertices (fewer vertices, faster contacts) while staying close to the
+full hull, and dropped if degenerate.
 """
 
 from __future__ import annotations
