@@ -77,8 +77,12 @@ def test_out_of_range_start_angles_are_clamped_with_a_warning():
 def test_unreachable_targets_are_rejected_before_simulation():
     hand, art = HandCache.get(None)
     far = GraspTarget(make_transform(None, [0.0, 3.0, 0.1]), np.zeros(art.size), np.array([0.0, -1.0, 0.0]))
-    with pytest.raises(PoseError, match="unreachable.*max_reach"):
+    with pytest.raises(PoseError, match="unreachable.*object's centre"):
         simulate(Stage1Request([ObjectSpec("061_foam_brick")], grasp=far))
+    near = GraspTarget(make_transform(None, [0.0, 0.0, 0.12]), np.zeros(art.size), np.array([0.0, 0.0, -1.0]))
+    start = HandPose(make_transform(None, [2.0, 0.0, 0.5]), np.zeros(art.size))
+    with pytest.raises(PoseError, match="unreachable.*max_reach"):
+        simulate(Stage1Request([ObjectSpec("061_foam_brick")], grasp=near, hand_start=start))
     sunk = GraspTarget(make_transform(None, [0.0, 0.0, -0.05]), np.zeros(art.size), np.array([0.0, 0.0, -1.0]))
     with pytest.raises(PoseError, match="unreachable"):
         simulate(Stage1Request([ObjectSpec("061_foam_brick")], grasp=sunk))

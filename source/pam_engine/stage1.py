@@ -51,6 +51,7 @@ class Stage1Config:
     settle_time: float = 0.3  # s of physics before frame 0, so objects rest on the table
     success_height: float = 0.10  # m the object must rise
     max_reach: float = 1.0  # m between h0's wrist and hT's: farther targets are unreachable
+    max_wrist_offset: float = 0.15  # m a grasp's wrist may lie beyond the object's bounding sphere
     placement_radius: float = 0.08  # m around the table centre for automatic placement
     mano: str | None = None  # MANO_RIGHT.pkl or its folder; None: $PAM_MANO_DIR, else the built-in hand
     betas: list[float] | None = None  # MANO shape (MANO only)
@@ -163,7 +164,7 @@ def run_stage1(request: Stage1Request, config: Stage1Config | None = None,
     else:
         start = default_start_pose(grasp, target_pose, rng)
     start = HandPose(start.wrist, articulation.check_angles(start.angles, "h0 joint angles"))
-    _check_reachable(scene, start, grasp, target_pose, cfg)
+    _check_reachable(scene, request.target, start, grasp, target_pose, cfg)
 
     num_steps = (cfg.num_frames - 1) * cfg.scene.control_per_frame + 1
     plan = GraspPlan.build(start, grasp, target_pose, num_steps, articulation.lower, articulation.upper, cfg.plan)
@@ -198,11 +199,17 @@ def _settle(scene: HandObjectScene, cfg: Stage1Config) -> None:
         scene.data.qvel[scene.object_dof[k]:scene.object_dof[k] + 6] = 0.0
 
 
-def _check_reachable(scene: HandObjectScene, start: HandPose, grasp: GraspTarget, object_pose: np.ndarray,
+def _check_reachable(scene: HandObjectScene, target: int, start: HandPose, grasp: GraspTarget, object_pose: np.ndarray,
                      cfg: Stage1Config) -> None:
     """Reject targets the hand cannot reach, before simulating: too far from h0, below the
     table, or sunk into it; and start poses that intersect the table or objects."""
     target_wrist = grasp.wrist_world(object_pose)
+    asset = scene.objects[target].asset
+    extent = float(np.linalg.norm(np.ptp(np.asarray(asset.mesh.vertices), axis=0))) / 2
+    offset = float(np.linalg.norm(grasp.wrist_in_object[:3, 3] - np.asarray(asset.com)))
+    if offset > extent + cfg.max_wrist_offset:
+        raise PoseError(f"grasp target is unreachable: its wrist is {offset:.2f} m from the object's centre, "
+                        f"beyond the object's reach ({extent + cfg.max_wrist_offset:.2f} m)")
     distance = float(np.linalg.norm(target_wrist[:3, 3] - start.wrist[:3, 3]))
     if distance > cfg.max_reach:
         raise PoseError(f"grasp target is unreachable: its wrist is {distance:.2f} m from the start pose h0 "
@@ -251,6 +258,8 @@ def _run(scene: HandObjectScene, policy: GraspPolicy, plan: GraspPlan, request: 
     for step in range(plan.num_steps):
         if step % per_frame == 0:
             frame = step // per_frame
+            # mj_step leaves body poses one integration step behind qpos: bring them level
+            mujoco.mj_kinematics(scene.model, data)
             wrist[frame] = scene.wrist_pose()
             angles[frame] = scene.finger_angles()
             keypoints[frame] = scene.keypoints()
