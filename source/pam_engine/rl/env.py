@@ -34,12 +34,22 @@ _BAD_STATE_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWAR
 
 
 @dataclass
+class GraspNoiseConfig:
+    """Perturbation of the drawn grasp hT per episode (object frame): the bank holds a few
+    grasps per object, Stage I synthesizes others, so the policy must not learn them by heart."""
+
+    position: float = 0.004  # m, std per axis
+    rotation: float = 0.04  # rad, std per axis
+
+
+@dataclass
 class EnvConfig:
     """The training environment: task definition, reward, grasp bank, Stage I settings."""
 
     task: spec.TaskConfig = field(default_factory=spec.TaskConfig)
     reward: spec.RewardConfig = field(default_factory=spec.RewardConfig)
     bank: BankConfig = field(default_factory=BankConfig)
+    grasp_noise: GraspNoiseConfig = field(default_factory=GraspNoiseConfig)
     stage1: Stage1Config = field(default_factory=Stage1Config)
 
 
@@ -72,7 +82,7 @@ class _Slot:
         for _ in range(20):
             k = int(self.rng.integers(len(env.bank)))
             entry = env.bank[k]
-            grasp = entry.grasps[int(self.rng.integers(len(entry.grasps)))]
+            grasp = _perturbed(entry.grasps[int(self.rng.integers(len(entry.grasps)))], env.config.grasp_noise, self.rng)
             scene = env.fresh_scene(k)
             try:
                 episode = _start_episode(scene, grasp, cfg, env.config.task, self.rng)
@@ -113,6 +123,19 @@ class _Slot:
             rise=state.rise() if state else float("nan"), hand_error=state.hand_error() if state else float("nan"),
             diverged=diverged, reward=float(sum(self.totals.values())), terms=dict(self.totals))
         return obs, reward, True, info
+
+
+def _perturbed(grasp, noise: GraspNoiseConfig, rng: np.random.Generator):
+    from scipy.spatial.transform import Rotation
+
+    if noise.position <= 0 and noise.rotation <= 0:
+        return grasp
+    out = copy.copy(grasp)
+    wrist = np.array(grasp.wrist_in_object, dtype=np.float64)
+    wrist[:3, :3] = Rotation.from_rotvec(rng.normal(scale=noise.rotation, size=3)).as_matrix() @ wrist[:3, :3]
+    wrist[:3, 3] += rng.normal(scale=noise.position, size=3)
+    out.wrist_in_object = wrist
+    return out
 
 
 def _start_episode(scene, grasp, cfg: Stage1Config, task: spec.TaskConfig, rng: np.random.Generator) -> GraspEpisode:
@@ -160,7 +183,10 @@ class GraspVecEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(self, config: EnvConfig | None = None, num_envs: int = 4, seed: int = 0,
-                 bank: list[ObjectGrasps] | None = None, progress: bool = True):
+                 bank: list[ObjectGrasps] | None = None, progress: bool = True, first_slot: int = 0):
+        """Slot ``i`` draws its episodes from ``default_rng([seed, first_slot + i])``, so a batch
+        split over workers (each given its ``first_slot``) plays the very episodes it would play
+        in one process."""
         from pam_engine.stage1 import HandCache, ObjectSpec, load_objects
         from pam_engine.sim.scene import HandObjectScene, PlacedObject
 
@@ -182,8 +208,11 @@ class GraspVecEnv(VectorEnv):
         self.single_action_space = gym.spaces.Box(-1.0, 1.0, (act_size,), np.float32)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
-        self._seed = seed
-        self.slots = [_Slot(self, np.random.default_rng([seed, i])) for i in range(num_envs)]
+        self.first_slot = first_slot
+        self.slots = self._make_slots(seed)
+
+    def _make_slots(self, seed: int) -> list[_Slot]:
+        return [_Slot(self, np.random.default_rng([seed, self.first_slot + i])) for i in range(self.num_envs)]
 
     def fresh_scene(self, k: int):
         """Object ``k``'s scene with its own new ``MjData`` (the model is shared)."""
@@ -195,8 +224,7 @@ class GraspVecEnv(VectorEnv):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:
-            self._seed = seed
-            self.slots = [_Slot(self, np.random.default_rng([seed, i])) for i in range(self.num_envs)]
+            self.slots = self._make_slots(seed)
         obs = np.stack([slot.reset() for slot in self.slots])
         return obs, {}
 

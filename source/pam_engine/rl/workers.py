@@ -26,9 +26,9 @@ from pam_engine.rl.env import EnvConfig, GraspVecEnv
 from pam_engine.stage1 import HandCache
 
 
-def _worker(conn, config: EnvConfig, num_envs: int, seed: int, bank) -> None:
+def _worker(conn, config: EnvConfig, num_envs: int, seed: int, first_slot: int, bank) -> None:
     try:
-        env = GraspVecEnv(config, num_envs=num_envs, seed=seed, bank=bank, progress=False)
+        env = GraspVecEnv(config, num_envs=num_envs, seed=seed, bank=bank, progress=False, first_slot=first_slot)
         conn.send(("ready", None))
         while True:
             command, payload = conn.recv()
@@ -73,7 +73,8 @@ class ShardedGraspEnv(VectorEnv):
         self._conns, self._procs = [], []
         for w, count in enumerate(self.counts):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, self.config, count, seed * 1000 + w, bank), daemon=True)
+            proc = ctx.Process(target=_worker, args=(child, self.config, count, seed, sum(self.counts[:w]), bank),
+                               daemon=True)
             proc.start()
             child.close()
             self._conns.append(parent)
@@ -94,8 +95,8 @@ class ShardedGraspEnv(VectorEnv):
         return payload
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        for w, conn in enumerate(self._conns):
-            conn.send(("reset", None if seed is None else seed * 1000 + w))
+        for conn in self._conns:
+            conn.send(("reset", seed))
         obs = [self._receive(conn)[0] for conn in self._conns]
         return np.concatenate(obs), {}
 
@@ -128,8 +129,10 @@ class ShardedGraspEnv(VectorEnv):
         self._conns, self._procs = [], []
 
 
-def make_env(config: EnvConfig, num_envs: int, num_workers: int, seed: int, progress: bool = True) -> VectorEnv:
+def make_env(config: EnvConfig, num_envs: int, num_workers: int, seed: int, bank=None,
+             progress: bool = True) -> VectorEnv:
     """The batch environment: in this process when ``num_workers`` is 0, else over workers."""
     if num_workers <= 0:
-        return GraspVecEnv(config, num_envs=num_envs, seed=seed, progress=progress)
-    return ShardedGraspEnv(config, num_envs=num_envs, num_workers=num_workers, seed=seed, progress=progress)
+        return GraspVecEnv(config, num_envs=num_envs, seed=seed, bank=bank, progress=progress)
+    return ShardedGraspEnv(config, num_envs=num_envs, num_workers=num_workers, seed=seed, bank=bank,
+                           progress=progress)
