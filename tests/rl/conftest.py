@@ -4,7 +4,7 @@ once per session into a temporary cache, and the environment config that uses it
 import pytest
 
 from pam_engine.rl.bank import BankConfig, load_bank
-from pam_engine.rl.env import EnvConfig
+from pam_engine.rl.env import EnvConfig, GraspNoiseConfig
 
 OBJECT = "061_foam_brick"
 
@@ -17,7 +17,8 @@ def bank_config(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def env_config(bank_config):
-    return EnvConfig(bank=bank_config)
+    # no grasp noise: episodes then replay the bank's grasps exactly, as Stage I would
+    return EnvConfig(bank=bank_config, grasp_noise=GraspNoiseConfig(position=0.0, rotation=0.0))
 
 
 @pytest.fixture(scope="session")

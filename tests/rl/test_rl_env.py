@@ -82,3 +82,29 @@ def test_rewards_respond_to_the_residual(env_config, bank):
     _, calm, _ = _rollout(env, EPISODE_DECISIONS, seed=0, scale=0.0)
     _, wild, _ = _rollout(env, EPISODE_DECISIONS, seed=0, scale=1.0)
     assert wild.sum() < calm.sum()
+
+
+def test_curriculum_favours_objects_in_the_learnable_zone(env_config, bank):
+    env = GraspVecEnv(env_config, num_envs=1, seed=0, bank=bank * 3)
+    env.success_rate[:] = [1.0, 0.0, 0.5]
+    w = env.object_weights()
+    assert w[2] > w[0] > 0 and w[0] == pytest.approx(w[1])  # mastered and hopeless objects keep the floor
+    env.record(0, False)
+    assert env.success_rate[0] < 1.0
+    env.config.curriculum.enabled = False
+    try:
+        np.testing.assert_allclose(env.object_weights(), 1 / 3)
+    finally:
+        env.config.curriculum.enabled = True
+
+
+def test_grasp_noise_perturbs_hT_rigidly(bank):
+    from pam_engine.rl.env import GraspNoiseConfig, _perturbed
+
+    g = bank[0].grasps[0]
+    out = _perturbed(g, GraspNoiseConfig(position=0.004, rotation=0.04), np.random.default_rng(0))
+    r = out.wrist_in_object[:3, :3]
+    np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-9)
+    assert 0 < np.linalg.norm(out.wrist_in_object[:3, 3] - g.wrist_in_object[:3, 3]) < 0.03
+    np.testing.assert_array_equal(out.angles, g.angles)
+    assert _perturbed(g, GraspNoiseConfig(0.0, 0.0), np.random.default_rng(0)) is g

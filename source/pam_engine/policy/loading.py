@@ -13,6 +13,7 @@ against the environment built by the current code (a checkpoint from another tas
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -59,7 +60,8 @@ def save_policy(path: str | Path, network: ActorNetwork, task: spec.TaskConfig, 
         "obs_clip": float(network.clip),
         "state_dict": {k: v.detach().clone() for k, v in network.state_dict().items()},
         "task": to_dict(task),
-        "provenance": to_dict(provenance or {}),
+        # plain JSON types only: a weights-only load refuses anything else (e.g. torch's version object)
+        "provenance": json.loads(json.dumps(to_dict(provenance or {}), default=str)),
     }
     tmp = path.with_name(path.name + ".partial")
     torch.save(payload, tmp)

@@ -43,6 +43,19 @@ class GraspNoiseConfig:
 
 
 @dataclass
+class CurriculumConfig:
+    """How often each object is drawn: ``floor + s (1 - s)`` for its running success rate s.
+
+    Objects the policy always or never grasps teach little; those in between teach most. Each
+    worker keeps its own rates (no cross-process traffic); the floor keeps every object in play.
+    """
+
+    enabled: bool = True
+    floor: float = 0.1
+    memory: float = 0.05  # weight of the newest episode in the running rate (~20 episodes)
+
+
+@dataclass
 class EnvConfig:
     """The training environment: task definition, reward, grasp bank, Stage I settings."""
 
@@ -50,6 +63,7 @@ class EnvConfig:
     reward: spec.RewardConfig = field(default_factory=spec.RewardConfig)
     bank: BankConfig = field(default_factory=BankConfig)
     grasp_noise: GraspNoiseConfig = field(default_factory=GraspNoiseConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     stage1: Stage1Config = field(default_factory=Stage1Config)
 
 
@@ -80,7 +94,7 @@ class _Slot:
         env = self.env
         cfg = env.config.stage1
         for _ in range(20):
-            k = int(self.rng.integers(len(env.bank)))
+            k = env.draw_object(self.rng)
             entry = env.bank[k]
             grasp = _perturbed(entry.grasps[int(self.rng.integers(len(entry.grasps)))], env.config.grasp_noise, self.rng)
             scene = env.fresh_scene(k)
@@ -91,7 +105,7 @@ class _Slot:
             break
         else:
             raise PoseError(f"could not start an episode on {entry.name!r}: every drawn start pose was unreachable")
-        self.episode, self.name = episode, entry.name
+        self.episode, self.name, self.object_index = episode, entry.name, k
         self.totals = dict.fromkeys(spec.REWARD_TERMS, 0.0)
         first = episode.first_decision()
         diverged = _advance(episode, 0, first)
@@ -118,8 +132,10 @@ class _Slot:
         reward = float(sum(terms.values()))
         if not (final or diverged):
             return obs, reward, False, None
+        success = bool(state is not None and spec.is_success(state.rise(), state.hand_error()))
+        self.env.record(self.object_index, success)
         info = EpisodeInfo(
-            object=self.name, success=bool(state is not None and spec.is_success(state.rise(), state.hand_error())),
+            object=self.name, success=success,
             rise=state.rise() if state else float("nan"), hand_error=state.hand_error() if state else float("nan"),
             diverged=diverged, reward=float(sum(self.totals.values())), terms=dict(self.totals))
         return obs, reward, True, info
@@ -209,10 +225,25 @@ class GraspVecEnv(VectorEnv):
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         self.first_slot = first_slot
+        self.success_rate = np.full(len(self.bank), 0.5)  # running, per object (curriculum)
         self.slots = self._make_slots(seed)
 
     def _make_slots(self, seed: int) -> list[_Slot]:
         return [_Slot(self, np.random.default_rng([seed, self.first_slot + i])) for i in range(self.num_envs)]
+
+    def object_weights(self) -> np.ndarray:
+        c = self.config.curriculum
+        if not c.enabled:
+            return np.full(len(self.bank), 1.0 / len(self.bank))
+        w = c.floor + self.success_rate * (1.0 - self.success_rate)
+        return w / w.sum()
+
+    def draw_object(self, rng: np.random.Generator) -> int:
+        return int(rng.choice(len(self.bank), p=self.object_weights()))
+
+    def record(self, k: int, success: bool) -> None:
+        m = self.config.curriculum.memory
+        self.success_rate[k] = (1.0 - m) * self.success_rate[k] + m * float(success)
 
     def fresh_scene(self, k: int):
         """Object ``k``'s scene with its own new ``MjData`` (the model is shared)."""

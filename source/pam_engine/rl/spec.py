@@ -249,7 +249,7 @@ class RewardConfig:
     impulse: float = 0.5  # x grip force / (object weight x impulse_cap), capped at 1
     impulse_cap: float = 3.0
     joint: float = 0.5  # x mean |finger angle - target| (rad): hT's angles from close on, the plan's before
-    hand: float = 10.0  # x wrist distance (m) from hT carried with the object (the plan's target before close)
+    hand: float = 5.0  # x wrist distance (m) from hT carried with the object (the plan's target before close)
     object_velocity: float = 0.5  # x object speed (m/s) before the lift; its speed relative to the wrist after
     angular_lever: float = 0.1  # m: angular velocity counts as lever x omega
     lift: float = 2.0  # x object rise / 0.1 m during lift and hold, capped at lift_cap

@@ -89,7 +89,7 @@ def train(cfg: TrainConfig, command: str = "", progress: bool = True, observer_h
     env = make_env(cfg.env, cfg.num_envs, cfg.num_workers, cfg.seed, bank=bank, progress=progress)
     output = Path(cfg.output)
     provenance = {"config": to_dict(cfg), "command": command, "python": platform.python_version(),
-                  "torch": torch.__version__, "rl_games": _version("rl_games"), "objects": [b.name for b in bank]}
+                  "torch": str(torch.__version__), "rl_games": _version("rl_games"), "objects": [b.name for b in bank]}
 
     def export(model_state, tag, stats=None):
         net = export_rl_games(model_state, cfg.network.hidden, cfg.network.activation)
