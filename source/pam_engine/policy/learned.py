@@ -24,7 +24,7 @@ class ActorNetwork(nn.Module):
     its weights map one to one."""
 
     def __init__(self, obs_size: int, action_size: int, hidden: list[int], activation: str = "elu",
-                 epsilon: float = 1e-5, clip: float = 5.0):
+                 epsilon: float = 1e-5, clip: float = 5.0, normalize: bool = True):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation {activation!r} is not one of {sorted(ACTIVATIONS)}")
@@ -39,11 +39,13 @@ class ActorNetwork(nn.Module):
         self.register_buffer("obs_var", torch.ones(obs_size, dtype=torch.float64))
         self.obs_size, self.action_size = obs_size, action_size
         self.hidden, self.activation = list(hidden), activation
-        self.epsilon, self.clip = epsilon, clip
+        self.epsilon, self.clip, self.normalize = epsilon, clip, normalize
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = (obs - self.obs_mean.float()) / torch.sqrt(self.obs_var.float() + self.epsilon)
-        x = torch.clamp(x, min=-self.clip, max=self.clip)
+        x = obs
+        if self.normalize:
+            x = (obs - self.obs_mean.float()) / torch.sqrt(self.obs_var.float() + self.epsilon)
+            x = torch.clamp(x, min=-self.clip, max=self.clip)
         return self.mu(self.mlp(x))
 
     @torch.no_grad()

@@ -29,10 +29,14 @@ FORMAT_VERSION = 1
 
 def export_rl_games(model_state: dict, hidden: list[int], activation: str) -> ActorNetwork:
     """The actor of an rl-games ``continuous_a2c_logstd`` model (its ``state_dict``)."""
-    mean = model_state["running_mean_std.running_mean"]
     mu_weight = model_state["a2c_network.mu.weight"]
-    net = ActorNetwork(int(mean.shape[0]), int(mu_weight.shape[0]), hidden, activation)
-    state = {"obs_mean": mean.detach().clone(), "obs_var": model_state["running_mean_std.running_var"].detach().clone()}
+    normalize = "running_mean_std.running_mean" in model_state
+    first = model_state["a2c_network.actor_mlp.0.weight"] if hidden else mu_weight
+    net = ActorNetwork(int(first.shape[1]), int(mu_weight.shape[0]), hidden, activation, normalize=normalize)
+    state = {"obs_mean": net.obs_mean, "obs_var": net.obs_var}
+    if normalize:
+        state = {"obs_mean": model_state["running_mean_std.running_mean"].detach().clone(),
+                 "obs_var": model_state["running_mean_std.running_var"].detach().clone()}
     for key, value in model_state.items():
         if key.startswith("a2c_network.actor_mlp."):
             state["mlp." + key[len("a2c_network.actor_mlp."):]] = value.detach().clone()
@@ -58,6 +62,7 @@ def save_policy(path: str | Path, network: ActorNetwork, task: spec.TaskConfig, 
         "activation": network.activation,
         "obs_epsilon": float(network.epsilon),
         "obs_clip": float(network.clip),
+        "normalize_input": bool(network.normalize),
         "state_dict": {k: v.detach().clone() for k, v in network.state_dict().items()},
         "task": to_dict(task),
         # plain JSON types only: a weights-only load refuses anything else (e.g. torch's version object)
@@ -93,7 +98,8 @@ def load_policy(path: str | Path, n_dof: int | None = None) -> LearnedPolicy:
     data = read_checkpoint(path)
     try:
         network = ActorNetwork(int(data["obs_size"]), int(data["action_size"]), [int(h) for h in data["hidden"]],
-                               str(data["activation"]), float(data["obs_epsilon"]), float(data["obs_clip"]))
+                               str(data["activation"]), float(data["obs_epsilon"]), float(data["obs_clip"]),
+                               bool(data.get("normalize_input", True)))
         network.load_state_dict(data["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise AssetError(f"policy checkpoint {path} is damaged: its weights do not match its stated sizes "

@@ -69,7 +69,7 @@ class GraspObserver(AlgoObserver):
     the residual at exactly the plan; exports checkpoints; stops at a wall-clock limit."""
 
     def __init__(self, on_export=None, snapshot_every: int = 0, time_limit_s: float = 0.0, window: int = 200,
-                 zero_init_residual: bool = True):
+                 zero_init_residual: bool = True, initial_residual=(0.0,)):
         super().__init__()
         self.on_export = on_export  # callable(model_state, tag, stats) writing a policy file
         self.snapshot_every = snapshot_every
@@ -77,6 +77,7 @@ class GraspObserver(AlgoObserver):
         self.window = deque(maxlen=window)
         self.per_object: dict[str, deque] = {}
         self.zero_init_residual = zero_init_residual
+        self.initial_residual = list(initial_residual)
         self.history: list[EpochStats] = []
         self.episodes = 0
         self._terms: dict[str, list[float]] = {}
@@ -89,10 +90,11 @@ class GraspObserver(AlgoObserver):
         self.algo = algo
         self.writer = algo.writer
         self.start = time.perf_counter()
-        if self.zero_init_residual:  # the untrained policy's mean is the scripted plan
+        if self.zero_init_residual:  # the untrained policy's mean is the plan (plus initial_residual)
+            mu = algo.model.a2c_network.mu
             with torch.no_grad():
-                algo.model.a2c_network.mu.weight.zero_()
-                algo.model.a2c_network.mu.bias.zero_()
+                mu.weight.zero_()
+                mu.bias.copy_(torch.as_tensor(self.initial_residual, dtype=mu.bias.dtype).expand_as(mu.bias))
 
     def process_infos(self, infos, done_indices):
         for info in infos.get("episode", []) if isinstance(infos, dict) else []:
@@ -165,13 +167,20 @@ class PPOConfig:
 
 @dataclass
 class NetworkConfig:
-    """The actor-critic MLP (shared trunk, as rl-games' ``separate: False``)."""
+    """The actor-critic MLPs (rl-games' ``actor_critic`` network)."""
 
     hidden: list[int] = field(default_factory=lambda: [256, 128, 64])
     activation: str = "elu"
     initial_log_std: float = -2.0  # exploration std exp(-2) = 0.14 of the residual range: scripted
     #: grasps survive it (at 0.3 half of them fail), so early rollouts still reach the lift
     zero_init_residual: bool = True
+    #: with zero_init_residual, the residual the untrained policy outputs (default: none, the
+    #: plan itself); one value for every action or one per action
+    initial_residual: list[float] = field(default_factory=lambda: [0.0])
+    normalize_input: bool = True  # running mean/std of observations (rl-games' normalize_input)
+    #: separate actor and critic MLPs: with a shared trunk the critic's gradients move the
+    #: residual too, which a policy that must stay near the plan cannot afford
+    separate: bool = True
 
 
 def build_params(name: str, seed: int, num_envs: int, train_dir: str, ppo: PPOConfig, net: NetworkConfig,
@@ -184,7 +193,7 @@ def build_params(name: str, seed: int, num_envs: int, train_dir: str, ppo: PPOCo
         "model": {"name": "continuous_a2c_logstd"},
         "network": {
             "name": "actor_critic",
-            "separate": False,
+            "separate": net.separate,
             "space": {"continuous": {
                 "mu_activation": "None", "sigma_activation": "None",
                 "mu_init": {"name": "default"},
@@ -205,7 +214,7 @@ def build_params(name: str, seed: int, num_envs: int, train_dir: str, ppo: PPOCo
             "multi_gpu": False,
             "ppo": True,
             "mixed_precision": False,
-            "normalize_input": True,
+            "normalize_input": net.normalize_input,
             "normalize_value": ppo.normalize_value,
             "normalize_advantage": ppo.normalize_advantage,
             "value_bootstrap": True,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pam_engine.config import to_dict
 from pam_engine.errors import ConfigError
+from pam_engine.rl import spec
 from pam_engine.rl.env import EnvConfig
 from pam_engine.rl.rlgames import NetworkConfig, PPOConfig
 
@@ -47,6 +48,10 @@ class TrainConfig:
                               f"got {self.ppo.minibatch_size}")
         if self.ppo.lr_schedule not in ("adaptive", "linear", "identity"):
             raise ConfigError(f"config key 'ppo.lr_schedule': expected adaptive, linear or identity, got {self.ppo.lr_schedule!r}")
+        if len(self.network.initial_residual) not in (1, spec.action_size()) or \
+                any(abs(v) > 1 for v in self.network.initial_residual):
+            raise ConfigError(f"config key 'network.initial_residual': expected 1 or {spec.action_size()} values "
+                              f"in [-1, 1], got {self.network.initial_residual}")
         if not self.network.hidden or any(h < 1 for h in self.network.hidden):
             raise ConfigError(f"config key 'network.hidden': expected positive layer widths, got {self.network.hidden}")
         from pam_engine.policy.learned import ACTIVATIONS
@@ -102,7 +107,8 @@ def train(cfg: TrainConfig, command: str = "", progress: bool = True, observer_h
 
     observer = rlgames.GraspObserver(on_export=export, snapshot_every=cfg.snapshot_every,
                                      time_limit_s=60.0 * cfg.time_limit_minutes,
-                                     zero_init_residual=cfg.network.zero_init_residual)
+                                     zero_init_residual=cfg.network.zero_init_residual,
+                                     initial_residual=cfg.network.initial_residual)
     if observer_hook is not None:
         observer_hook(observer)
     rlgames.register(env)
