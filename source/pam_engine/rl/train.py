@@ -1,8 +1,9 @@
 """``pam train-policy``: train the residual grasp policy with rl-games PPO and export it.
 
 The run writes rl-games' own checkpoints and TensorBoard logs under ``<train_dir>/<name>/``
-(``nn/``, ``summaries/``) and the deployable policy to ``output`` (plus ``<stem>.epoch<N>.pth``
-snapshots when ``snapshot_every`` is set). The exported file records the config and command.
+(``nn/``, ``summaries/``, and ``policies/<stem>.epoch<N>.pth`` deployable snapshots when
+``snapshot_every`` is set) and the deployable policy to ``output``. The exported file records
+the config and the command.
 """
 
 from __future__ import annotations
@@ -93,12 +94,13 @@ def train(cfg: TrainConfig, command: str = "", progress: bool = True, observer_h
     n_dof = HandCache.get(cfg.env.stage1.mano)[1].size
     env = make_env(cfg.env, cfg.num_envs, cfg.num_workers, cfg.seed, bank=bank, progress=progress)
     output = Path(cfg.output)
+    snapshots = Path(cfg.train_dir) / cfg.name / "policies"
     provenance = {"config": to_dict(cfg), "command": command, "python": platform.python_version(),
                   "torch": str(torch.__version__), "rl_games": _version("rl_games"), "objects": [b.name for b in bank]}
 
     def export(model_state, tag, stats=None):
         net = export_rl_games(model_state, cfg.network.hidden, cfg.network.activation)
-        path = output if tag == "final" else output.with_name(f"{output.stem}.{tag}{output.suffix}")
+        path = output if tag == "final" else snapshots / f"{output.stem}.{tag}{output.suffix}"
         meta = dict(provenance, tag=tag)
         if stats is not None:
             meta.update(epoch=stats.epoch, frames=stats.frames, train_success_rate=stats.success_rate)
