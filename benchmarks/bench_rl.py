@@ -12,7 +12,8 @@ flag (rise plus thumb-or-palm and another finger touching) is printed beside it.
 Plausibility, per episode, then averaged per object:
 - penetration: at every control step the deepest hand-object contact penetration; the episode's
   maximum, and its mean over the steps with hand-object contact (mm);
-- slip: how far the object's centre of mass moved in the wrist frame during the hold phase (mm);
+- slip: how far the object's centre of mass moved in the wrist frame during the hold phase (mm),
+  averaged over the episodes whose grasp succeeded (a dropped object's "slip" is the drop);
 - joint-limit violations: recorded frames x finger joints beyond their limits by > 0.5 degree,
   and the largest excess (degrees).
 """
@@ -146,15 +147,16 @@ def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str) 
     print(f"{'overall':24s} {100 * totals['scripted'] / n:8.1f}% {100 * totals['learned'] / n:7.1f}%   "
           f"engine flag {100 * totals['engine_scripted'] / n:.1f}% / {100 * totals['engine_learned'] / n:.1f}%")
 
-    print(f"\n{title}: plausibility per object (means over episodes; scripted | learned)")
+    print(f"\n{title}: plausibility per object (means over episodes, slip over successful ones; scripted | learned)")
     print(f"{'object':24s} {'pen max mm':>15s} {'pen mean mm':>15s} {'hold slip mm':>15s} {'limit viol.':>13s} {'max excess deg':>15s}")
     for name in objects + ["overall"]:
         rows = [r[2] for r in results if name in ("overall", r[0])]
         cells = []
         for key, scale, fmt in (("pen_max", 1000, "{:6.1f}"), ("pen_mean", 1000, "{:6.1f}"), ("slip", 1000, "{:6.1f}"),
                                 ("limit_count", 1, "{:5.1f}"), ("limit_max", 1, "{:6.2f}")):
-            a = _mean([r["scripted"] for r in rows], key, scale)
-            b = _mean([r["learned"] for r in rows], key, scale)
+            held = key == "slip"  # slip means something only for objects that were held
+            a = _mean([r["scripted"] for r in rows if r["scripted"]["success"] or not held], key, scale)
+            b = _mean([r["learned"] for r in rows if r["learned"]["success"] or not held], key, scale)
             cells.append(f"{fmt.format(a)} |{fmt.format(b)}")
         print(f"{name:24s} " + " ".join(f"{c:>15s}" for c in cells))
     reasons = {}

@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
         f"pam train-policy --config {shlex.quote(str(args.config))}"
     t0 = time.perf_counter()
     result = train(cfg, command=command, progress=not args.no_progress)
-    print(f"trained {result.frames} environment steps in {result.epochs} epochs, {time.perf_counter() - t0:.0f} s; "
-          f"training success rate (last episodes, exploring) {100 * result.success_rate:.0f}%")
+    print(f"trained {result.frames} environment steps in {result.epochs} epochs, {time.perf_counter() - t0:.0f} s "
+          f"({result.steps_per_second:.0f} steps/s with PPO updates); training success rate (last episodes, "
+          f"exploring, curriculum-weighted) {100 * result.success_rate:.0f}%")
     print(f"policy -> {result.output}; logs and rl-games checkpoints -> {result.log_dir}")
     return 0

@@ -91,28 +91,26 @@ class _Slot:
         self.totals: dict[str, float] = {}
 
     def reset(self) -> np.ndarray:
+        """Start the next episode and return its first observation. Draws whose start pose is
+        unreachable, or whose scripted approach blows up, are drawn again."""
         env = self.env
         cfg = env.config.stage1
         for _ in range(20):
             k = env.draw_object(self.rng)
             entry = env.bank[k]
             grasp = _perturbed(entry.grasps[int(self.rng.integers(len(entry.grasps)))], env.config.grasp_noise, self.rng)
-            scene = env.fresh_scene(k)
             try:
-                episode = _start_episode(scene, grasp, cfg, env.config.task, self.rng)
+                episode = _start_episode(env.fresh_scene(k), grasp, cfg, env.config.task, self.rng)
             except PoseError:
                 continue
-            break
-        else:
-            raise PoseError(f"could not start an episode on {entry.name!r}: every drawn start pose was unreachable")
-        self.episode, self.name, self.object_index = episode, entry.name, k
-        self.totals = dict.fromkeys(spec.REWARD_TERMS, 0.0)
-        first = episode.first_decision()
-        diverged = _advance(episode, 0, first)
-        self.step_index = first
-        if diverged:  # the scripted approach itself blew up: draw another episode
-            return self.reset()
-        return episode.observe(episode.state(first))
+            first = episode.first_decision()
+            if _advance(episode, 0, first):
+                continue
+            self.episode, self.name, self.object_index = episode, entry.name, k
+            self.totals = dict.fromkeys(spec.REWARD_TERMS, 0.0)
+            self.step_index = first
+            return episode.observe(episode.state(first))
+        raise PoseError(f"could not start an episode on {entry.name!r}: 20 draws in a row were unreachable or diverged")
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, EpisodeInfo | None]:
         ep = self.episode

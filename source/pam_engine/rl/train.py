@@ -9,7 +9,6 @@ the config and the command.
 from __future__ import annotations
 
 import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,9 +126,9 @@ def train(cfg: TrainConfig, command: str = "", progress: bool = True, observer_h
     seconds = time.perf_counter() - t0
     frames = int(algo.frame)
     success = float(np.mean(observer.window)) if observer.window else float("nan")
-    play = sum(h.seconds for h in observer.history[-1:]) or seconds
+    training = stats.seconds if stats else seconds  # from the learner's start, without the bank
     return TrainResult(output, Path(cfg.train_dir) / cfg.name, frames, int(algo.epoch_num), seconds, success,
-                       frames / max(play, 1e-9), observer.history)
+                       frames / max(training, 1e-9), observer.history)
 
 
 def _version(module: str) -> str:
@@ -139,7 +138,3 @@ def _version(module: str) -> str:
         return version(module.replace("_", "-"))
     except PackageNotFoundError:
         return "unknown"
-
-
-def command_line() -> str:
-    return " ".join(["pam"] + sys.argv[1:]) if sys.argv and sys.argv[0].endswith("pam") else " ".join(sys.argv)
