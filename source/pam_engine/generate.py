@@ -243,7 +243,7 @@ class Generator:
         with MujocoCapture(scene.model, camera, SegLookup(geoms=geoms, skins=skins), preview=style) as cap:
             seq = capture_sequence(cap, scene.data, lambda data, t: scene.pose_frame(traj, t), traj.num_frames,
                                    out=capture_buffer if _fits(capture_buffer, traj.num_frames, camera) else None)
-        episode = make_episode(traj, camera, seq, prompt=plan.prompt, policy_version=traj.policy)
+        episode = make_episode(traj, camera, seq, prompt=plan.prompt, policy_version=traj.policy.rsplit("-", 1)[-1])
         summary.stage_seconds["capture"] += time.perf_counter() - t0
 
         if self.diffusion is not None:
