@@ -12,7 +12,7 @@ import json
 import shutil
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -223,7 +223,7 @@ class Generator:
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, plan.index, 1])
         t0 = time.perf_counter()
-        stage1 = Stage1Config(**{**cfg.stage1.__dict__, "placement_radius": cfg.randomization.placement_radius})
+        stage1 = replace(cfg.stage1, placement_radius=cfg.randomization.placement_radius)
         request = Stage1Request(plan.objects, target=0, seed=plan.seed)
         run = run_stage1(request, stage1, self.policy, start_sampler=self._start_sampler(rng))
         traj = run.trajectory

@@ -9,7 +9,7 @@ failed with a reason instead of raising.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import mujoco
@@ -20,7 +20,7 @@ from pam_engine.errors import PoseError
 from pam_engine.hand.articulation import HandArticulation, build_articulation
 from pam_engine.hand.mano import load_hand_model
 from pam_engine.hand.model import HandModel
-from pam_engine.hand.pose import HandPose, make_transform, to_pose_m
+from pam_engine.hand.pose import HandPose, make_transform
 from pam_engine.policy.base import GraspPolicy, ScriptedPolicy
 from pam_engine.policy.grasp_check import GraspCheckConfig, choose_grasp
 from pam_engine.policy.grasp_synthesis import GraspSynthesisConfig, GraspSynthesizer, GraspTarget
@@ -155,7 +155,7 @@ def run_stage1(request: Stage1Request, config: Stage1Config | None = None,
     target_pose = scene.object_pose(request.target)
 
     if request.grasp is None:
-        synth_cfg = GraspSynthesisConfig(**{**cfg.synthesis.__dict__, "seed": request.seed})
+        synth_cfg = replace(cfg.synthesis, seed=request.seed)
         candidates = GraspSynthesizer(scene, request.target, synth_cfg).synthesize(max(cfg.check.candidates, 1))
         grasp = choose_grasp(scene, candidates, request.target, cfg.check, cfg.plan)
     else:

@@ -173,9 +173,6 @@ class HandObjectScene:
         euler = Rotation.from_matrix(rel[..., :3, :3]).as_euler("XYZ")
         return np.concatenate([rel[..., :3, 3], euler], axis=-1)
 
-    def joints_to_wrist(self, q: np.ndarray) -> np.ndarray:
-        return self.base_pose() @ make_transform(Rotation.from_euler("XYZ", q[3:6]), q[:3])
-
     def set_hand_state(self, pose: HandPose) -> None:
         """Teleport the hand (positions and targets) to ``pose``, at rest."""
         q = self.wrist_to_joints(pose.wrist)
@@ -259,16 +256,6 @@ class HandObjectScene:
             mask = (self.geom_object[geoms[:, a]] == target) & (self.geom_part[geoms[:, b]] >= 0)
             touching[self.geom_part[geoms[mask, b]]] = True
         return touching
-
-    def hand_touches(self, geom_filter) -> bool:
-        """Whether any hand collision geom touches a geom for which ``geom_filter(id)`` holds."""
-        n = self.data.ncon
-        geoms = self.data.contact.geom[:n]
-        for a, b in ((0, 1), (1, 0)):
-            mask = self.geom_part[geoms[:, a]] >= 0
-            if any(geom_filter(g) for g in geoms[mask, b]):
-                return True
-        return False
 
     def segmentation_ids(self) -> tuple[dict[int, int], dict[int, int]]:
         """Geom id -> segmentation id for object visual geoms, and skin id -> hand id."""
