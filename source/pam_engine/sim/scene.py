@@ -8,6 +8,7 @@ Timing is chosen so that capture frames fall exactly on control steps: physics r
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -26,6 +27,17 @@ from pam_engine.sim.hand_builder import (
 from pam_engine.trajectory import CONTACT_PARTS
 
 TABLE_GEOM = "table"
+_log = logging.getLogger("pam_engine.mujoco")
+
+
+def _route_mujoco_warnings() -> None:
+    """MuJoCo writes its warnings to MUJOCO_LOG.TXT in the working directory; the engine reports
+    instabilities itself (a failed episode with a reason), so send them to logging instead."""
+    if mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(lambda message: _log.warning("MuJoCo: %s", message))
+
+
+_route_mujoco_warnings()
 
 
 @dataclass
