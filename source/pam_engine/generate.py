@@ -103,6 +103,7 @@ class EpisodePlan:
 @dataclass
 class GenerateSummary:
     written: int = 0
+    grasped: int = 0  # episodes whose grasp succeeded
     failed: int = 0
     skipped: int = 0
     attempted: int = 0
@@ -111,7 +112,7 @@ class GenerateSummary:
 
     @property
     def success_rate(self) -> float:
-        return self.written / self.attempted if self.attempted else 0.0
+        return self.grasped / self.attempted if self.attempted else 0.0
 
     def report(self) -> str:
         lines = [f"episodes written: {self.written}, failed: {self.failed}, skipped (already done): {self.skipped}",
@@ -228,7 +229,9 @@ class Generator:
         run = run_stage1(request, stage1, self.policy, start_sampler=self._start_sampler(rng))
         traj = run.trajectory
         summary.stage_seconds["stage1"] += time.perf_counter() - t0
-        if not traj.success and not cfg.keep_failed:
+        summary.grasped += int(traj.success)
+        complete = traj.num_frames == cfg.stage1.num_frames  # a diverged run stops early
+        if not traj.success and not (cfg.keep_failed and complete):
             summary.failed += 1
             self.writer.record_failure(plan.index, traj.failure_reason, seed=plan.seed,
                                        objects=[str(o.name) for o in plan.objects])
