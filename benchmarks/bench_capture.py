@@ -33,31 +33,12 @@ from pam_engine.capture.camera import Camera, look_at  # noqa: E402
 from pam_engine.capture.frames import CaptureSequence  # noqa: E402
 from pam_engine.capture.labels import episode_labels  # noqa: E402
 from pam_engine.capture.renderer import MujocoCapture  # noqa: E402
-from pam_engine.capture.synthetic import build_demo_scene  # noqa: E402
+from pam_engine.capture.synthetic import build_demo_scene, demo_labels  # noqa: E402
 from pam_engine.dataset.episode import make_episode  # noqa: E402
 from pam_engine.dataset.writer import EpisodeWriter  # noqa: E402
 from pam_engine.trajectory import Trajectory  # noqa: E402
 
 W, H = 720, 480
-
-
-def demo_keypoints(scene, data, num_frames):
-    """Stand-in hand keypoints along the finger, and object poses, for each frame."""
-    m = scene.model
-    root = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "finger_root")
-    tip = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "finger_tip")
-    joints = np.zeros((num_frames, 21, 3))
-    pose_y = np.zeros((num_frames, 1, 3, 4))
-    for t in range(num_frames):
-        scene.set_frame(data, t, num_frames)
-        p0, p1 = data.xpos[root].copy(), data.xpos[tip].copy()
-        p2 = p1 + data.xmat[tip].reshape(3, 3)[:, 0] * 0.06
-        for k in range(21):
-            s = 2 * k / 20
-            joints[t, k] = p0 + (p1 - p0) * s if s <= 1 else p1 + (p2 - p1) * (s - 1)
-        pose_y[t, 0, :, :3] = data.xmat[scene.object_body].reshape(3, 3)
-        pose_y[t, 0, :, 3] = data.xpos[scene.object_body]
-    return joints, pose_y
 
 
 def time_bare(renderer, scene, data, num_frames):
@@ -112,7 +93,7 @@ def main() -> None:
     scene = build_demo_scene(camera=camera)  # the same view for the bare renders
     model = scene.model
     data = mujoco.MjData(model)
-    joints, pose_y = demo_keypoints(scene, data, T)
+    joints, pose_y = demo_labels(scene, data, T)
 
     # bare renderers: MuJoCo's defaults (shadows, reflections, the model's 4x multisampling), and
     # the capture's own preview settings (no shadows/reflections, no multisampling)

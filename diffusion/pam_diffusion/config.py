@@ -10,6 +10,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from pam_engine.config import from_dict
 from pam_engine.errors import ConfigError
 
 #: The control transformer's five condition slots, in PAM's order (``initial_combine_linear``
@@ -170,9 +171,9 @@ class DiffusionConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.stage2, Mapping):
-            self.stage2 = _build(Stage2Config, self.stage2, "stage2")
+            self.stage2 = from_dict(Stage2Config, dict(self.stage2), path="stage2")
         if isinstance(self.stage3, Mapping):
-            self.stage3 = _build(Stage3Config, self.stage3, "stage3")
+            self.stage3 = from_dict(Stage3Config, dict(self.stage3), path="stage3")
         check_geometry(self.num_frames, self.height, self.width)
         _positive_int("fps", self.fps)
         if isinstance(self.used_conditions, str):
@@ -192,7 +193,7 @@ class DiffusionConfig:
     def from_dict(cls, d: Mapping[str, Any] | None) -> "DiffusionConfig":
         """Build from a plain mapping (a config file's ``diffusion`` section). Unknown keys, at any
         level, are rejected by name."""
-        return _build(cls, d or {}, "diffusion")
+        return from_dict(cls, dict(d or {}), path="diffusion")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -281,56 +282,3 @@ def _positive_int(name: str, value: Any) -> None:
         raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
 
 
-def _build(cls, d: Mapping[str, Any], where: str):
-    """Instantiate dataclass ``cls`` from ``d``, naming unknown keys and ill-typed values."""
-    if not isinstance(d, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(str(k) for k in d if k not in names)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(names))}")
-    kwargs = {}
-    for key, value in d.items():
-        if key in ("stage2", "stage3"):
-            sub = Stage2Config if key == "stage2" else Stage3Config
-            kwargs[key] = value if isinstance(value, sub) else _build(sub, value or {}, f"{where}.{key}")
-        else:
-            kwargs[key] = _coerce(f"{where}.{key}", names[key], value)
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{where}: {e}") from None
-
-
-_SCALAR_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
-
-
-def _coerce(name: str, f: dataclasses.Field, value: Any) -> Any:
-    """Light type check of one config value against its annotation (configs come from YAML)."""
-    ann = str(f.type)
-    if value is None:
-        if "None" in ann:
-            return None
-        raise ConfigError(f"{name}: may not be null")
-    if ann.startswith("tuple"):
-        if isinstance(value, (str, bytes)) and "str" in ann:
-            return (value,)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{name}: expected a list, got {value!r}")
-        return tuple(value)
-    base = ann.split("|")[0].strip()
-    expected = _SCALAR_TYPES.get(base)
-    if expected is bool and not isinstance(value, bool):
-        raise ConfigError(f"{name}: expected true or false, got {value!r}")
-    if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"{name}: expected an integer, got {value!r}")
-    if expected is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{name}: expected a number, got {value!r}")
-        return float(value)
-    if expected is str and not isinstance(value, str):
-        raise ConfigError(f"{name}: expected a string, got {value!r}")
-    return value

@@ -12,7 +12,7 @@ import json
 import shutil
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from pam_engine.capture.camera import CameraRange, check_resolution, sample_camera
 from pam_engine.config import to_dict
+from pam_engine.distributed import RayConfig, run_on_ray
 from pam_engine.errors import ConfigError, OutputError, PamError
 from pam_engine.stage1 import ObjectSpec, Stage1Config, Stage1Request, run_stage1
 from pam_diffusion.config import DiffusionConfig
@@ -76,6 +77,9 @@ class GenerateConfig:
     #: Stages II and III (weights, steps, offloading); skipped while its weight paths are unset.
     #: Its frame count and size follow ``stage1.num_frames``, ``width`` and ``height``.
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    #: Where episodes run (this process, a local Ray, or a Ray cluster); not part of the
+    #: dataset's identity: a batch may resume with another number of workers.
+    ray: RayConfig = field(default_factory=RayConfig)
 
     def check(self) -> None:
         check_resolution(self.width, self.height)
@@ -105,6 +109,7 @@ class EpisodePlan:
 @dataclass
 class GenerateSummary:
     written: int = 0
+    grasped: int = 0  # episodes whose grasp succeeded
     failed: int = 0
     skipped: int = 0
     attempted: int = 0
@@ -113,7 +118,7 @@ class GenerateSummary:
 
     @property
     def success_rate(self) -> float:
-        return self.written / self.attempted if self.attempted else 0.0
+        return self.grasped / self.attempted if self.attempted else 0.0
 
     def report(self) -> str:
         lines = [f"episodes written: {self.written}, failed: {self.failed}, skipped (already done): {self.skipped}",
@@ -170,10 +175,11 @@ class Generator:
             diffusion = video_stage(PamVideoGenerator.from_config(cfg.diffusion))
         self.diffusion = diffusion
         self.policy = policy
+        self._capture_buffer = None  # reused between episodes (saves first-touch page faults)
 
     def _check_same_config(self) -> None:
         path = self.out / DATASET_CONFIG_FILE
-        current = to_dict(self.cfg)
+        current = {k: v for k, v in to_dict(self.cfg).items() if k != "ray"}
         if path.exists():
             try:
                 previous = json.loads(path.read_text())
@@ -187,7 +193,8 @@ class Generator:
             tmp.write_text(json.dumps({"config": current}, indent=2))
             tmp.replace(path)
 
-    def _done(self) -> set[int]:
+    def done_indices(self) -> set[int]:
+        """Episodes already written or recorded as failed (and stale temporary folders removed)."""
         from pam_engine.dataset.format import EPISODE_RE, FAILURES_FILE, TMP_PREFIX
 
         done = {int(p.name.split("_")[1]) for p in self.out.iterdir() if EPISODE_RE.match(p.name)}
@@ -203,22 +210,27 @@ class Generator:
         return done
 
     def run(self, progress: bool = True) -> GenerateSummary:
-        summary = GenerateSummary(diffusion_skipped=self.diffusion is None)
-        done = self._done()
-        capture_buffer = None
-        bar = tqdm(range(self.cfg.episodes), desc="episodes", disable=not progress)
+        """Make every episode not done yet, here or on Ray workers (``cfg.ray``)."""
+        if self.cfg.ray.workers > 0 or self.cfg.ray.address:
+            return run_on_ray(self, self.cfg.ray, progress)
+        done = self.done_indices()
+        todo = [i for i in range(self.cfg.episodes) if i not in done]
+        summary = GenerateSummary(diffusion_skipped=self.diffusion is None, skipped=self.cfg.episodes - len(todo))
+        self.run_indices(todo, summary, progress)
+        return summary
+
+    def run_indices(self, indices: list[int], summary: GenerateSummary, progress: bool = False) -> None:
+        """Make episodes ``indices``, counting into ``summary``; a failed one is recorded and the
+        rest go on."""
+        bar = tqdm(indices, desc="episodes", disable=not progress)
         for index in bar:
-            if index in done:
-                summary.skipped += 1
-                continue
             summary.attempted += 1
             try:
-                capture_buffer = self._episode(plan_episode(self.cfg, index), summary, capture_buffer)
+                self._capture_buffer = self._episode(plan_episode(self.cfg, index), summary, self._capture_buffer)
             except PamError as exc:
                 summary.failed += 1
                 self.writer.record_failure(index, f"{type(exc).__name__}: {exc}")
             bar.set_postfix(ok=summary.written, failed=summary.failed)
-        return summary
 
     def _episode(self, plan: EpisodePlan, summary: GenerateSummary, capture_buffer):
         from pam_engine.capture.renderer import MujocoCapture, SegLookup
@@ -229,12 +241,14 @@ class Generator:
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, plan.index, 1])
         t0 = time.perf_counter()
-        stage1 = Stage1Config(**{**cfg.stage1.__dict__, "placement_radius": cfg.randomization.placement_radius})
+        stage1 = replace(cfg.stage1, placement_radius=cfg.randomization.placement_radius)
         request = Stage1Request(plan.objects, target=0, seed=plan.seed)
         run = run_stage1(request, stage1, self.policy, start_sampler=self._start_sampler(rng))
         traj = run.trajectory
         summary.stage_seconds["stage1"] += time.perf_counter() - t0
-        if not traj.success and not cfg.keep_failed:
+        summary.grasped += int(traj.success)
+        complete = traj.num_frames == cfg.stage1.num_frames  # a diverged run stops early
+        if not traj.success and not (cfg.keep_failed and complete):
             summary.failed += 1
             self.writer.record_failure(plan.index, traj.failure_reason, seed=plan.seed,
                                        objects=[str(o.name) for o in plan.objects])
@@ -249,7 +263,7 @@ class Generator:
         with MujocoCapture(scene.model, camera, SegLookup(geoms=geoms, skins=skins), preview=style) as cap:
             seq = capture_sequence(cap, scene.data, lambda data, t: scene.pose_frame(traj, t), traj.num_frames,
                                    out=capture_buffer if _fits(capture_buffer, traj.num_frames, camera) else None)
-        episode = make_episode(traj, camera, seq, prompt=plan.prompt, policy_version=traj.policy)
+        episode = make_episode(traj, camera, seq, prompt=plan.prompt, policy_version=traj.policy.rsplit("-", 1)[-1])
         summary.stage_seconds["capture"] += time.perf_counter() - t0
 
         if self.diffusion is not None:

@@ -9,7 +9,7 @@ failed with a reason instead of raising.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import mujoco
@@ -20,8 +20,9 @@ from pam_engine.errors import PoseError
 from pam_engine.hand.articulation import HandArticulation, build_articulation
 from pam_engine.hand.mano import load_hand_model
 from pam_engine.hand.model import HandModel
-from pam_engine.hand.pose import HandPose, make_transform, to_pose_m
+from pam_engine.hand.pose import HandPose, make_transform
 from pam_engine.policy.base import GraspPolicy, ScriptedPolicy
+from pam_engine.policy.grasp_check import GraspCheckConfig, choose_grasp
 from pam_engine.policy.grasp_synthesis import GraspSynthesisConfig, GraspSynthesizer, GraspTarget
 from pam_engine.policy.plan import GraspPlan, PlanConfig, default_start_pose
 from pam_engine.sim.scene import HandObjectScene, PlacedObject, SceneConfig
@@ -48,6 +49,7 @@ class Stage1Config:
     scene: SceneConfig = field(default_factory=SceneConfig)
     plan: PlanConfig = field(default_factory=PlanConfig)
     synthesis: GraspSynthesisConfig = field(default_factory=GraspSynthesisConfig)
+    check: GraspCheckConfig = field(default_factory=GraspCheckConfig)  # physics trial of synthesized grasps
     settle_time: float = 0.3  # s of physics before frame 0, so objects rest on the table
     success_height: float = 0.10  # m the object must rise
     max_reach: float = 1.0  # m between h0's wrist and hT's: farther targets are unreachable
@@ -153,8 +155,9 @@ def run_stage1(request: Stage1Request, config: Stage1Config | None = None,
     target_pose = scene.object_pose(request.target)
 
     if request.grasp is None:
-        synth_cfg = GraspSynthesisConfig(**{**cfg.synthesis.__dict__, "seed": request.seed})
-        grasp = GraspSynthesizer(scene, request.target, synth_cfg).synthesize(1)[0]
+        synth_cfg = replace(cfg.synthesis, seed=request.seed)
+        candidates = GraspSynthesizer(scene, request.target, synth_cfg).synthesize(max(cfg.check.candidates, 1))
+        grasp = choose_grasp(scene, candidates, request.target, cfg.check, cfg.plan)
     else:
         grasp = request.grasp
     if request.hand_start is not None:

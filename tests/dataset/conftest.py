@@ -6,7 +6,7 @@ from pam_engine.capture.camera import Camera, look_at
 from pam_engine.capture.frames import CaptureSequence
 from pam_engine.capture.renderer import MujocoCapture
 from pam_engine.capture.replay import capture_sequence
-from pam_engine.capture.synthetic import build_demo_scene
+from pam_engine.capture.synthetic import build_demo_scene, demo_labels
 from pam_engine.conventions import SEG_HAND
 from pam_engine.dataset.episode import make_episode
 from pam_engine.dataset.writer import EpisodeWriter
@@ -52,20 +52,7 @@ def render_demo_episode(num_frames=6, width=320, height=240, prompt="demo", vide
     cam = Camera.from_focal(300.0, width, height, look_at([0.25, -0.45, 0.35], [-0.03, 0, 0.05]))
     with MujocoCapture(scene.model, cam, scene.seg_lookup) as cap:
         seq = capture_sequence(cap, data, lambda d, t: scene.set_frame(d, t, num_frames), num_frames)
-    tip = mujoco.mj_name2id(scene.model, mujoco.mjtObj.mjOBJ_BODY, "finger_tip")
-    root = mujoco.mj_name2id(scene.model, mujoco.mjtObj.mjOBJ_BODY, "finger_root")
-    joints = np.zeros((num_frames, 21, 3))
-    pose_y = np.zeros((num_frames, 1, 3, 4))
-    for t in range(num_frames):
-        scene.set_frame(data, t, num_frames)
-        # stand-in keypoints spread along the finger's two bones
-        p0, p1 = data.xpos[root], data.xpos[tip]
-        p2 = p1 + data.xmat[tip].reshape(3, 3)[:, 0] * 0.06
-        for k in range(21):
-            s = 2 * k / 20
-            joints[t, k] = p0 + (p1 - p0) * s if s <= 1 else p1 + (p2 - p1) * (s - 1)
-        pose_y[t, 0, :, :3] = data.xmat[scene.object_body].reshape(3, 3)
-        pose_y[t, 0, :, 3] = data.xpos[scene.object_body]
+    joints, pose_y = demo_labels(scene, data, num_frames)
     traj = make_trajectory(joints, pose_y)
     frames = seq.rgb[:, ::-1].copy() if video else None  # stand-in for a diffusion video
     return make_episode(traj, cam, seq, prompt=prompt, video=frames)

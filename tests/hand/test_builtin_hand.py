@@ -62,3 +62,19 @@ def test_rest_pose_reproduces_the_template_and_bending_moves_only_the_finger():
     assert np.all(index_weight[moved] > 0)
     assert bent.keypoints[8, 1] < rest.keypoints[8, 1] - 0.03  # index tip went palm-wards
     np.testing.assert_allclose(bent.keypoints[12], rest.keypoints[12])  # middle tip untouched
+
+
+def test_disk_cache_gives_back_the_same_hand(tmp_path, monkeypatch):
+    from pam_engine.hand import procedural
+
+    monkeypatch.setenv("PAM_CACHE_DIR", str(tmp_path))
+    procedural._cached.cache_clear()
+    built = procedural.build_builtin_hand()
+    assert procedural._cache_file(procedural.GRID_SPACING).is_file()
+    procedural._cached.cache_clear()
+    monkeypatch.setattr(procedural, "_build", lambda spacing: (_ for _ in ()).throw(AssertionError("rebuilt")))
+    loaded = procedural.build_builtin_hand()
+    np.testing.assert_array_equal(loaded.v_template, built.v_template)
+    np.testing.assert_array_equal(loaded.weights, built.weights)
+    assert loaded.tip_vertex_ids == built.tip_vertex_ids
+    procedural._cached.cache_clear()

@@ -69,6 +69,26 @@ class DemoScene:
         mujoco.mj_camlight(self.model, data)
 
 
+def demo_labels(scene: DemoScene, data: "mujoco.MjData", num_frames: int):
+    """Stand-in hand keypoints (21, spread along the finger's two bones) and the object's pose
+    for each frame of the demo animation: (T, 21, 3) and (T, 1, 3, 4), world frame."""
+    m = scene.model
+    root = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "finger_root")
+    tip = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "finger_tip")
+    joints = np.zeros((num_frames, 21, 3))
+    pose_y = np.zeros((num_frames, 1, 3, 4))
+    for t in range(num_frames):
+        scene.set_frame(data, t, num_frames)
+        p0, p1 = data.xpos[root].copy(), data.xpos[tip].copy()
+        p2 = p1 + data.xmat[tip].reshape(3, 3)[:, 0] * 0.06
+        for k in range(21):
+            f = 2 * k / 20
+            joints[t, k] = p0 + (p1 - p0) * f if f <= 1 else p1 + (p2 - p1) * (f - 1)
+        pose_y[t, 0, :, :3] = data.xmat[scene.object_body].reshape(3, 3)
+        pose_y[t, 0, :, 3] = data.xpos[scene.object_body]
+    return joints, pose_y
+
+
 def build_demo_scene(object_id: int = 3, object_half=(0.035, 0.025, 0.06), finger_length: float = 0.12,
                      finger_radius: float = 0.012, table_texture: bool = True, camera=None) -> DemoScene:
     """Compile the demo scene (object first so its free joint owns qpos[0:7]); ``camera`` (a

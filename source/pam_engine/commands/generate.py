@@ -20,6 +20,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=None, help="batch seed (overrides the config)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set randomization.distractors=1 (repeatable)")
+    p.add_argument("--workers", type=int, default=None, help="run episodes on this many Ray workers (default: in this process)")
+    p.add_argument("--ray-address", default=None, help="join a Ray cluster ('auto' or ray://host:10001) instead of a local Ray")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -33,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"episodes={args.episodes}")
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
+    if args.workers is not None:
+        overrides.append(f"ray.workers={args.workers}")
+    if args.ray_address is not None:
+        overrides.append(f"ray.address={args.ray_address}")
     cfg = load_config(GenerateConfig, args.config, overrides)
     generator = Generator(cfg, args.out)
     if generator.diffusion is None:

@@ -10,8 +10,11 @@ mesh so that the surface bends smoothly at the joints.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -76,12 +79,42 @@ def finger_joint_positions(fingers: dict[str, FingerDims] = DEFAULT_FINGERS) -> 
 
 
 def build_builtin_hand(spacing: float = GRID_SPACING) -> HandModel:
-    """Build the built-in hand (a few thousand vertices; deterministic)."""
-    return _build_cached(float(spacing))
+    """The built-in hand (a few thousand vertices; deterministic). Building takes seconds, so
+    the result is kept per process and on disk (``$PAM_CACHE_DIR``, default ~/.cache/pam_engine)."""
+    return _cached(float(spacing))
+
+
+def _cache_file(spacing: float) -> Path:
+    recipe = repr((spacing, TARGET_FACES, sorted(DEFAULT_FINGERS.items()), PALM_OUTLINE.tolist(),
+                   PALM_HALF_THICKNESS, PALM_ROUNDING, BLEND, MANO_TEMPLATE_WRIST.tolist()))
+    key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
+    root = Path(os.environ.get("PAM_CACHE_DIR", Path.home() / ".cache" / "pam_engine"))
+    return root / "hand" / f"builtin-{key}.npz"
 
 
 @lru_cache(maxsize=4)
-def _build_cached(spacing: float) -> HandModel:
+def _cached(spacing: float) -> HandModel:
+    path = _cache_file(spacing)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return HandModel(name="builtin", v_template=data["v_template"], faces=data["faces"],
+                             weights=data["weights"], j_template=data["j_template"],
+                             tip_vertex_ids=tuple(int(i) for i in data["tip_vertex_ids"]))
+    except (OSError, KeyError, ValueError):
+        pass  # absent or unreadable: build it
+    hand = _build(spacing)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, v_template=hand.v_template, faces=hand.faces, weights=hand.weights,
+                 j_template=hand.j_template, tip_vertex_ids=np.array(hand.tip_vertex_ids))
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only cache only costs the rebuild
+    return hand
+
+
+def _build(spacing: float) -> HandModel:
     joints, tip_ends = finger_joint_positions()
     bones = _bones(joints, tip_ends)
     vertices, faces = _mesh_surface(bones, spacing)

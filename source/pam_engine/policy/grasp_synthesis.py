@@ -29,7 +29,7 @@ from scipy.spatial.transform import Rotation
 
 from pam_engine.conventions import MANO_FINGERS
 from pam_engine.errors import PoseError
-from pam_engine.hand.pose import HandPose, make_transform
+from pam_engine.hand.pose import make_transform
 from pam_engine.sim.scene import HandObjectScene
 
 #: Contact parts, as in trajectory.CONTACT_PARTS.
@@ -376,16 +376,5 @@ def _joint_name(j: int) -> str:
     return MANO_JOINT_NAMES[j]
 
 
-def _translated(pose: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    out = pose.copy()
-    out[:3, 3] += offset
-    return out
-
-
 def _unit(v: np.ndarray) -> np.ndarray:
     return np.asarray(v, dtype=np.float64) / np.linalg.norm(v)
-
-
-def grasp_pose_world(grasp: GraspTarget, object_pose: np.ndarray) -> HandPose:
-    """The hand pose (world) of a grasp on an object at ``object_pose``."""
-    return HandPose(grasp.wrist_world(object_pose), grasp.angles)

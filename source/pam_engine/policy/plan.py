@@ -70,7 +70,7 @@ class GraspPlan:
         lifted = grasp_wrist.copy()
         lifted[2, 3] += cfg.lift_height
         preshape = grasp.preshape if grasp.preshape is not None else np.zeros_like(grasp.angles)
-        closed = _closing_targets(grasp, preshape, lower, upper, cfg)
+        closed = closing_targets(grasp, preshape, lower, upper, cfg)
 
         t = np.arange(num_steps) / max(num_steps - 1, 1)
         ends = np.array(cfg.phase_ends + (1.0,))
@@ -92,7 +92,7 @@ class GraspPlan:
         return cls(wrist, np.clip(fingers, lower, upper), phase, grasp_wrist, grasp.angles.copy(), approach)
 
 
-def _closing_targets(grasp: GraspTarget, preshape, lower, upper, cfg: PlanConfig) -> np.ndarray:
+def closing_targets(grasp: GraspTarget, preshape, lower, upper, cfg: PlanConfig) -> np.ndarray:
     """Flexion targets beyond first contact, so the position servos press: the grip force."""
     closed = grasp.angles.copy()
     moved = grasp.angles - preshape

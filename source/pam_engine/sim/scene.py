@@ -8,6 +8,7 @@ Timing is chosen so that capture frames fall exactly on control steps: physics r
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -26,6 +27,17 @@ from pam_engine.sim.hand_builder import (
 from pam_engine.trajectory import CONTACT_PARTS
 
 TABLE_GEOM = "table"
+_log = logging.getLogger("pam_engine.mujoco")
+
+
+def _route_mujoco_warnings() -> None:
+    """MuJoCo writes its warnings to MUJOCO_LOG.TXT in the working directory; the engine reports
+    instabilities itself (a failed episode with a reason), so send them to logging instead."""
+    if mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(lambda message: _log.warning("MuJoCo: %s", message))
+
+
+_route_mujoco_warnings()
 
 
 @dataclass
@@ -173,9 +185,6 @@ class HandObjectScene:
         euler = Rotation.from_matrix(rel[..., :3, :3]).as_euler("XYZ")
         return np.concatenate([rel[..., :3, 3], euler], axis=-1)
 
-    def joints_to_wrist(self, q: np.ndarray) -> np.ndarray:
-        return self.base_pose() @ make_transform(Rotation.from_euler("XYZ", q[3:6]), q[:3])
-
     def set_hand_state(self, pose: HandPose) -> None:
         """Teleport the hand (positions and targets) to ``pose``, at rest."""
         q = self.wrist_to_joints(pose.wrist)
@@ -259,16 +268,6 @@ class HandObjectScene:
             mask = (self.geom_object[geoms[:, a]] == target) & (self.geom_part[geoms[:, b]] >= 0)
             touching[self.geom_part[geoms[mask, b]]] = True
         return touching
-
-    def hand_touches(self, geom_filter) -> bool:
-        """Whether any hand collision geom touches a geom for which ``geom_filter(id)`` holds."""
-        n = self.data.ncon
-        geoms = self.data.contact.geom[:n]
-        for a, b in ((0, 1), (1, 0)):
-            mask = self.geom_part[geoms[:, a]] >= 0
-            if any(geom_filter(g) for g in geoms[mask, b]):
-                return True
-        return False
 
     def segmentation_ids(self) -> tuple[dict[int, int], dict[int, int]]:
         """Geom id -> segmentation id for object visual geoms, and skin id -> hand id."""

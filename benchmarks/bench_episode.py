@@ -1,0 +1,106 @@
+"""Whole CPU episodes on the embedded default, as ``pam generate`` makes them: time per 49-frame
+720x480 episode for Stage I, capture (+ labels and condition maps) and writing; and, on the same
+real hand-object scene, capture cost per frame for all maps against one bare
+``mujoco.Renderer`` RGB render of the same view (MuJoCo's default look, and the preview's look:
+no shadows, reflections or multisampling), measured in the same run.
+
+    python benchmarks/bench_episode.py [--episodes 4] [--object 006_mustard_bottle]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import mujoco
+import numpy as np
+
+from pam_engine.capture.camera import CameraRange, sample_camera
+from pam_engine.capture.frames import CaptureSequence
+from pam_engine.capture.maps import condition_maps
+from pam_engine.capture.labels import episode_labels
+from pam_engine.capture.renderer import MujocoCapture, SegLookup
+from pam_engine.config import load_config
+from pam_engine.generate import GenerateConfig, Generator
+from pam_engine.stage1 import ObjectSpec, Stage1Request, run_stage1
+
+
+def episodes(n: int, objects: list[str]) -> None:
+    cfg = load_config(GenerateConfig, None, [f"episodes={n}", "seed=7", f"randomization.objects=[{','.join(objects)}]"])
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        summary = Generator(cfg, f"{out}/data").run(progress=True)
+        total = time.perf_counter() - t0
+    print(f"\nWhole episodes, {cfg.width}x{cfg.height}, {cfg.stage1.num_frames} frames, no diffusion")
+    print(summary.report())
+    per_written = total / max(summary.written, 1)
+    print(f"wall time {total:.1f} s for {summary.attempted} episodes; {per_written:.1f} s per written episode")
+
+
+def capture_ratio(object_name: str, frames: int) -> None:
+    run = run_stage1(Stage1Request([ObjectSpec(object_name)], seed=0))
+    scene, traj = run.scene, run.trajectory
+    camera = sample_camera(np.random.default_rng(0), traj.pose_y[0, 0, :, 3] + [0, 0, 0.08], CameraRange())
+    geoms, skins = scene.segmentation_ids()
+    model, data = scene.model, scene.data
+    plain, default = mujoco.Renderer(model, camera.height, camera.width), mujoco.Renderer(model, camera.height, camera.width)
+    for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION):
+        plain.scene.flags[flag] = False
+    mjcam = mujoco.MjvCamera()
+    mjcam.type = mujoco.mjtCamera.mjCAMERA_FREE
+    mjcam.lookat[:] = traj.pose_y[0, 0, :, 3]
+    mjcam.distance, mjcam.elevation = 0.6, -40.0
+    times = {k: [] for k in ("bare default", "bare plain", "render passes", "labels + maps")}
+    seq = CaptureSequence.allocate(1, camera.height, camera.width)
+    with MujocoCapture(model, camera, SegLookup(geoms=geoms, skins=skins)) as cap:
+        for t in range(min(frames, traj.num_frames)):
+            scene.pose_frame(traj, t)
+            for name, renderer in (("bare default", default), ("bare plain", plain)):
+                t0 = time.perf_counter()
+                renderer.update_scene(data, mjcam)
+                renderer.render()
+                times[name].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            cap.capture(data, out=seq.frame(0))
+            times["render passes"].append(time.perf_counter() - t0)
+            sub = traj_slice(traj, t)
+            t0 = time.perf_counter()
+            labels = episode_labels(sub, camera, seq.depth, seq.seg)
+            condition_maps(seq.depth, seq.seg, seq.hand_mesh, labels["joint_2d"], camera,
+                           labels["joint_3d"][..., 2], seq.normal)
+            times["labels + maps"].append(time.perf_counter() - t0)
+    plain.close()
+    default.close()
+    med = {k: statistics.median(v) * 1000 for k, v in times.items()}
+    total = med["render passes"] + med["labels + maps"]
+    print(f"\nCapture per frame on the real scene ({object_name}), {camera.width}x{camera.height}, median ms")
+    for k, v in med.items():
+        print(f"  {k:15s} {v:7.2f}")
+    print(f"  all maps        {total:7.2f}")
+    print(f"ratio all maps / bare render: {total / med['bare default']:.2f}x MuJoCo defaults, "
+          f"{total / med['bare plain']:.2f}x plain (target <= 3x)")
+
+
+def traj_slice(traj, t: int):
+    """Frame t of a trajectory as a one-frame trajectory (labels work per video)."""
+    from dataclasses import replace
+
+    sl = slice(t, t + 1)
+    return replace(traj, pose_m=traj.pose_m[sl], wrist_pose=traj.wrist_pose[sl], joint_angles=traj.joint_angles[sl],
+                   joint_3d=traj.joint_3d[sl], pose_y=traj.pose_y[sl], contacts=traj.contacts[sl])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--episodes", type=int, default=4)
+    parser.add_argument("--object", default="006_mustard_bottle")
+    parser.add_argument("--frames", type=int, default=49)
+    args = parser.parse_args()
+    capture_ratio(args.object, args.frames)
+    episodes(args.episodes, [args.object, "005_tomato_soup_can", "004_sugar_box", "025_mug"])
+
+
+if __name__ == "__main__":
+    main()
