@@ -4,7 +4,8 @@ on a fixed seed. The losses must stay finite and the reward must improve.
 A few hundred steps are too few for the full grasp reward to move reliably (its returns swing
 by ~80 between a held and a dropped object). So the run keeps the physics, observations and
 PPO as they are and trims the task: the reward is the action penalty alone, the policy starts
-from a residual of +0.5 on every action, and gamma is 0. The best action is then the plan
+from a residual of +0.5 on every action, gamma is 0 and actor and critic are separate MLPs (so the
+critic's early, random value estimates do not move the residual). The best action is then the plan
 itself, every step says so, and PPO must walk the residual back: a broken action path, reward
 sign, advantage or optimiser step makes this fail.
 """
@@ -35,7 +36,7 @@ def smoke(tmp_path_factory, bank_config):
         "ppo": {"horizon_length": EPISODE, "minibatch_size": 2 * EPISODE, "mini_epochs": 4,
                 "max_frames": ENVS * EPISODE * EPOCHS, "learning_rate": 0.005, "lr_schedule": "identity",
                 "gamma": 0.0},
-        "network": {"hidden": [64, 64], "initial_log_std": -2.0, "initial_residual": [0.5]},
+        "network": {"hidden": [64, 64], "initial_log_std": -2.0, "initial_residual": [0.5], "separate": True},
     })
     return cfg, train(cfg, command="pytest smoke", progress=False)
 

@@ -5,9 +5,11 @@ physics, so the environment never synthesizes while training: each reset draws a
 this bank. Grasps are stored in the object frame; an upright object moved or turned about the
 vertical on the table keeps every grasp valid, so one synthesis serves every placement.
 
-Each object's bank holds the best ``grasps_per_seed`` grasps of synthesis runs with several
-seeds, the same synthesizer Stage I uses (whatever its current version: the cache key includes
-a digest of its source, so an improved synthesizer invalidates old banks).
+Each object's bank holds, per synthesis seed, the grasp Stage I itself would use (synthesis,
+then the physical trial of :mod:`~pam_engine.policy.grasp_check`), followed by the next best
+candidates up to ``grasps_per_seed``: the policy trains on the plans it will meet. Whatever the
+current synthesizer is: the cache key includes a digest of its source and of the check's, so an
+improved Stage I invalidates old banks.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ class BankConfig:
     objects: list[str] = field(default_factory=_dexycb)
     #: Synthesis seeds; Stage I uses the request seed, so evaluation (seeds 0..9) and training
     #: draw from different candidate sets.
-    synthesis_seeds: list[int] = field(default_factory=lambda: [100, 101, 102, 103])
-    grasps_per_seed: int = 3
+    synthesis_seeds: list[int] = field(default_factory=lambda: list(range(100, 110)))
+    grasps_per_seed: int = 1  # Stage I's choice, then the best other candidates
     cache_dir: str | None = None  # default: $PAM_CACHE_DIR/grasp_bank or ~/.cache/pam_engine/grasp_bank
 
 
@@ -61,19 +63,21 @@ def default_cache_dir() -> Path:
 
 def _source_digest() -> str:
     """Digest of the code that decides what a grasp is (synthesis, scene, hand)."""
+    import pam_engine.policy.grasp_check as check
     import pam_engine.policy.grasp_synthesis as synthesis
     import pam_engine.sim.hand_builder as hand_builder
     import pam_engine.sim.scene as scene
 
     h = hashlib.sha256()
-    for module in (synthesis, scene, hand_builder):
+    for module in (synthesis, check, scene, hand_builder):
         h.update(Path(module.__file__).read_bytes())
     return h.hexdigest()[:16]
 
 
-def _key(name: str, seeds: list[int], per_seed: int, synthesis: GraspSynthesisConfig, hand_key: str) -> str:
-    meta = {"object": name, "seeds": list(seeds), "per_seed": per_seed, "synthesis": asdict(synthesis),
-            "hand": hand_key, "source": _source_digest(), "format": BANK_FORMAT}
+def _key(name: str, seeds: list[int], per_seed: int, stage1_config, hand_key: str) -> str:
+    meta = {"object": name, "seeds": list(seeds), "per_seed": per_seed, "synthesis": asdict(stage1_config.synthesis),
+            "check": asdict(stage1_config.check), "plan": asdict(stage1_config.plan), "hand": hand_key,
+            "source": _source_digest(), "format": BANK_FORMAT}
     return hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
@@ -96,10 +100,11 @@ def _unpack(data) -> list[GraspTarget]:
 
 
 def synthesize_object(name: str, seeds: list[int], per_seed: int, stage1_config) -> list[GraspTarget]:
-    """Synthesize grasps of one object upright on the table, as Stage I would (positions only)."""
-    from pam_engine.stage1 import HandCache, ObjectSpec, _settle, load_objects, place_objects
+    """Grasps of one object upright on the table, chosen per seed as Stage I chooses them."""
+    from pam_engine.policy.grasp_check import choose_grasp
     from pam_engine.policy.grasp_synthesis import GraspSynthesizer
     from pam_engine.sim.scene import HandObjectScene, PlacedObject
+    from pam_engine.stage1 import HandCache, ObjectSpec, _settle, load_objects, place_objects
 
     cfg = stage1_config
     hand, articulation = HandCache.get(cfg.mano)
@@ -112,10 +117,12 @@ def synthesize_object(name: str, seeds: list[int], per_seed: int, stage1_config)
     for seed in seeds:
         synth_cfg = GraspSynthesisConfig(**{**asdict(cfg.synthesis), "seed": int(seed)})
         try:
-            found = GraspSynthesizer(scene, 0, synth_cfg).synthesize(per_seed)
+            found = GraspSynthesizer(scene, 0, synth_cfg).synthesize(max(cfg.check.candidates, per_seed, 1))
         except PoseError:
             continue
-        for g in found:
+        chosen = choose_grasp(scene, found, 0, cfg.check, cfg.plan)
+        others = [g for g in found if g is not chosen][: per_seed - 1]
+        for g in [chosen] + others:
             if g.preshape is None:
                 g.preshape = np.zeros_like(g.angles)
             if not any(_same(g, h) for h in grasps):
@@ -129,9 +136,23 @@ def _same(a: GraspTarget, b: GraspTarget, tol_m: float = 0.005, tol_rad: float =
     return bool(d < tol_m and r < tol_rad and np.allclose(a.angles, b.angles, atol=tol_rad))
 
 
-def load_bank(config: BankConfig, stage1_config, progress: bool = True) -> list[ObjectGrasps]:
-    """Every configured object's grasps: from the disk cache, else synthesized and cached.
-    Objects for which synthesis finds no grasp are left out with a note; none at all is an error."""
+def _read(path: Path) -> list[GraspTarget] | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return _unpack(data) if int(data["format"]) == BANK_FORMAT else None
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def load_bank(config: BankConfig, stage1_config, progress: bool = True, jobs: int = 1) -> list[ObjectGrasps]:
+    """Every configured object's grasps: from the disk cache, else synthesized (over ``jobs``
+    processes) and cached. Objects for which synthesis finds no grasp are left out with a note;
+    none at all is an error."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
     from tqdm import tqdm
 
     from pam_engine.objects.hull_store import write_npz_atomic
@@ -140,25 +161,39 @@ def load_bank(config: BankConfig, stage1_config, progress: bool = True) -> list[
         raise PoseError("the grasp bank needs at least one object (config key 'bank.objects')")
     folder = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
     hand_key = stage1_config.mano or os.environ.get("PAM_MANO_DIR") or "builtin"
-    out: list[ObjectGrasps] = []
-    for name in tqdm(config.objects, desc="grasp bank", disable=not progress, leave=False):
-        path = folder / f"{_key(str(name), config.synthesis_seeds, config.grasps_per_seed, stage1_config.synthesis, hand_key)}.npz"
-        grasps = None
-        if path.is_file():
-            try:
-                with np.load(path, allow_pickle=False) as data:
-                    grasps = _unpack(data) if int(data["format"]) == BANK_FORMAT else None
-            except (OSError, KeyError, ValueError):
-                grasps = None
-        if grasps is None:
-            grasps = synthesize_object(str(name), config.synthesis_seeds, config.grasps_per_seed, stage1_config)
-            if grasps:
-                folder.mkdir(parents=True, exist_ok=True)
-                write_npz_atomic(path, {**_pack(grasps), "format": np.array(BANK_FORMAT)})
-        if grasps:
-            out.append(ObjectGrasps(str(name), grasps))
+    names = [str(n) for n in config.objects]
+    paths = {n: folder / f"{_key(n, config.synthesis_seeds, config.grasps_per_seed, stage1_config, hand_key)}.npz"
+             for n in names}
+    found = {n: _read(paths[n]) for n in names}
+    missing = [n for n in names if found[n] is None]
+    if missing:
+        args = [(n, config.synthesis_seeds, config.grasps_per_seed, stage1_config) for n in missing]
+        bar = tqdm(total=len(missing), desc="grasp bank (synthesizing)", disable=not progress, leave=False)
+        if jobs > 1 and len(missing) > 1:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+                results = pool.map(_synthesize_args, args)
+                for n, grasps in zip(missing, results):
+                    found[n] = grasps
+                    bar.update()
         else:
-            print(f"grasp bank: no feasible grasp for {name!r}; it is left out of training")
+            for n, a in zip(missing, args):
+                found[n] = _synthesize_args(a)
+                bar.update()
+        bar.close()
+        for n in missing:
+            if found[n]:
+                folder.mkdir(parents=True, exist_ok=True)
+                write_npz_atomic(paths[n], {**_pack(found[n]), "format": np.array(BANK_FORMAT)})
+    out = []
+    for n in names:
+        if found[n]:
+            out.append(ObjectGrasps(n, found[n]))
+        else:
+            print(f"grasp bank: no feasible grasp for {n!r}; it is left out of training")
     if not out:
         raise PoseError(f"grasp synthesis found no grasp for any of {config.objects}")
     return out
+
+
+def _synthesize_args(args) -> list[GraspTarget]:
+    return synthesize_object(*args)

@@ -178,9 +178,10 @@ class NetworkConfig:
     #: plan itself); one value for every action or one per action
     initial_residual: list[float] = field(default_factory=lambda: [0.0])
     normalize_input: bool = True  # running mean/std of observations (rl-games' normalize_input)
-    #: separate actor and critic MLPs: with a shared trunk the critic's gradients move the
-    #: residual too, which a policy that must stay near the plan cannot afford
-    separate: bool = True
+    #: separate actor and critic MLPs (rl-games' ``separate``). A shared trunk (the default, as in
+    #: Isaac Gym's hand tasks) trains well here; separate MLPs keep the critic's gradients from
+    #: moving the residual, which helps very short runs (see the CI smoke test)
+    separate: bool = False
 
 
 def build_params(name: str, seed: int, num_envs: int, train_dir: str, ppo: PPOConfig, net: NetworkConfig,

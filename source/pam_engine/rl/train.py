@@ -89,7 +89,7 @@ def train(cfg: TrainConfig, command: str = "", progress: bool = True, observer_h
 
     cfg.check()
     t0 = time.perf_counter()
-    bank = load_bank(cfg.env.bank, cfg.env.stage1, progress=progress)
+    bank = load_bank(cfg.env.bank, cfg.env.stage1, progress=progress, jobs=max(1, cfg.num_workers))
     n_dof = HandCache.get(cfg.env.stage1.mano)[1].size
     env = make_env(cfg.env, cfg.num_envs, cfg.num_workers, cfg.seed, bank=bank, progress=progress)
     output = Path(cfg.output)
