@@ -208,3 +208,26 @@ def test_episode_needs_an_anchored_plan(env_config, bank):
     episode.plan.wrist_q = None
     with pytest.raises(ValueError, match="anchored"):
         GraspEpisode(episode.scene, episode.plan, 0, env_config.task)
+
+
+def test_shipped_policy_loads_and_records_its_config_and_command():
+    """policies/grasp_residual.pth: loads, fits the environment, and carries the YAML beside it."""
+    from pathlib import Path
+
+    import yaml
+
+    shipped = Path(__file__).resolve().parents[2] / "policies" / "grasp_residual.pth"
+    policy = load_policy(shipped)
+    assert policy.network.obs_size == OBS and policy.network.action_size == ACT
+    assert shipped.stat().st_size < 5_000_000
+    provenance = torch.load(shipped, weights_only=True)["provenance"]
+    assert provenance["command"] == "pam train-policy --config policies/grasp_residual.yaml --no-progress"
+
+    def same(given, recorded, key=""):
+        if isinstance(given, dict):
+            for k, v in given.items():
+                same(v, recorded[k], f"{key}.{k}")
+        else:
+            assert given == recorded, key
+
+    same(yaml.safe_load(shipped.with_suffix(".yaml").read_text()), provenance["config"])
