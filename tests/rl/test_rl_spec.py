@@ -119,6 +119,12 @@ def test_reward_terms_reward_and_penalise_the_right_things(articulation):
     assert spec.reward_terms(moved, zero, zero, cfg)["hand"] == pytest.approx(-cfg.hand * 0.02)
     sliding = spec.reward_terms(_state(articulation, object_linvel=np.array([0.0, 0.0, -0.5])), zero, zero, cfg)
     assert sliding["object_velocity"] == pytest.approx(-cfg.object_velocity * 0.5)
+    flung = _state(articulation, object_linvel=np.array([0.0, 0.0, -30.0]))
+    flung.wrist = flung.wrist.copy()
+    flung.wrist[:3, 3] += [0.0, 5.0, 0.0]  # an object knocked off the table drags hT metres away
+    far = spec.reward_terms(flung, zero, zero, cfg)
+    assert far["hand"] == pytest.approx(-cfg.hand * cfg.hand_cap)
+    assert far["object_velocity"] == pytest.approx(-cfg.object_velocity * cfg.speed_cap)
     deep = spec.reward_terms(_state(articulation, penetration=0.004), zero, zero, cfg)
     assert deep["penetration"] == pytest.approx(-cfg.penetration * 0.004)
     jerky = spec.reward_terms(_state(articulation), np.ones(13), -np.ones(13), cfg)

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 #: Bumped whenever a layout, scale or formula below changes; checkpoints record it.
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 
 #: Phases of the plan (pam_engine.policy.plan.PHASES), as indices.
 APPROACH, REACH, CLOSE, LIFT, HOLD = range(5)
@@ -250,8 +250,13 @@ class RewardConfig:
     impulse_cap: float = 3.0
     joint: float = 0.5  # x mean |finger angle - target| (rad): hT's angles from close on, the plan's before
     hand: float = 5.0  # x wrist distance (m) from hT carried with the object (the plan's target before close)
+    #: distances beyond this count as this (m). A knocked-off object drags hT metres away (and
+    #: falls ever faster): unbounded, one such episode outweighed a whole batch and wrecked the
+    #: value normalisation (epoch means of -2000 were logged before the caps)
+    hand_cap: float = 0.1
     object_velocity: float = 0.5  # x object speed (m/s) before the lift; its speed relative to the wrist after
     angular_lever: float = 0.1  # m: angular velocity counts as lever x omega
+    speed_cap: float = 1.0  # m/s, as hand_cap
     lift: float = 2.0  # x object rise / 0.1 m during lift and hold, capped at lift_cap
     lift_cap: float = 0.2  # m
     penetration: float = 100.0  # x deepest hand-object penetration (m)
@@ -281,10 +286,10 @@ def reward_terms(s: GraspState | None, action: np.ndarray, previous_action: np.n
     target = s.grasp_angles if closing else s.plan_fingers
     out["joint"] = -cfg.joint * float(np.mean(np.abs(s.finger_angles - target)))
     hand = s.hand_error() if closing else float(np.linalg.norm(s.wrist[:3, 3] - s.plan_wrist[:3, 3]))
-    out["hand"] = -cfg.hand * hand
+    out["hand"] = -cfg.hand * min(hand, cfg.hand_cap)
     linvel = s.object_linvel - (s.wrist_linvel if lifting else 0.0)
     speed = float(np.linalg.norm(linvel) + cfg.angular_lever * np.linalg.norm(s.object_angvel))
-    out["object_velocity"] = -cfg.object_velocity * speed
+    out["object_velocity"] = -cfg.object_velocity * min(speed, cfg.speed_cap)
     if lifting:
         out["lift"] = cfg.lift * min(max(s.rise(), 0.0), cfg.lift_cap) / 0.1
     out["penetration"] = -cfg.penetration * max(float(s.penetration), 0.0)
