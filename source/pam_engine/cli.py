@@ -11,7 +11,7 @@ from pam_engine import __version__
 from pam_engine.errors import PamError
 
 #: Modules under pam_engine.commands, in the order ``pam --help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("generate", "simulate", "validate", "view")
+COMMAND_MODULES: tuple[str, ...] = ("generate", "simulate", "train-policy", "validate", "view")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pam-engine {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        importlib.import_module(f"pam_engine.commands.{name}").register(subparsers)
+        importlib.import_module(f"pam_engine.commands.{name.replace('-', '_')}").register(subparsers)
     return parser
 
 

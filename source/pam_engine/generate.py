@@ -69,6 +69,8 @@ class GenerateConfig:
     width: int = 720
     height: int = 480
     keep_failed: bool = False  # also write episodes whose grasp failed (meta success=false)
+    #: trained grasp policy checkpoint (`pam train-policy`); None: the scripted controller
+    policy: str | None = None
     stage1: Stage1Config = field(default_factory=Stage1Config)
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
@@ -159,6 +161,10 @@ class Generator:
         from pam_engine.dataset.writer import EpisodeWriter
 
         cfg.check()
+        if policy is None and cfg.policy:
+            from pam_engine.policy.loading import load_policy
+
+            policy = load_policy(cfg.policy)  # a bad checkpoint fails here, before anything is written
         self.cfg = cfg
         self.out = Path(out)
         self.writer = EpisodeWriter(self.out)  # checks the folder before any work

@@ -30,6 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--mano", default=None, help="MANO_RIGHT.pkl or its folder (default: $PAM_MANO_DIR, else the built-in hand)")
     p.add_argument("--grasp", default=None, help="grasp target hT (.json/.npz with wrist_in_object 4x4, angles, approach); default: synthesized")
     p.add_argument("--hand-start", default=None, help="start pose h0 (.json/.npz with wrist 4x4 and angles, or pose_m (51)); default: derived from hT")
+    p.add_argument("--policy", default=None, help="trained grasp policy checkpoint (.pth from `pam train-policy`, e.g. "
+                   "policies/grasp_residual.pth); default: the scripted controller")
     p.set_defaults(func=run)
 
 
@@ -89,14 +91,19 @@ def run(args: argparse.Namespace) -> int:
     config.scene.fps = args.fps
     config.plan.lift_height = args.lift
     hand, articulation = HandCache.get(args.mano)
+    policy = None
+    if args.policy:
+        from pam_engine.policy.loading import load_policy
+
+        policy = load_policy(args.policy, n_dof=articulation.size)  # checked before any simulation
     grasp = load_grasp(args.grasp, articulation.size) if args.grasp else None
     start = load_hand_start(args.hand_start, articulation, hand.shaped(config.betas)[1][0]) if args.hand_start else None
     request = Stage1Request([ObjectSpec(o) for o in args.objects], target=args.target,
                             hand_start=start, grasp=grasp, seed=args.seed)
     t0 = time.perf_counter()
-    trajectory = simulate(request, config)
+    trajectory = simulate(request, config, policy)
     trajectory.save(out)
     elapsed = time.perf_counter() - t0
     status = "grasp succeeded" if trajectory.success else f"grasp failed: {trajectory.failure_reason}"
-    print(f"{status}; {trajectory.num_frames} frames at {trajectory.fps:g} fps in {elapsed:.1f} s -> {out}")
+    print(f"{status} ({trajectory.policy} policy); {trajectory.num_frames} frames at {trajectory.fps:g} fps in {elapsed:.1f} s -> {out}")
     return 0

