@@ -65,15 +65,25 @@ def trial_lift(scene: HandObjectScene, grasp: GraspTarget, target: int, config: 
         scene.data = saved
 
 
-def choose_grasp(scene: HandObjectScene, candidates: list[GraspTarget], target: int,
-                 config: GraspCheckConfig, plan: PlanConfig) -> GraspTarget:
-    """The first candidate (best first) that lifts the object in a trial; else the one that
-    lifted it most; else the best-scored."""
+def choose_grasps(scene: HandObjectScene, candidates: list[GraspTarget], target: int,
+                  config: GraspCheckConfig, plan: PlanConfig, count: int = 1) -> list[GraspTarget]:
+    """The first ``count`` candidates (best first) that lift the object in a trial, each tried
+    once; when none does, the one that lifted it most, else the best-scored, alone."""
+    passing: list[GraspTarget] = []
     best, best_rise = candidates[0], -np.inf
-    for grasp in candidates[: config.candidates]:
+    for grasp in candidates[: max(config.candidates, count)]:
         rise = trial_lift(scene, grasp, target, config, plan)
         if rise >= config.min_rise:
-            return grasp
-        if rise > best_rise:
+            passing.append(grasp)
+            if len(passing) == count:
+                break
+        elif rise > best_rise:
             best, best_rise = grasp, rise
-    return best
+    return passing or [best]
+
+
+def choose_grasp(scene: HandObjectScene, candidates: list[GraspTarget], target: int,
+                 config: GraspCheckConfig, plan: PlanConfig) -> GraspTarget:
+    """The grasp Stage I uses: the first candidate that lifts the object in a trial (see
+    :func:`choose_grasps`)."""
+    return choose_grasps(scene, candidates, target, config, plan)[0]

@@ -103,7 +103,7 @@ def _unpack(data) -> list[GraspTarget]:
 
 def synthesize_object(name: str, seeds: list[int], per_seed: int, stage1_config) -> list[GraspTarget]:
     """Grasps of one object upright on the table, chosen per seed as Stage I chooses them."""
-    from pam_engine.policy.grasp_check import choose_grasp, trial_lift
+    from pam_engine.policy.grasp_check import choose_grasps
     from pam_engine.policy.grasp_synthesis import GraspSynthesizer
     from pam_engine.sim.scene import HandObjectScene, PlacedObject
     from pam_engine.stage1 import HandCache, ObjectSpec, _settle, load_objects, place_objects
@@ -122,14 +122,8 @@ def synthesize_object(name: str, seeds: list[int], per_seed: int, stage1_config)
             found = GraspSynthesizer(scene, 0, synth_cfg).synthesize(max(cfg.check.candidates, per_seed, 1))
         except PoseError:
             continue
-        chosen = choose_grasp(scene, found, 0, cfg.check, cfg.plan)
-        others = []
-        for g in found:  # further candidates that pass the same physical trial, best first
-            if len(others) >= per_seed - 1:
-                break
-            if g is not chosen and trial_lift(scene, g, 0, cfg.check, cfg.plan) >= cfg.check.min_rise:
-                others.append(g)
-        for g in [chosen] + others:
+        # Stage I's choice first, then further candidates that pass the same trial
+        for g in choose_grasps(scene, found, 0, cfg.check, cfg.plan, count=max(per_seed, 1)):
             if g.preshape is None:
                 g.preshape = np.zeros_like(g.angles)
             if not any(_same(g, h) for h in grasps):
