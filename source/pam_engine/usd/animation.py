@@ -1,0 +1,87 @@
+"""A trajectory as USD time samples (one time code per frame, at the trajectory's fps), so an
+episode plays in usdview or Isaac Sim without simulating:
+
+- every hand link's transform (the kinematics of the wrist joints and finger angles), the
+  joints' ``state:*:physics:position`` (the wrist's six values relative to the hand's anchor,
+  then the finger angles; degrees for revolute joints, as USD has them);
+- the ``UsdSkel`` skin's animation (the same joint rotations), so the skinned mesh follows;
+- every object's transform (``pose_y``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pxr import Gf, Usd, UsdGeom, UsdSkel
+from scipy.spatial.transform import Rotation
+
+from pam_engine.errors import PoseError
+from pam_engine.usd.hand import link_poses
+from pam_engine.usd.stage import DEG, set_pose
+
+
+def wrist_joint_values(anchor: np.ndarray, wrist: np.ndarray) -> np.ndarray:
+    """(..., 6) wrist joint values (x, y, z, rx, ry, rz: intrinsic X-Y-Z) that put the wrist at
+    ``wrist`` (world, (..., 4, 4)) when the base is at ``anchor``: as the MuJoCo scene computes."""
+    rel = np.linalg.inv(anchor) @ wrist
+    euler = Rotation.from_matrix(rel[..., :3, :3].reshape(-1, 3, 3)).as_euler("XYZ").reshape(rel.shape[:-2] + (3,))
+    return np.concatenate([rel[..., :3, 3], euler], axis=-1)
+
+
+def add_trajectory(stage: Usd.Stage, layout, trajectory) -> None:
+    """Time samples of ``trajectory`` on a scene written by :func:`pam_engine.usd.scene.add_scene`."""
+    hand = layout.hand
+    rig = hand.rig
+    if list(trajectory.joint_names) != [rj.name for rj in rig.finger_joints]:
+        raise PoseError(f"the trajectory's joints {trajectory.joint_names} are not the scene hand's")
+    if trajectory.pose_y.shape[1] != len(layout.objects):
+        raise PoseError(f"the trajectory has {trajectory.pose_y.shape[1]} objects, the scene {len(layout.objects)}")
+    n = trajectory.num_frames
+    stage.SetStartTimeCode(0)
+    stage.SetEndTimeCode(max(n - 1, 0))
+    stage.SetTimeCodesPerSecond(float(trajectory.fps))
+    stage.SetFramesPerSecond(float(trajectory.fps))
+
+    wrist_q = wrist_joint_values(layout.anchor, np.asarray(trajectory.wrist_pose, dtype=np.float64))
+    angles = np.asarray(trajectory.joint_angles, dtype=np.float64)
+    links = {link.name: stage.GetPrimAtPath(hand.link_path(link.name)) for link in hand.links}
+    joints = [(rj, stage.GetPrimAtPath(hand.joint_path(rj.name))) for rj in rig.joints]
+    skel = UsdSkel.Skeleton(stage.GetPrimAtPath(f"{hand.root}/skin/skeleton"))
+    animation = None
+    if skel:
+        animation = UsdSkel.Animation.Define(stage, f"{hand.root}/skin/animation")
+        animation.CreateJointsAttr(skel.GetJointsAttr().Get())
+        UsdSkel.BindingAPI.Apply(skel.GetPrim()).CreateAnimationSourceRel().SetTargets([animation.GetPath()])
+    for t in range(n):
+        poses = link_poses(hand.links, rig, wrist_q[t], angles[t])
+        for name, prim in links.items():
+            set_pose(UsdGeom.Xformable(prim), poses[name], time=t)
+        values = np.concatenate([wrist_q[t], angles[t]])
+        for (rj, prim), value in zip(joints, values):
+            kind = "linear" if rj.kind == "slide" else "angular"
+            prim.GetAttribute(f"state:{kind}:physics:position").Set(float(value * (1.0 if kind == "linear" else DEG)), t)
+        if animation is not None:
+            rel = _bone_rotations(hand, poses)
+            translations = rig.body_offsets.copy()
+            translations[0] = poses[rig.body_names[0]][:3, 3]
+            animation.CreateTranslationsAttr().Set([Gf.Vec3f(*p.tolist()) for p in translations], t)
+            animation.CreateRotationsAttr().Set([_quatf(r) for r in rel], t)
+            animation.CreateScalesAttr().Set([Gf.Vec3h(1.0, 1.0, 1.0)] * len(rel), t)
+        for k, path in enumerate(layout.objects):
+            pose = np.vstack([trajectory.pose_y[t, k], [0.0, 0.0, 0.0, 1.0]])
+            set_pose(UsdGeom.Xformable(stage.GetPrimAtPath(path)), pose, time=t)
+
+
+def _bone_rotations(hand, poses: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Each bone's rotation relative to its parent bone (the wrist's relative to the base)."""
+    rig = hand.rig
+    out = []
+    for j, name in enumerate(rig.body_names):
+        parent = rig.parents[j]
+        parent_rot = np.eye(3) if parent < 0 else poses[rig.body_names[parent]][:3, :3]
+        out.append(parent_rot.T @ poses[name][:3, :3])
+    return out
+
+
+def _quatf(rotation: np.ndarray) -> Gf.Quatf:
+    x, y, z, w = Rotation.from_matrix(rotation).as_quat()
+    return Gf.Quatf(float(w), float(x), float(y), float(z))
