@@ -1,54 +1,18 @@
 """A trajectory's time samples reproduce its poses at every frame: the wrist, the joints, the
 objects, the bones (keypoints) and the skinned skin's skeleton."""
 
-import mujoco
 import numpy as np
 import pytest
-from pxr import Usd, UsdSkel
-from scipy.spatial.transform import Rotation
+from pxr import Usd, UsdGeom, UsdSkel
 
 from pam_engine.conventions import KEYPOINT_FROM_MANO
-from pam_engine.hand.pose import HandPose, make_transform
-from pam_engine.objects import load_object
-from pam_engine.sim.scene import HandObjectScene, PlacedObject
-from pam_engine.trajectory import Trajectory
 from pam_engine.usd import export_scene
 from pam_engine.usd.scene import scene_from_trajectory
 from pam_engine.usd.stage import DEG, world_pose
 
+from .conftest import T
+
 TOL = 1e-6
-T = 6
-
-
-@pytest.fixture(scope="module")
-def recorded(builtin_hand):
-    """A trajectory recorded from the MuJoCo scene, base fixed at frame 0's wrist (as capture
-    replays one), with the MuJoCo joint-body positions of every frame."""
-    hand, art = builtin_hand
-    rng = np.random.default_rng(7)
-    sim = HandObjectScene(hand, art, [PlacedObject(load_object("006_mustard_bottle"), np.eye(4))])
-    wrist, angles, objects, bodies, keypoints = [], [], [], [], []
-    anchor = make_transform(Rotation.from_rotvec([0.2, -1.0, 0.3]), [0.0, 0.1, 0.2])
-    sim.set_base_pose(anchor)
-    for t in range(T):
-        pose = HandPose(make_transform(Rotation.from_rotvec([0.2, -1.0, 0.3]) * Rotation.from_rotvec(rng.normal(scale=0.3, size=3)),
-                                       [0.0, 0.1, 0.2] + rng.normal(scale=0.03, size=3)),
-                        rng.uniform(art.lower, art.upper))
-        if t == 0:
-            pose = HandPose(anchor, pose.angles)
-        sim.set_hand_state(pose)
-        sim.set_object_pose(0, make_transform(Rotation.from_rotvec(rng.normal(size=3)), rng.normal(scale=0.1, size=3)))
-        mujoco.mj_kinematics(sim.model, sim.data)
-        wrist.append(sim.wrist_pose())
-        angles.append(sim.finger_angles())
-        objects.append(sim.object_poses())
-        bodies.append(sim.data.xpos[sim.joint_bodies].copy())
-        keypoints.append(sim.keypoints())
-    traj = Trajectory(
-        fps=15.0, pose_m=np.zeros((T, 51)), betas=np.zeros(10), wrist_pose=np.array(wrist), joint_angles=np.array(angles),
-        joint_names=list(art.names), joint_3d=np.array(keypoints), pose_y=np.array(objects),
-        object_names=["006_mustard_bottle"], object_ids=[5], contacts=np.zeros((T, 6), bool), success=True)
-    return traj, np.array(bodies)
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +49,6 @@ def test_the_skeleton_animation_follows_the_bones(animated, recorded):
     cache.Populate(root, Usd.TraverseInstanceProxies())
     query = cache.GetSkelQuery(UsdSkel.Skeleton(stage.GetPrimAtPath("/World/Hand/skin/skeleton")))
     assert query.GetAnimQuery()
-    from pxr import UsdGeom
-
     xf = UsdGeom.XformCache()
     for t in range(T):
         xf.SetTime(t)
