@@ -160,3 +160,19 @@ def _palm_hull(hand: HandModel, vertices: np.ndarray, joints: np.ndarray) -> np.
     """Vertices of the convex hull of the skin the wrist carries, in the wrist body frame."""
     palm = vertices[hand.weights[:, 0] > 0.5] - joints[0]
     return palm[ConvexHull(palm).vertices].astype(np.float64)
+
+
+def keypoints_from_bones(hand: HandModel, rig: HandRig, bone_poses: np.ndarray) -> np.ndarray:
+    """The 21 DexYCB keypoints from the 16 bones' world poses ((16, 4, 4), MANO order), as any
+    engine's state gives them: the joints are the bone origins, the fingertips the skinned tip
+    vertices (the linear blend of the bones that carry them)."""
+    from pam_engine.conventions import KEYPOINT_FROM_MANO
+
+    poses = np.asarray(bone_poses, dtype=np.float64)
+    tips = np.empty((5, 3))
+    for k, vid in enumerate(hand.tip_vertex_ids):
+        bones = np.flatnonzero(hand.weights[vid] > 0)
+        local = rig.rest_vertices[vid] - rig.rest_joints[bones]
+        points = np.einsum("bij,bj->bi", poses[bones, :3, :3], local) + poses[bones, :3, 3]
+        tips[k] = hand.weights[vid, bones] @ points
+    return np.concatenate([poses[:, :3, 3], tips])[list(KEYPOINT_FROM_MANO)]

@@ -37,10 +37,11 @@ from pam_engine.hand.model import NUM_JOINTS, HandModel
 from pam_engine.hand.rig import HandGains, HandRig, RigJoint, build_rig
 from pam_engine.usd.stage import DEG, add_labels, bind_physics_material, define_mesh, physics_material, quatf, set_pose
 
-#: Mass (kg) and principal inertia (kg m^2) of each virtual link; small against a phalanx
-#: (~5 g), large enough for a well-conditioned solve.
-VIRTUAL_MASS = 1e-5
-VIRTUAL_INERTIA = 1e-10
+#: Mass (kg) and principal inertia (kg m^2) of each virtual link: small against a phalanx
+#: (~5 g, ~1e-7 kg m^2), above the floors engines clamp to (Newton lifts moments under 1e-10
+#: by 1e-6, which would outweigh a phalanx).
+VIRTUAL_MASS = 1e-4
+VIRTUAL_INERTIA = 1e-9
 SKIN_COLOR = (0.87, 0.70, 0.60)
 HAND_LABELS = {"class": "hand", "segmentation_id": str(SEG_HAND)}
 

@@ -1,0 +1,160 @@
+"""A second physics engine: the hand and an object USD loaded into Newton (``ModelBuilder.add_usd``,
+CPU) agree with MuJoCo: forward kinematics, joint targets held for 1 s, the 21 keypoints.
+
+Runs in the Newton environment only (``tools/make_isaac_env.sh`` builds ``.venv-isaac``;
+``.ci/run`` runs ``pytest -m newton`` there); elsewhere the module is skipped. Both engines run
+in that environment (its MuJoCo is Newton's pinned 3.12), so nothing here is pinned to the main
+environment's MuJoCo results.
+"""
+
+import warnings
+
+import mujoco
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from pam_engine.hand.rig import build_rig, keypoints_from_bones
+from pam_engine.objects import load_object
+from pam_engine.usd import export_hand, export_object
+
+pytestmark = pytest.mark.newton
+newton = pytest.importorskip("newton")
+wp = pytest.importorskip("warp")
+
+DT = 1.0 / 420.0  # the MuJoCo scene's physics step (SceneConfig defaults)
+OBJECT_AT = (0.3, 0.0, 0.1)
+
+
+@pytest.fixture(scope="module")
+def engines(builtin_hand, tmp_path_factory):
+    hand, art = builtin_hand
+    folder = tmp_path_factory.mktemp("newton")
+    export_hand(folder / "hand.usda", hand, art)
+    asset = load_object("006_mustard_bottle")
+    export_object(folder / "mustard.usda", asset)
+    builder = newton.ModelBuilder(gravity=(0.0, 0.0, 0.0))  # the MuJoCo hand is gravity compensated
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # e.g. inertia corrections: the masses must arrive as written
+        builder.add_usd(str(folder / "hand.usda"), enable_self_collisions=False, load_visual_shapes=False)
+        builder.add_usd(str(folder / "mustard.usda"), xform=wp.transform(OBJECT_AT, wp.quat_identity()),
+                        load_visual_shapes=False)
+        model = builder.finalize(device="cpu")
+
+    spec = mujoco.MjSpec()
+    spec.compiler.degree = False
+    from pam_engine.sim.hand_builder import add_hand
+
+    add_hand(spec, hand, art)
+    spec.option.timestep = DT
+    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    spec.option.gravity = [0.0, 0.0, 0.0]
+    mj = spec.compile()
+    return model, mj, asset, hand, art
+
+
+def joint_slots(model):
+    """Joint name -> Newton coordinate index, for the 1-DoF joints."""
+    starts = model.joint_q_start.numpy()
+    return {label.rsplit("/", 1)[-1]: int(starts[j]) for j, label in enumerate(model.joint_label)}
+
+
+def bone_index(model, name):
+    return [label.rsplit("/", 1)[-1] for label in model.body_label].index(name)
+
+
+def newton_bone_poses(model, body_q, names):
+    out = np.zeros((len(names), 4, 4))
+    for k, name in enumerate(names):
+        q = body_q[bone_index(model, name)]
+        out[k, :3, :3] = Rotation.from_quat(q[3:7]).as_matrix()  # Newton: (x, y, z, w)
+        out[k, :3, 3] = q[:3]
+        out[k, 3, 3] = 1.0
+    return out
+
+
+def mujoco_bone_poses(mj, data, names):
+    out = np.zeros((len(names), 4, 4))
+    for k, name in enumerate(names):
+        b = mujoco.mj_name2id(mj, mujoco.mjtObj.mjOBJ_BODY, name)
+        out[k, :3, :3] = data.xmat[b].reshape(3, 3)
+        out[k, :3, 3] = data.xpos[b]
+        out[k, 3, 3] = 1.0
+    return out
+
+
+def joint_names(mj):
+    return [mujoco.mj_id2name(mj, mujoco.mjtObj.mjOBJ_JOINT, j) for j in range(mj.njnt)]
+
+
+def test_forward_kinematics_agree(engines):
+    model, mj, _, hand, art = engines
+    rig = build_rig(hand, art)
+    slots, names = joint_slots(model), joint_names(mj)
+    data = mujoco.MjData(mj)
+    rng = np.random.default_rng(0)
+    for trial in range(3):
+        q = np.zeros(mj.njnt) if trial == 0 else np.concatenate(
+            [rng.uniform(-0.1, 0.1, 3), rng.uniform(-0.6, 0.6, 3), rng.uniform(art.lower, art.upper)])
+        joint_q = model.joint_q.numpy()
+        for name, value in zip(names, q):
+            joint_q[slots[name]] = value
+        data.qpos[:] = q
+        mujoco.mj_kinematics(mj, data)
+        state = model.state()
+        newton.eval_fk(model, wp.array(joint_q, dtype=float, device="cpu"), model.joint_qd, state)
+        ours = newton_bone_poses(model, state.body_q.numpy(), rig.body_names)
+        ref = mujoco_bone_poses(mj, data, rig.body_names)
+        np.testing.assert_allclose(ours, ref, atol=1e-5)  # float32 state
+
+
+def test_masses_arrive_in_newton(engines):
+    model, mj, asset, hand, art = engines
+    mass = model.body_mass.numpy()
+    for name in build_rig(hand, art).body_names:
+        b = mujoco.mj_name2id(mj, mujoco.mjtObj.mjOBJ_BODY, name)
+        assert mass[bone_index(model, name)] == pytest.approx(mj.body_mass[b], rel=1e-6)
+    k = bone_index(model, "Object")
+    assert mass[k] == pytest.approx(asset.mass, rel=1e-6)
+    np.testing.assert_allclose(model.body_com.numpy()[k], asset.com, atol=1e-6)
+    np.testing.assert_allclose(model.body_inertia.numpy()[k], asset.inertia, rtol=1e-5, atol=1e-6 * np.abs(asset.inertia).max())
+    shapes = [s for s in range(model.shape_count) if model.shape_body.numpy()[s] == k]
+    assert len(shapes) == len(asset.collision_parts)
+
+
+def test_joint_targets_held_for_one_second_and_keypoints(engines):
+    model, mj, _, hand, art = engines
+    rig = build_rig(hand, art)
+    rng = np.random.default_rng(1)
+    targets = np.concatenate([[0.02, -0.01, 0.015, 0.1, -0.05, 0.08],
+                              art.lower + rng.uniform(0.3, 0.7, art.size) * (art.upper - art.lower)])
+    names, slots = joint_names(mj), joint_slots(model)
+    steps = int(round(1.0 / DT))
+
+    data = mujoco.MjData(mj)
+    for name, value in zip(names, targets):
+        data.ctrl[mujoco.mj_name2id(mj, mujoco.mjtObj.mjOBJ_ACTUATOR, name)] = value
+    mujoco.mj_step(mj, data, nstep=steps)
+    mujoco.mj_kinematics(mj, data)
+
+    solver = newton.solvers.SolverMuJoCo(model, integrator="implicitfast", disable_contacts=True)
+    control = model.control()
+    target_q = control.joint_target_q.numpy()
+    for name, value in zip(names, targets):
+        target_q[slots[name]] = value
+    control.joint_target_q = wp.array(target_q, dtype=float, device="cpu")
+    state_0, state_1 = model.state(), model.state()
+    newton.eval_fk(model, model.joint_q, model.joint_qd, state_0)
+    for _ in range(steps):
+        state_0.clear_forces()
+        solver.step(state_0, state_1, control, None, DT)
+        state_0, state_1 = state_1, state_0
+    reached = state_0.joint_q.numpy()
+    ours = np.array([reached[slots[n]] for n in names])
+    np.testing.assert_allclose(ours, data.qpos[: mj.njnt], atol=0.01)
+    np.testing.assert_allclose(ours, targets, atol=0.01)  # and both held their targets
+
+    newton.eval_fk(model, state_0.joint_q, state_0.joint_qd, state_0)
+    keypoints = keypoints_from_bones(hand, rig, newton_bone_poses(model, state_0.body_q.numpy(), rig.body_names))
+    reference = keypoints_from_bones(hand, rig, mujoco_bone_poses(mj, data, rig.body_names))
+    assert np.abs(keypoints - reference).max() < 1e-3
