@@ -5,16 +5,14 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-pytest.importorskip("pxr")
-
-from pam_engine.hand.articulation import build_articulation  # noqa: E402
-from pam_engine.hand.pose import HandPose, make_transform  # noqa: E402
-from pam_engine.hand.mano import load_hand_model  # noqa: E402
-from pam_engine.sim.hand_builder import add_hand as add_mujoco_hand  # noqa: E402
-from pam_engine.objects import load_object  # noqa: E402
-from pam_engine.sim.scene import HandObjectScene, PlacedObject  # noqa: E402
-from pam_engine.stage1 import HandCache  # noqa: E402
-from pam_engine.trajectory import Trajectory  # noqa: E402
+from pam_engine.hand.articulation import build_articulation
+from pam_engine.hand.pose import HandPose, make_transform
+from pam_engine.hand.mano import load_hand_model
+from pam_engine.sim.hand_builder import add_hand as add_mujoco_hand
+from pam_engine.objects import load_object
+from pam_engine.sim.scene import HandObjectScene, PlacedObject
+from pam_engine.stage1 import HandCache
+from pam_engine.trajectory import Trajectory
 
 T = 6  # frames of the recorded trajectory
 

@@ -164,3 +164,22 @@ def test_every_hand_prim_is_labelled_and_the_skin_is_skinned(hand_pair, builtin_
     pieces = [UsdGeom.Mesh(p) for p in Usd.PrimRange(root) if p.GetName() == "visual"]
     n_faces = sum(len(m.GetFaceVertexCountsAttr().Get()) for m in pieces)
     assert n_faces == len(UsdGeom.Mesh(stage.GetPrimAtPath("/Hand/skin/mesh")).GetFaceVertexCountsAttr().Get())
+
+
+def test_keypoints_from_bone_poses_are_the_scenes(builtin_hand):
+    """The backend-neutral keypoints (any engine's bone poses in) equal the MuJoCo scene's."""
+    from pam_engine.hand.pose import HandPose, make_transform
+    from pam_engine.hand.rig import build_rig, keypoints_from_bones
+    from pam_engine.sim.scene import HandObjectScene
+
+    hand, art = builtin_hand
+    scene = HandObjectScene(hand, art, [])
+    rng = np.random.default_rng(5)
+    scene.set_hand_state(HandPose(make_transform(Rotation.from_rotvec(rng.normal(size=3)), [0.1, 0.0, 0.3]),
+                                  rng.uniform(art.lower, art.upper)))
+    scene.forward()
+    poses = np.zeros((16, 4, 4))
+    poses[:, 3, 3] = 1.0
+    poses[:, :3, :3] = scene.data.xmat[scene.joint_bodies].reshape(-1, 3, 3)
+    poses[:, :3, 3] = scene.data.xpos[scene.joint_bodies]
+    np.testing.assert_allclose(keypoints_from_bones(hand, build_rig(hand, art), poses), scene.keypoints(), atol=1e-12)

@@ -114,6 +114,12 @@ def test_masses_arrive_in_newton(engines):
     for name in build_rig(hand, art).body_names:
         b = mujoco.mj_name2id(mj, mujoco.mjtObj.mjOBJ_BODY, name)
         assert mass[bone_index(model, name)] == pytest.approx(mj.body_mass[b], rel=1e-6)
+    # passive joint damping and armature, per DoF (Newton reads newton:damping per degree)
+    starts, names = model.joint_qd_start.numpy(), [label.rsplit("/", 1)[-1] for label in model.joint_label]
+    for name in joint_names(mj):
+        dof_ours, dof_mj = starts[names.index(name)], mj.jnt_dofadr[mujoco.mj_name2id(mj, mujoco.mjtObj.mjOBJ_JOINT, name)]
+        assert model.joint_armature.numpy()[dof_ours] == pytest.approx(mj.dof_armature[dof_mj], rel=1e-6)
+        assert model.joint_damping.numpy()[dof_ours] == pytest.approx(mj.dof_damping[dof_mj], rel=1e-5, abs=1e-9)
     k = bone_index(model, "Object")
     assert mass[k] == pytest.approx(asset.mass, rel=1e-6)
     np.testing.assert_allclose(model.body_com.numpy()[k], asset.com, atol=1e-6)
