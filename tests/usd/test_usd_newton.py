@@ -164,3 +164,35 @@ def test_joint_targets_held_for_one_second_and_keypoints(engines):
     keypoints = keypoints_from_bones(hand, rig, newton_bone_poses(model, state_0.body_q.numpy(), rig.body_names))
     reference = keypoints_from_bones(hand, rig, mujoco_bone_poses(mj, data, rig.body_names))
     assert np.abs(keypoints - reference).max() < 1e-3
+
+
+def test_scene_hand_starts_at_h0_in_newton(builtin_hand, tmp_path):
+    """A scene file's hand (anchored at h0's wrist, fingers at h0 through the joints' initial
+    state) and object stand in Newton where the MuJoCo scene puts them."""
+    from pam_engine.hand.pose import HandPose, make_transform
+    from pam_engine.sim.scene import HandObjectScene, PlacedObject
+    from pam_engine.usd import export_scene
+    from pam_engine.usd.scene import EpisodeScene
+
+    hand, art = builtin_hand
+    rig = build_rig(hand, art)
+    rng = np.random.default_rng(2)
+    mustard = load_object("006_mustard_bottle")
+    o0 = make_transform(Rotation.from_euler("z", 0.4), [0.03, 0.0, 0.001])
+    h0 = HandPose(make_transform(Rotation.from_rotvec([0.4, -1.1, 0.2]), [0.0, 0.15, 0.2]), rng.uniform(art.lower, art.upper))
+    export_scene(tmp_path / "scene.usda", EpisodeScene(hand, art, [PlacedObject(mustard, o0)], h0))
+    builder = newton.ModelBuilder()
+    builder.add_usd(str(tmp_path / "scene.usda"), load_visual_shapes=False,
+                    schema_resolvers=[newton.usd.SchemaResolverNewton(), newton.usd.SchemaResolverPhysx()])
+    model = builder.finalize(device="cpu")
+    state = model.state()
+    newton.eval_fk(model, model.joint_q, model.joint_qd, state)
+
+    sim = HandObjectScene(hand, art, [PlacedObject(mustard, o0)])
+    sim.set_base_pose(h0.wrist)
+    sim.set_hand_state(h0)
+    mujoco.mj_kinematics(sim.model, sim.data)
+    ours = newton_bone_poses(model, state.body_q.numpy(), rig.body_names)
+    np.testing.assert_allclose(ours, mujoco_bone_poses(sim.model, sim.data, rig.body_names), atol=1e-5)
+    obj = newton_bone_poses(model, state.body_q.numpy(), ["object_0"])[0]
+    np.testing.assert_allclose(obj, sim.object_pose(0), atol=1e-5)

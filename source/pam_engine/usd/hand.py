@@ -168,7 +168,9 @@ def add_hand(stage: Usd.Stage, path: str, hand: HandModel, articulation: HandArt
     root = UsdGeom.Xform.Define(stage, path)
     set_pose(root, anchor)
     UsdPhysics.ArticulationRootAPI.Apply(root.GetPrim())
-    # MuJoCo's hand never collides with itself (contype/conaffinity): say so to PhysX and Newton
+    # MuJoCo's hand never collides with itself (contype/conaffinity): say so to PhysX and Newton.
+    # PhysX's attributes count only under their applied schemas (metadata here: no PhysX needed)
+    root.GetPrim().AddAppliedSchema("PhysxArticulationAPI")
     root.GetPrim().CreateAttribute("physxArticulation:enabledSelfCollisions", Sdf.ValueTypeNames.Bool).Set(False)
     root.GetPrim().CreateAttribute("newton:selfCollisionEnabled", Sdf.ValueTypeNames.Bool).Set(False)
     add_labels(root.GetPrim(), **HAND_LABELS)
@@ -181,6 +183,7 @@ def add_hand(stage: Usd.Stage, path: str, hand: HandModel, articulation: HandArt
         set_pose(prim, poses[link.name])
         p = prim.GetPrim()
         UsdPhysics.RigidBodyAPI.Apply(p)
+        p.AddAppliedSchema("PhysxRigidBodyAPI")
         p.CreateAttribute("physxRigidBody:disableGravity", Sdf.ValueTypeNames.Bool).Set(True)  # MuJoCo's gravcomp
         mass_api = UsdPhysics.MassAPI.Apply(p)
         if link.bone >= 0:
@@ -255,6 +258,7 @@ def _add_joint(stage: Usd.Stage, layout: HandLayout, link: Link, value: float) -
     prim.CreateAttribute(f"state:{kind}:physics:velocity", Sdf.ValueTypeNames.Float).Set(0.0)
     # passive joint properties (no UsdPhysics schema): PhysX's and Newton's names, Newton's
     # damping per degree like the drives
+    prim.AddAppliedSchema("PhysxJointAPI")
     prim.CreateAttribute("physxJoint:armature", Sdf.ValueTypeNames.Float).Set(rj.armature)
     prim.CreateAttribute("newton:armature", Sdf.ValueTypeNames.Float).Set(rj.armature)
     prim.CreateAttribute("newton:damping", Sdf.ValueTypeNames.Float).Set(rj.damping / scale)
