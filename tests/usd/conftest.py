@@ -8,10 +8,11 @@ from scipy.spatial.transform import Rotation
 from pam_engine.hand.articulation import build_articulation
 from pam_engine.hand.pose import HandPose, make_transform
 from pam_engine.hand.mano import load_hand_model
-from pam_engine.sim.hand_builder import add_hand as add_mujoco_hand
+from pam_engine.pose.setup import HandCache
+from pam_engine.sim.base import PlacedObject
+from pam_engine.sim.mujoco.hand_builder import add_hand as add_mujoco_hand
 from pam_engine.objects import load_object
-from pam_engine.sim.scene import HandObjectScene, PlacedObject
-from pam_engine.stage1 import HandCache
+from pam_engine.sim.mujoco.scene import HandObjectScene
 from pam_engine.trajectory import Trajectory
 
 T = 6  # frames of the recorded trajectory

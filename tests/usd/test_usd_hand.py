@@ -169,8 +169,8 @@ def test_every_hand_prim_is_labelled_and_the_skin_is_skinned(hand_pair, builtin_
 def test_keypoints_from_bone_poses_are_the_scenes(builtin_hand):
     """The backend-neutral keypoints (any engine's bone poses in) equal the MuJoCo scene's."""
     from pam_engine.hand.pose import HandPose, make_transform
-    from pam_engine.hand.rig import build_rig, keypoints_from_bones
-    from pam_engine.sim.scene import HandObjectScene
+    from pam_engine.sim.mujoco.scene import HandObjectScene
+    from pam_engine.sim.rig import build_rig, keypoints_from_bones
 
     hand, art = builtin_hand
     scene = HandObjectScene(hand, art, [])

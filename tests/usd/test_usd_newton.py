@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from pam_engine.hand.rig import build_rig, keypoints_from_bones
+from pam_engine.sim.rig import build_rig, keypoints_from_bones
 from pam_engine.objects import load_object
 from pam_engine.usd import export_hand, export_object
 
@@ -43,7 +43,7 @@ def engines(builtin_hand, tmp_path_factory):
 
     spec = mujoco.MjSpec()
     spec.compiler.degree = False
-    from pam_engine.sim.hand_builder import add_hand
+    from pam_engine.sim.mujoco.hand_builder import add_hand
 
     add_hand(spec, hand, art)
     spec.option.timestep = DT
@@ -170,7 +170,8 @@ def test_scene_hand_starts_at_h0_in_newton(builtin_hand, tmp_path):
     """A scene file's hand (anchored at h0's wrist, fingers at h0 through the joints' initial
     state) and object stand in Newton where the MuJoCo scene puts them."""
     from pam_engine.hand.pose import HandPose, make_transform
-    from pam_engine.sim.scene import HandObjectScene, PlacedObject
+    from pam_engine.sim.base import PlacedObject
+    from pam_engine.sim.mujoco.scene import HandObjectScene
     from pam_engine.usd import export_scene
     from pam_engine.usd.scene import EpisodeScene
 

@@ -11,7 +11,8 @@ from pxr import Usd, UsdGeom, UsdPhysics
 from scipy.spatial.transform import Rotation
 
 from pam_engine.errors import AssetError
-from pam_engine.objects import add_object_to_spec, load_object
+from pam_engine.objects import load_object
+from pam_engine.sim.mujoco.objects import add_object_to_spec
 from pam_engine.usd import export_object
 from pam_engine.usd.stage import quat_to_matrix
 

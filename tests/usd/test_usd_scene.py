@@ -10,7 +10,8 @@ from scipy.spatial.transform import Rotation
 from pam_engine.capture.camera import Camera, intrinsics, look_at
 from pam_engine.hand.pose import HandPose, make_transform
 from pam_engine.objects import load_object
-from pam_engine.sim.scene import HandObjectScene, PlacedObject
+from pam_engine.sim.base import PlacedObject
+from pam_engine.sim.mujoco.scene import HandObjectScene
 from pam_engine.usd import export_scene
 from pam_engine.usd.camera import OPENCV_FLIP
 from pam_engine.usd.scene import EpisodeScene

@@ -54,7 +54,7 @@ def read_camera(path: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pam_engine.stage1 import HandCache
+    from pam_engine.pose.setup import HandCache
     from pam_engine.usd import check_output_path, export_hand, export_object, export_scene
 
     out = check_output_path(args.out)  # before any work
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         trajectory = Trajectory.load(args.trajectory)
         scene = scene_from_trajectory(trajectory, hand, articulation)
     elif args.objects:
-        from pam_engine.stage1 import ObjectSpec, Stage1Config, Stage1Request
+        from pam_engine.pose.request import ObjectSpec, Stage1Config, Stage1Request
 
         request = Stage1Request([ObjectSpec(o) for o in args.objects], seed=args.seed)
         scene = scene_from_request(request, Stage1Config(mano=args.mano))

@@ -5,7 +5,7 @@
     export_scene("scene.usda", build_episode_scene(...))
     export_trajectory("episode.usda", trajectory, scene)
 
-Everything is built from the descriptions that build the MuJoCo model (``hand.rig``, the object
+Everything is built from the descriptions that build the MuJoCo model (``sim.rig``, the object
 assets, the scene config), written with ``pxr`` (``usd-core``, or the ``pxr`` ``usd-exchange``
 ships), in SI units, Z up; files are written atomically.
 """

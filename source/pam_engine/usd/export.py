@@ -16,7 +16,7 @@ def export_hand(path: str | os.PathLike, hand=None, articulation=None, *, betas=
 
     path = check_output_path(path)
     if hand is None:
-        from pam_engine.stage1 import HandCache
+        from pam_engine.pose.setup import HandCache
 
         hand, articulation = HandCache.get(None)
     elif articulation is None:

@@ -34,7 +34,8 @@ from scipy.spatial.transform import Rotation
 from pam_engine.conventions import MANO_JOINT_NAMES, MANO_PARENTS, SEG_HAND
 from pam_engine.hand.articulation import HandArticulation
 from pam_engine.hand.model import NUM_JOINTS, HandModel
-from pam_engine.hand.rig import HandGains, HandRig, RigJoint, build_rig
+from pam_engine.sim.base import HandGains
+from pam_engine.sim.rig import HandRig, RigJoint, build_rig
 from pam_engine.usd.stage import DEG, add_labels, bind_physics_material, define_mesh, physics_material, quatf, set_pose
 
 #: Mass (kg) and principal inertia (kg m^2) of each virtual link: small against a phalanx
@@ -110,7 +111,7 @@ def hand_links(rig: HandRig) -> tuple[Link, ...]:
 def hand_masses(hand: HandModel, articulation: HandArticulation, betas: np.ndarray | None = None,
                 gains: HandGains | None = None) -> list[BodyMass]:
     """Mass properties of the 16 bones as MuJoCo compiles them from the rig."""
-    from pam_engine.sim.hand_builder import add_hand as add_mujoco_hand
+    from pam_engine.sim.mujoco.hand_builder import add_hand as add_mujoco_hand
 
     spec = mujoco.MjSpec()
     spec.compiler.degree = False

@@ -25,7 +25,7 @@ TABLE_COLOR = (0.62, 0.52, 0.42)
 
 @dataclass(frozen=True, eq=False)
 class EpisodeScene:
-    """What a scene file holds. ``objects`` are ``pam_engine.sim.scene.PlacedObject`` (asset and
+    """What a scene file holds. ``objects`` are ``pam_engine.sim.base.PlacedObject`` (asset and
     4x4 world pose o0); ``hand_start`` is h0; ``config`` a ``SceneConfig``."""
 
     hand: object  # HandModel
@@ -39,7 +39,7 @@ class EpisodeScene:
 
     @property
     def scene_config(self):
-        from pam_engine.sim.scene import SceneConfig
+        from pam_engine.sim.base import SceneConfig
 
         return self.config if self.config is not None else SceneConfig()
 
@@ -115,10 +115,10 @@ def scene_from_trajectory(trajectory, hand=None, articulation=None, camera=None,
     the hand at ``wrist_pose[0]``/``joint_angles[0]``. ``hand`` defaults to the engine's
     (``$PAM_MANO_DIR`` or the built-in hand) and must have the trajectory's joints."""
     from pam_engine.objects import load_object
-    from pam_engine.sim.scene import PlacedObject
+    from pam_engine.sim.base import PlacedObject
 
     if hand is None:
-        from pam_engine.stage1 import HandCache
+        from pam_engine.pose.setup import HandCache
 
         hand, articulation = HandCache.get(None)
     if hand.name != trajectory.hand_model:
@@ -142,8 +142,10 @@ def scene_from_request(request, config=None, policy=None, camera=None) -> Episod
     with the same seed starts; no rollout is simulated beyond the first frame."""
     from dataclasses import replace
 
-    from pam_engine.sim.scene import PlacedObject
-    from pam_engine.stage1 import Stage1Config, run_stage1
+    from pam_engine.pose.request import Stage1Config
+    from pam_engine.pose.setup import HandCache
+    from pam_engine.pose.stage import run_stage1
+    from pam_engine.sim.base import PlacedObject
 
     cfg = replace(config or Stage1Config(), num_frames=2)  # frame 0 is recorded before any control step
     run = run_stage1(request, cfg, policy)
@@ -151,7 +153,8 @@ def scene_from_request(request, config=None, policy=None, camera=None) -> Episod
     objects = [PlacedObject(p.asset, np.vstack([traj.pose_y[0, k], [0.0, 0.0, 0.0, 1.0]]))
                for k, p in enumerate(sim.objects)]
     start = HandPose(traj.wrist_pose[0], traj.joint_angles[0])
-    return EpisodeScene(sim.hand, sim.articulation, objects, start, camera=camera, config=cfg.scene,
+    hand, articulation = HandCache.get(cfg.mano)
+    return EpisodeScene(hand, articulation, objects, start, camera=camera, config=cfg.scene,
                         betas=None if cfg.betas is None else np.asarray(cfg.betas, dtype=np.float64))
 
 

@@ -25,7 +25,8 @@ import numpy as np
 from pam_engine.conventions import MANO_FINGERS
 from pam_engine.hand.articulation import HandArticulation
 from pam_engine.hand.model import NUM_JOINTS, HandModel
-from pam_engine.hand.rig import HAND_CONDIM, WRIST_JOINTS, HandGains, HandRig, build_rig
+from pam_engine.sim.base import HandGains
+from pam_engine.sim.rig import HAND_CONDIM, WRIST_JOINTS, HandRig, build_rig
 
 #: Contact bitmasks: hand geoms touch the world/objects, never each other.
 HAND_CONTYPE, HAND_CONAFFINITY = 2, 1
@@ -36,7 +37,7 @@ COLLISION_GROUP = 3
 #: joint's geometry belongs to.
 JOINT_PART = {0: 5, **{j: p for p, f in enumerate(("thumb", "index", "middle", "ring", "pinky")) for j in MANO_FINGERS[f]}}
 
-__all__ = ["HandGains", "HandSpecInfo", "WRIST_JOINTS", "add_hand"]
+__all__ = ["HandSpecInfo", "WRIST_JOINTS", "add_hand"]
 
 
 @dataclass
@@ -56,7 +57,7 @@ def add_hand(spec: mujoco.MjSpec, hand: HandModel, articulation: HandArticulatio
              betas: np.ndarray | None = None, gains: HandGains | None = None,
              skin_rgba: tuple[float, float, float, float] = (0.87, 0.70, 0.60, 1.0)) -> HandSpecInfo:
     """Add the hand (mocap base, wrist joints, finger joints, actuators, collision, skin), as
-    :func:`pam_engine.hand.rig.build_rig` describes it."""
+    :func:`pam_engine.sim.rig.build_rig` describes it."""
     rig = build_rig(hand, articulation, betas, gains)
     vertices, joints = rig.rest_vertices, rig.rest_joints
     info = HandSpecInfo(finger_joints=tuple(articulation.names), rest_joints=joints, rest_vertices=vertices)

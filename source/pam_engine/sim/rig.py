@@ -1,6 +1,6 @@
 """The simulated hand as a backend-neutral rig: bodies, joints, servo gains and collision shapes.
 
-Both the MuJoCo builder (``pam_engine.sim.hand_builder``) and the USD writer
+Both the MuJoCo builder (``pam_engine.sim.mujoco.hand_builder``) and the USD writer
 (``pam_engine.usd.hand``) read this one description, so the two models cannot drift apart.
 
 Frames: one body per MANO joint, its frame the joint's rest-aligned frame (axes = model axes,
@@ -19,6 +19,7 @@ from scipy.spatial import ConvexHull
 from pam_engine.conventions import MANO_FINGERS, MANO_JOINT_NAMES, MANO_PARENTS
 from pam_engine.hand.articulation import HandArticulation
 from pam_engine.hand.model import NUM_JOINTS, HandModel
+from pam_engine.sim.base import HandGains
 
 WRIST_JOINTS = ("wrist_x", "wrist_y", "wrist_z", "wrist_rx", "wrist_ry", "wrist_rz")
 #: Armature (kg m^2, kg) of the six wrist joints.
@@ -28,24 +29,6 @@ WRIST_ARMATURE = 0.01
 HAND_DENSITY = 1000.0
 #: Contact dimensionality of the hand's collision shapes (MuJoCo condim: sliding + torsional).
 HAND_CONDIM = 4
-
-
-@dataclass
-class HandGains:
-    """Position-servo gains of the hand's actuators and the contact properties of its skin."""
-
-    wrist_kp_linear: float = 2000.0  # N/m
-    wrist_kv_linear: float = 120.0
-    wrist_kp_angular: float = 60.0  # N m / rad
-    wrist_kv_angular: float = 4.0
-    finger_kp: float = 1.2  # N m / rad at the MCP; distal joints get less (finger_kp_scale)
-    finger_kp_scale: tuple[float, float, float] = (1.0, 0.6, 0.4)
-    finger_damping: float = 0.03
-    finger_armature: float = 0.002
-    friction: tuple[float, float, float] = (1.2, 0.01, 0.0001)  # slide, torsion, roll
-    wrist_force: float = 60.0  # N, actuator force limit
-    wrist_torque: float = 8.0  # N m
-    finger_torque: float = 1.5  # N m
 
 
 @dataclass(frozen=True)
