@@ -123,3 +123,16 @@ def test_camera_projects_like_K_as_isaac_reads_it(scene_pair):
     usd = UsdGeom.Camera(prim)
     assert W * usd.GetFocalLengthAttr().Get() / usd.GetHorizontalApertureAttr().Get() == pytest.approx(camera.fx, rel=1e-6)
     assert H * usd.GetFocalLengthAttr().Get() / usd.GetVerticalApertureAttr().Get() == pytest.approx(camera.fy, rel=1e-6)
+
+
+def test_scene_from_request_starts_where_simulate_starts():
+    """o0 and h0 of the exported scene are frame 0 of ``pam simulate``'s run with that seed."""
+    from pam_engine.pose import ObjectSpec, Stage1Config, Stage1Request, simulate
+    from pam_engine.usd.scene import scene_from_request
+
+    request = Stage1Request([ObjectSpec("006_mustard_bottle")], seed=3)
+    scene = scene_from_request(request)
+    traj = simulate(Stage1Request([ObjectSpec("006_mustard_bottle")], seed=3), Stage1Config(num_frames=5))
+    np.testing.assert_allclose(scene.hand_start.wrist, traj.wrist_pose[0], atol=1e-12)
+    np.testing.assert_allclose(scene.hand_start.angles, traj.joint_angles[0], atol=1e-12)
+    np.testing.assert_allclose(scene.objects[0].pose[:3], traj.pose_y[0, 0], atol=1e-12)

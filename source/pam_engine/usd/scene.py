@@ -159,7 +159,8 @@ def scene_from_request(request, config=None, policy=None, camera=None) -> Episod
 
 
 def default_camera(scene: EpisodeScene, seed: int, target: int = 0):
-    """A camera drawn as ``pam generate`` draws one: around the target object, 8 cm above it."""
+    """A camera drawn from the default ``CameraRange`` (as ``pam generate`` samples its cameras), aimed
+    8 cm above the target object; reproducible from ``seed``."""
     from pam_engine.capture.camera import sample_camera
 
     aim = np.asarray(scene.objects[target].pose)[:3, 3] + np.array([0.0, 0.0, 0.08])
