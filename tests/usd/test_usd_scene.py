@@ -136,3 +136,15 @@ def test_scene_from_request_starts_where_simulate_starts():
     np.testing.assert_allclose(scene.hand_start.wrist, traj.wrist_pose[0], atol=1e-12)
     np.testing.assert_allclose(scene.hand_start.angles, traj.joint_angles[0], atol=1e-12)
     np.testing.assert_allclose(scene.objects[0].pose[:3], traj.pose_y[0, 0], atol=1e-12)
+
+
+def test_the_skinned_skin_stands_at_h0(scene_pair):
+    """The UsdSkel skeleton's joints (what an RTX renderer skins with) are the posed bones."""
+    from pxr import UsdSkel
+
+    stage, sim, _ = scene_pair
+    cache = UsdSkel.Cache()
+    cache.Populate(UsdSkel.Root(stage.GetPrimAtPath("/World/Hand/skin")), Usd.TraverseInstanceProxies())
+    query = cache.GetSkelQuery(UsdSkel.Skeleton(stage.GetPrimAtPath("/World/Hand/skin/skeleton")))
+    joints = np.array(query.ComputeJointWorldTransforms(UsdGeom.XformCache()), dtype=np.float64)
+    np.testing.assert_allclose(joints[:, 3, :3], sim.data.xpos[sim.joint_bodies], atol=1e-5)

@@ -11,11 +11,11 @@ episode plays in usdview or Isaac Sim without simulating:
 from __future__ import annotations
 
 import numpy as np
-from pxr import Gf, Usd, UsdGeom, UsdSkel
+from pxr import Usd, UsdGeom
 from scipy.spatial.transform import Rotation
 
 from pam_engine.errors import PoseError
-from pam_engine.usd.hand import link_poses
+from pam_engine.usd.hand import link_poses, pose_skin
 from pam_engine.usd.stage import DEG, set_pose
 
 
@@ -45,12 +45,6 @@ def add_trajectory(stage: Usd.Stage, layout, trajectory) -> None:
     angles = np.asarray(trajectory.joint_angles, dtype=np.float64)
     links = {link.name: stage.GetPrimAtPath(hand.link_path(link.name)) for link in hand.links}
     joints = [(rj, stage.GetPrimAtPath(hand.joint_path(rj.name))) for rj in rig.joints]
-    skel = UsdSkel.Skeleton(stage.GetPrimAtPath(f"{hand.root}/skin/skeleton"))
-    animation = None
-    if skel:
-        animation = UsdSkel.Animation.Define(stage, f"{hand.root}/skin/animation")
-        animation.CreateJointsAttr(skel.GetJointsAttr().Get())
-        UsdSkel.BindingAPI.Apply(skel.GetPrim()).CreateAnimationSourceRel().SetTargets([animation.GetPath()])
     for t in range(n):
         poses = link_poses(hand.links, rig, wrist_q[t], angles[t])
         for name, prim in links.items():
@@ -59,29 +53,7 @@ def add_trajectory(stage: Usd.Stage, layout, trajectory) -> None:
         for (rj, prim), value in zip(joints, values):
             kind = "linear" if rj.kind == "slide" else "angular"
             prim.GetAttribute(f"state:{kind}:physics:position").Set(float(value * (1.0 if kind == "linear" else DEG)), t)
-        if animation is not None:
-            rel = _bone_rotations(hand, poses)
-            translations = rig.body_offsets.copy()
-            translations[0] = poses[rig.body_names[0]][:3, 3]
-            animation.CreateTranslationsAttr().Set([Gf.Vec3f(*p.tolist()) for p in translations], t)
-            animation.CreateRotationsAttr().Set([_quatf(r) for r in rel], t)
-            animation.CreateScalesAttr().Set([Gf.Vec3h(1.0, 1.0, 1.0)] * len(rel), t)
+        pose_skin(stage, hand, poses, time=t)
         for k, path in enumerate(layout.objects):
             pose = np.vstack([trajectory.pose_y[t, k], [0.0, 0.0, 0.0, 1.0]])
             set_pose(UsdGeom.Xformable(stage.GetPrimAtPath(path)), pose, time=t)
-
-
-def _bone_rotations(hand, poses: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Each bone's rotation relative to its parent bone (the wrist's relative to the base)."""
-    rig = hand.rig
-    out = []
-    for j, name in enumerate(rig.body_names):
-        parent = rig.parents[j]
-        parent_rot = np.eye(3) if parent < 0 else poses[rig.body_names[parent]][:3, :3]
-        out.append(parent_rot.T @ poses[name][:3, :3])
-    return out
-
-
-def _quatf(rotation: np.ndarray) -> Gf.Quatf:
-    x, y, z, w = Rotation.from_matrix(rotation).as_quat()
-    return Gf.Quatf(float(w), float(x), float(y), float(z))

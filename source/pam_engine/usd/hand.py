@@ -217,6 +217,7 @@ def add_hand(stage: Usd.Stage, path: str, hand: HandModel, articulation: HandArt
         _add_joint(stage, layout, link, value)
     if skin:
         add_skin(stage, f"{path}/skin", hand, rig)
+        pose_skin(stage, layout, poses)
     return layout
 
 
@@ -359,3 +360,28 @@ def add_skin(stage: Usd.Stage, path: str, hand: HandModel, rig: HandRig) -> UsdS
     binding.CreateGeomBindTransformAttr(Gf.Matrix4d(1.0))
     UsdSkel.BindingAPI.Apply(root.GetPrim()).CreateSkeletonRel().SetTargets([skel.GetPath()])
     return skel
+
+
+def pose_skin(stage: Usd.Stage, layout: HandLayout, poses: dict[str, np.ndarray], time: float | None = None) -> None:
+    """Pose the skinned mesh like the links (``poses``: :func:`link_poses`), through the skeleton's
+    ``UsdSkel.Animation`` (a default value, or a time sample at ``time``)."""
+    skel = UsdSkel.Skeleton(stage.GetPrimAtPath(f"{layout.root}/skin/skeleton"))
+    if not skel:
+        return
+    rig = layout.rig
+    path = f"{layout.root}/skin/animation"
+    animation = UsdSkel.Animation(stage.GetPrimAtPath(path))
+    if not animation:
+        animation = UsdSkel.Animation.Define(stage, path)
+        animation.CreateJointsAttr(skel.GetJointsAttr().Get())
+        UsdSkel.BindingAPI.Apply(skel.GetPrim()).CreateAnimationSourceRel().SetTargets([animation.GetPath()])
+    when = Usd.TimeCode.Default() if time is None else Usd.TimeCode(time)
+    rotations, translations = [], rig.body_offsets.copy()
+    translations[0] = poses[rig.body_names[0]][:3, 3]
+    for j, name in enumerate(rig.body_names):  # each bone's rotation relative to its parent bone
+        parent = rig.parents[j]
+        parent_rot = np.eye(3) if parent < 0 else poses[rig.body_names[parent]][:3, :3]
+        rotations.append(quatf(parent_rot.T @ poses[name][:3, :3]))
+    animation.CreateTranslationsAttr().Set([Gf.Vec3f(*p.tolist()) for p in translations], when)
+    animation.CreateRotationsAttr().Set(rotations, when)
+    animation.CreateScalesAttr().Set([Gf.Vec3h(1.0, 1.0, 1.0)] * len(rotations), when)
