@@ -43,7 +43,7 @@ def test_time_samples_reproduce_every_frame(animated, recorded, builtin_hand):
 
 
 def test_the_skeleton_animation_follows_the_bones(animated, recorded):
-    stage, (traj, bodies) = animated, recorded
+    stage, (_, bodies) = animated, recorded
     cache = UsdSkel.Cache()
     root = UsdSkel.Root(stage.GetPrimAtPath("/World/Hand/skin"))
     cache.Populate(root, Usd.TraverseInstanceProxies())

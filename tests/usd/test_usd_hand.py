@@ -3,7 +3,7 @@
 import mujoco
 import numpy as np
 import pytest
-from pxr import Gf, Usd, UsdGeom, UsdPhysics, UsdSkel
+from pxr import Usd, UsdGeom, UsdPhysics, UsdSkel
 from scipy.spatial.transform import Rotation
 
 from pam_engine.usd import export_hand

@@ -4,7 +4,7 @@ that projects like K (as USD and as Isaac compute it), off-centre principal poin
 import mujoco
 import numpy as np
 import pytest
-from pxr import Gf, Usd, UsdGeom
+from pxr import Usd, UsdGeom
 from scipy.spatial.transform import Rotation
 
 from pam_engine.capture.camera import Camera, intrinsics, look_at
