@@ -79,6 +79,7 @@ class PamGraspSceneCfg(InteractiveSceneCfg):
     object: RigidObjectCfg = MISSING
     table: AssetBaseCfg = MISSING
     light: AssetBaseCfg = AssetBaseCfg(prim_path="/World/Light", spawn=sim_utils.DomeLightCfg(intensity=2000.0))
+    camera: object = None  # a CameraCfg (make_env_cfg(camera=(w, h))), None: no camera
 
 
 @configclass
@@ -99,7 +100,6 @@ class PamGraspEnvCfg(DirectRLEnvCfg):
     asset_dir: str = ""
     #: the engine's EnvConfig (task, reward, bank, Stage I settings); None: the default one
     engine: object = None
-    camera: object = None  # CameraCfg or None
 
 
 def make_env_cfg(objects: Sequence[str] = ("006_mustard_bottle",), num_envs: int = 4, device: str = "cpu",
@@ -147,9 +147,16 @@ def make_env_cfg(objects: Sequence[str] = ("006_mustard_bottle",), num_envs: int
     cfg.sim = SimulationCfg(dt=sc.timestep, device=device, gravity=tuple(sc.gravity), render_interval=sc.substeps,
                             physics=physics_cfg(preset))
     if camera is not None:
-        cfg.camera = camera_cfg(*camera, kit=preset == "physx")
-        cfg.scene.camera = cfg.camera
+        cfg.scene.camera = camera_cfg(*camera, kit=preset == "physx")
     return cfg
+
+
+def default_env_cfg() -> PamGraspEnvCfg:
+    """The registered task's config: the 21 DexYCB objects (env i gets object i % 21), 64 envs on
+    the CPU, Newton physics, the engine's default training settings."""
+    from pam_engine.objects import dexycb_object_names
+
+    return make_env_cfg(list(dexycb_object_names()), num_envs=64)
 
 
 def camera_cfg(width: int, height: int, kit: bool = False):
@@ -161,7 +168,8 @@ def camera_cfg(width: int, height: int, kit: bool = False):
         prim_path="{ENV_REGEX_NS}/Camera", width=width, height=height, update_period=0.0,
         data_types=["distance_to_image_plane", "instance_segmentation_fast"],
         spawn=sim_utils.PinholeCameraCfg(focal_length=24.0, horizontal_aperture=20.955, clipping_range=(0.01, 10.0)),
-        offset=CameraCfg.OffsetCfg(pos=(0.6, 0.0, 0.5), rot=(0.0, 0.0, 0.0, 1.0), convention="world"),
+        # 0.6 m in front of the table centre, 0.5 m up, looking back at it 40 degrees down
+        offset=CameraCfg.OffsetCfg(pos=(0.6, 0.0, 0.5), rot=(-0.34202, 0.0, 0.93969, 0.0), convention="world"),
         renderer_cfg=renderer_cfg(kit))
 
 
@@ -208,6 +216,7 @@ class PamGraspEnv(DirectRLEnv):
         self.source = _EpisodeSource(engine, cfg.scene.num_envs, cfg.seed_episodes, bank, len(cfg.objects))
         super().__init__(cfg, render_mode, **kwargs)
         self.hand, self.object = self.scene["robot"], self.scene["object"]
+        self.camera = self.scene.sensors.get("camera")
         check_joint_names(self.hand.joint_names, expected_joint_names(self.articulation), source="hand articulation")
         dev, n = self.device, self.num_envs
         art = self.articulation

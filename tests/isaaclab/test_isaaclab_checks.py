@@ -1,0 +1,69 @@
+"""Bad input of the Isaac Lab backend, named before anything is built; runs in any environment
+(nothing here imports isaaclab)."""
+
+import importlib.util
+
+import pytest
+
+from pam_engine.errors import ConfigError
+from pam_engine.isaaclab import checks
+from pam_engine.isaaclab.assets import check_hand_usd, expected_joint_names, usd_joint_names
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "4", True])
+def test_num_envs_must_be_a_positive_integer(bad):
+    with pytest.raises(ConfigError, match=f"num_envs must be a positive integer, got {bad!r}"):
+        checks.check_num_envs(bad)
+    assert checks.check_num_envs(4) == 4
+
+
+def test_unknown_physics_preset_and_device_are_named():
+    with pytest.raises(ConfigError, match=r"physics preset 'bullet': expected one of newton, physx"):
+        checks.check_physics("bullet")
+    assert checks.check_physics(None) == "newton"
+    with pytest.raises(ConfigError, match=r"device 'tpu': expected one of cpu, cuda, cuda:N"):
+        checks.check_device("tpu")
+    with pytest.raises(ConfigError, match=r"device 'cuda:99': no such CUDA device"):
+        checks.check_device("cuda:99")
+    assert checks.check_device("cpu") == "cpu"
+
+
+def test_physx_needs_isaac_sim(monkeypatch):
+    monkeypatch.setattr(checks, "isaac_sim_available", lambda: False)
+    with pytest.raises(ConfigError, match="physics preset 'physx' needs Isaac Sim"):
+        checks.check_physics("physx")
+
+
+def test_missing_isaaclab_names_the_install_steps(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("isaaclab") else real(name, *a))
+    with pytest.raises(ConfigError, match=r"Isaac Lab 3.0 is not installed.*tools/make_isaac_env.sh.*isaaclab==3.0.0"):
+        checks.require_isaaclab()
+
+
+def test_joint_mismatch_lists_every_difference():
+    expected = ["wrist_x", "a", "b", "c"]
+    with pytest.raises(ConfigError, match=r"missing \['c'\]; unexpected \['d'\]"):
+        checks.check_joint_names(["wrist_x", "a", "b", "d"], expected)
+    with pytest.raises(ConfigError, match=r"out of order: a at 2 \(expected 1\), b at 1 \(expected 2\)"):
+        checks.check_joint_names(["wrist_x", "b", "a", "c"], expected)
+    checks.check_joint_names(expected, expected)
+
+
+def test_a_hand_usd_with_renamed_joints_is_refused_before_the_sim(tmp_path):
+    pytest.importorskip("pxr")
+    from pxr import Usd
+
+    from pam_engine.pose.setup import HandCache
+    from pam_engine.usd import export_hand
+
+    hand, art = HandCache.get(None)
+    path = export_hand(tmp_path / "hand.usda", hand, art)
+    assert usd_joint_names(path) == expected_joint_names(art)
+    check_hand_usd(path, art)
+    stage = Usd.Stage.Open(str(path))
+    joint = next(p for p in stage.Traverse() if p.GetName() == art.names[0])
+    stage.GetRootLayer().GetPrimAtPath(joint.GetPath()).name = "index_bent"  # rename the first finger joint
+    stage.GetRootLayer().Save()
+    with pytest.raises(ConfigError, match=rf"hand USD .*missing \['{art.names[0]}'\]; unexpected \['index_bent'\]"):
+        check_hand_usd(path, art)
