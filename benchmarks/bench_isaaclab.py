@@ -1,13 +1,13 @@
 """The Isaac Lab backend next to the embedded MuJoCo one, in the same run (kit-less Isaac Lab 3.0
 environment, ``tools/make_isaac_env.sh``; MuJoCo there is Newton's pinned 3.12).
 
-    python benchmarks/bench_isaaclab.py success --policy policies/grasp_residual.pth --rounds 1
+    python benchmarks/bench_isaaclab.py success --policy policies/grasp_residual.pth --seeds 1
     python benchmarks/bench_isaaclab.py throughput --envs 4 64 --steps 20
 
-``success`` (sim-to-sim): one Isaac env per object (the 21 DexYCB objects by default), each
-playing ``rounds`` episodes with the scripted plan (zero residual) and with the policy; MuJoCo
-plays the very same episodes (same slot rng streams: placement, bank grasp, h0, plan, and the
-same state at the first decision). Success is GraspXL's rule, as in ``bench_rl.py``.
+``success`` (sim-to-sim): per object (the 21 DexYCB objects by default) one Isaac task whose env
+pairs play each episode with the scripted plan (zero residual) and with the policy; MuJoCo plays
+the very same episodes (same slot rng streams: placement, bank grasp, h0, plan, and the same
+state at the first decision). Success is GraspXL's rule, as in ``bench_rl.py``.
 
 ``throughput``: env steps (decisions) per second for the Isaac task with and without a camera
 (depth + instance segmentation read every decision) and for MuJoCo's ``GraspVecEnv``, zero
@@ -47,81 +47,64 @@ def _act(network, obs: torch.Tensor) -> torch.Tensor:
         return network(obs.float()).clamp(-1.0, 1.0)
 
 
-def run_isaac(env, network, rounds: int) -> list[dict]:
-    """``rounds`` episodes in every env (all envs end together: one plan length)."""
+def run_isaac(env, act, rounds: int) -> list[dict]:
+    """``rounds`` episodes in every env (all envs end together: one plan length);
+    ``act(obs (N, obs_size)) -> (N, 13)``."""
     obs, _ = env.reset()
     out = []
     while len(out) < rounds * env.num_envs:
-        obs, _, _, _, extras = env.step(_act(network, obs["policy"]))
+        obs, _, _, _, extras = env.step(act(obs["policy"]))
         out += extras["episodes"]
     return out
 
 
-def run_mujoco(engine, objects, seed: int, network, rounds: int, bank) -> list[dict]:
-    from pam_engine.isaaclab.task import _EpisodeSource
-
-    n = len(objects)
-    source = _EpisodeSource(engine, n, seed, bank, n)
-    out = []
-    for _ in range(rounds):
-        for i in range(n):
-            slot = source.vec.slots[i]
-            source.pinned = i if n > 1 else None
-            obs = slot.reset()
-            source.pinned = None
-            while True:
-                a = _act(network, torch.as_tensor(obs)[None])[0].numpy().astype(np.float64)
-                obs, _, done, info = slot.step(a)
-                if done:
-                    out.append({"env": i, "object": info.object, "success": info.success, "rise": info.rise,
-                                "hand_error": info.hand_error, "diverged": info.diverged})
-                    break
-    return out
-
-
-def success(objects, policy, rounds: int, seed: int, bank_dir: str, asset_dir: str) -> None:
+def success(objects, policy, seeds: int, seed: int, bank_dir: str, asset_dir: str) -> None:
+    """Per object one Isaac task of ``2 * seeds`` envs: env ``2k`` plays episode k with the
+    scripted plan, env ``2k + 1`` the same episode with the policy (paired slots); MuJoCo plays
+    the same episodes. Objects go one at a time (Newton steps identical worlds only)."""
+    from pam_engine.isaaclab.episodes import EpisodeSource, play_mujoco
     from pam_engine.isaaclab.task import PamGraspEnv, make_env_cfg
     from pam_engine.rl.bank import load_bank
 
-    engine = _engine(objects, bank_dir)
-    bank = load_bank(engine.bank, engine.stage1, progress=False)
     network = _actor(policy)
-    t0 = time.perf_counter()
-    env = PamGraspEnv(make_env_cfg(objects, num_envs=len(objects), engine=engine, asset_dir=asset_dir, seed=seed))
-    print(f"Isaac Lab env ({len(objects)} envs) built in {time.perf_counter() - t0:.0f} s", flush=True)
-    results = {}
-    for label, net in (("scripted", None), ("learned", network)):
-        if label == "learned" and net is None:
-            continue
-        t0 = time.perf_counter()
-        env.source = type(env.source)(engine, env.num_envs, seed, bank, len(objects))  # the same draws again
-        results[("isaac", label)] = run_isaac(env, net, rounds)
-        t1 = time.perf_counter()
-        results[("mujoco", label)] = run_mujoco(engine, objects, seed, net, rounds, bank)
-        print(f"{label}: Isaac {t1 - t0:.0f} s, MuJoCo {time.perf_counter() - t1:.0f} s", flush=True)
-    labels = [lab for lab in ("scripted", "learned") if ("isaac", lab) in results]
-    print(f"\nsim-to-sim: grasp success (GraspXL rule), bank grasps (synthesis seed 100), {rounds} episode(s) per "
-          f"object, seed {seed}; Isaac Lab (Newton, kit-less CPU) | MuJoCo, same episodes")
-    print(f"{'object':24s} " + " ".join(f"{lab + ' I|M':>14s}" for lab in labels) + "   rise I|M (m, " + labels[-1] + ")")
+    n = 2 * seeds
+    pairs = [k // 2 for k in range(n)]
+    learned = torch.tensor([k % 2 == 1 for k in range(n)])
+
+    def act_isaac(obs):
+        a = _act(network, obs)
+        return torch.where(learned[:, None], a, torch.zeros_like(a))
+
+    def act_mujoco(obs, i):
+        return _act(network if i % 2 else None, torch.as_tensor(obs)).numpy()
+
+    print(f"sim-to-sim: grasp success (GraspXL rule), bank grasps (synthesis seed 100), {seeds} episode(s) per "
+          f"object, seed {seed}; Isaac Lab (Newton, kit-less CPU) | MuJoCo (same venv), the same episodes", flush=True)
+    print(f"{'object':24s} {'scripted I|M':>13s} {'learned I|M':>13s}   rise scripted I|M (m)   s (build, run)", flush=True)
+    rows = []
     for name in objects:
-        cells = []
-        for lab in labels:
-            i = [r for r in results[("isaac", lab)] if r["object"] == name]
-            m = [r for r in results[("mujoco", lab)] if r["object"] == name]
-            cells.append(f"{sum(r['success'] for r in i):>3d}/{len(i):<2d}|{sum(r['success'] for r in m):>3d}/{len(m):<2d}")
-        ri = np.mean([r["rise"] for r in results[("isaac", labels[-1])] if r["object"] == name])
-        rm = np.mean([r["rise"] for r in results[("mujoco", labels[-1])] if r["object"] == name])
-        print(f"{name:24s} " + " ".join(f"{c:>14s}" for c in cells) + f"   {ri:6.3f}|{rm:6.3f}")
-    line = []
-    for lab in labels:
-        i, m = results[("isaac", lab)], results[("mujoco", lab)]
+        t0 = time.perf_counter()
+        engine = _engine([name], bank_dir)
+        bank = load_bank(engine.bank, engine.stage1, progress=False)
+        env = PamGraspEnv(make_env_cfg([name], num_envs=n, engine=engine, asset_dir=asset_dir, seed=seed))
+        env.source = EpisodeSource(engine, n, seed, bank, 1, slot_seeds=pairs)
+        t1 = time.perf_counter()
+        isaac = sorted(run_isaac(env, act_isaac, 1), key=lambda r: r["env"])
+        env.close()
+        mujoco = play_mujoco(engine, n, seed, act_mujoco, 1, bank, slot_seeds=pairs)
+        t2 = time.perf_counter()
+        rows.append({"object": name, "isaac": isaac, "mujoco": mujoco})
+        cell = lambda rs, k: f"{sum(r['success'] for r in rs[k::2]):d}/{len(rs[k::2])}"  # noqa: E731
+        rise = lambda rs: np.mean([r["rise"] for r in rs[0::2]])  # noqa: E731
+        print(f"{name:24s} {cell(isaac, 0) + '|' + cell(mujoco, 0):>13s} {cell(isaac, 1) + '|' + cell(mujoco, 1):>13s}"
+              f"   {rise(isaac):7.3f}|{rise(mujoco):7.3f}          {t1 - t0:4.0f}, {t2 - t1:4.0f}", flush=True)
+    for k, label in ((0, "scripted"), (1, "learned")):
+        i = [r for row in rows for r in row["isaac"][k::2]]
+        m = [r for row in rows for r in row["mujoco"][k::2]]
         si, sm = 100 * np.mean([r["success"] for r in i]), 100 * np.mean([r["success"] for r in m])
-        line.append(f"{lab}: Isaac {si:.1f}% | MuJoCo {sm:.1f}% (gap {si - sm:+.1f} points)")
-        agree = np.mean([a["success"] == b["success"] for a, b in zip(sorted(i, key=lambda r: (r['env'])),
-                                                                         sorted(m, key=lambda r: (r['env'])))])
-        line[-1] += f", per-episode agreement {100 * agree:.0f}%"
-    print("overall: " + "; ".join(line))
-    env.close()
+        agree = 100 * np.mean([a["success"] == b["success"] for a, b in zip(i, m)])
+        print(f"overall {label}: Isaac {si:.1f}% | MuJoCo {sm:.1f}% (gap {si - sm:+.1f} points; same outcome in "
+              f"{agree:.0f}% of the {len(i)} episodes)", flush=True)
 
 
 def throughput(env_counts, steps: int, bank_dir: str, asset_dir: str, camera: tuple[int, int]) -> None:
@@ -177,7 +160,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="mode", required=True)
     s = sub.add_parser("success")
     s.add_argument("--policy", default=None)
-    s.add_argument("--rounds", type=int, default=1)
+    s.add_argument("--seeds", type=int, default=1, help="episodes per object")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--objects", nargs="*", default=None)
     t = sub.add_parser("throughput")
@@ -186,7 +169,7 @@ def main() -> None:
     t.add_argument("--camera", type=int, nargs=2, default=[320, 240])
     args = parser.parse_args()
     if args.mode == "success":
-        success(args.objects or list(dexycb_object_names()), args.policy, args.rounds, args.seed, args.bank_dir,
+        success(args.objects or list(dexycb_object_names()), args.policy, args.seeds, args.seed, args.bank_dir,
                 args.asset_dir)
     else:
         throughput(args.envs, args.steps, args.bank_dir, args.asset_dir, tuple(args.camera))

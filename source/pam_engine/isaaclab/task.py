@@ -36,7 +36,9 @@ from isaaclab.scene import InteractiveSceneCfg
 from isaaclab.sim import SimulationCfg
 from isaaclab.utils import configclass
 
+from pam_engine.errors import ConfigError
 from pam_engine.isaaclab.checks import check_device, check_joint_names, check_num_envs, check_physics
+from pam_engine.isaaclab.episodes import EpisodeSource
 from pam_engine.rl import spec, spec_torch
 
 #: Bones whose link poses give the keypoints (``hand_<MANO joint>``, MANO order).
@@ -131,13 +133,18 @@ def make_env_cfg(objects: Sequence[str] = ("006_mustard_bottle",), num_envs: int
         actuators={"hand": ImplicitActuatorCfg(joint_names_expr=[".*"], stiffness=None, damping=None)})
     if len(files.objects) == 1:
         object_spawn = sim_utils.UsdFileCfg(usd_path=files.objects[0], semantic_tags=labels(files.names[0]))
-    else:
+    elif preset == "newton":
+        raise ConfigError(
+            f"objects {list(files.names)}: the newton preset takes one object per task (Newton's MuJoCo-Warp solver "
+            "steps identical worlds only: 'SolverMuJoCo requires homogeneous worlds', and the objects' collision "
+            "hulls differ); build one task per object, or use the physx preset (Isaac Sim) for multi-asset envs")
+    else:  # PhysX: env i gets object i % len(objects) (Isaac Lab's sequential clone strategy)
         object_spawn = sim_utils.MultiUsdFileCfg(usd_path=list(files.objects), random_choice=False)
     obj = RigidObjectCfg(prim_path="{ENV_REGEX_NS}/Object", spawn=object_spawn,
                          init_state=RigidObjectCfg.InitialStateCfg(pos=(0.0, 0.0, 0.1)))
     table = AssetBaseCfg(prim_path="{ENV_REGEX_NS}/Table",
                          spawn=sim_utils.UsdFileCfg(usd_path=files.table, semantic_tags=labels("table")))
-    scene = PamGraspSceneCfg(num_envs=num_envs, env_spacing=env_spacing, replicate_physics=len(files.objects) == 1,
+    scene = PamGraspSceneCfg(num_envs=num_envs, env_spacing=env_spacing, replicate_physics=True,
                              robot=robot, object=obj, table=table)
     cfg = PamGraspEnvCfg(scene=scene, objects=list(files.names), physics_preset=preset, asset_dir=folder,
                          engine=engine, seed_episodes=seed)
@@ -152,11 +159,10 @@ def make_env_cfg(objects: Sequence[str] = ("006_mustard_bottle",), num_envs: int
 
 
 def default_env_cfg() -> PamGraspEnvCfg:
-    """The registered task's config: the 21 DexYCB objects (env i gets object i % 21), 64 envs on
-    the CPU, Newton physics, the engine's default training settings."""
-    from pam_engine.objects import dexycb_object_names
-
-    return make_env_cfg(list(dexycb_object_names()), num_envs=64)
+    """The registered task's config: 64 envs on the CPU with Newton physics and the engine's
+    default training settings, on the mustard bottle (Newton takes one object per task; inside
+    Isaac Sim, ``make_env_cfg(dexycb_object_names(), physics="physx")`` spreads the 21 objects)."""
+    return make_env_cfg(["006_mustard_bottle"], num_envs=64)
 
 
 def camera_cfg(width: int, height: int, kit: bool = False):
@@ -213,7 +219,7 @@ class PamGraspEnv(DirectRLEnv):
         # episode source: the MuJoCo GraspVecEnv's slots, pinned to each env's object
         engine.bank.objects = list(cfg.objects)
         bank = load_bank(engine.bank, engine.stage1, progress=False)
-        self.source = _EpisodeSource(engine, cfg.scene.num_envs, cfg.seed_episodes, bank, len(cfg.objects))
+        self.source = EpisodeSource(engine, cfg.scene.num_envs, cfg.seed_episodes, bank, len(cfg.objects))
         super().__init__(cfg, render_mode, **kwargs)
         self.hand, self.object = self.scene["robot"], self.scene["object"]
         self.camera = self.scene.sensors.get("camera")
@@ -483,36 +489,3 @@ class PamGraspEnv(DirectRLEnv):
 
 #: A part touches the object when its probe is this close to the surface samples (m).
 CONTACT_DISTANCE = 0.012
-
-
-class _EpisodeSource:
-    """The MuJoCo ``GraspVecEnv``'s episode set-up, slot by slot: env ``i`` draws from slot
-    ``i``'s rng (``default_rng([seed, i])``), so with one object the two backends play the very
-    same episodes for a seed."""
-
-    def __init__(self, engine, num_envs: int, seed: int, bank, num_objects: int):
-        from pam_engine.rl.env import GraspVecEnv
-
-        self.vec = GraspVecEnv(engine, num_envs=num_envs, seed=seed, bank=bank, progress=False)
-        self.pinned: int | None = None
-        draw = self.vec.draw_object
-
-        def pinned_draw(rng):
-            k = draw(rng)  # consumes the rng as GraspVecEnv does
-            return k if self.pinned is None else self.pinned
-
-        self.vec.draw_object = pinned_draw
-        self.multi = num_objects > 1
-
-    def start(self, i: int, k: int):
-        """Slot ``i``'s next episode on object ``k``, advanced to its first decision."""
-        slot = self.vec.slots[i]
-        self.pinned = k if self.multi else None
-        try:
-            slot.reset()  # set-up and the scripted approach up to the first decision
-        finally:
-            self.pinned = None
-        return slot.episode, slot.step_index
-
-    def record(self, k: int, success: bool) -> None:
-        self.vec.record(k, success)
