@@ -67,3 +67,16 @@ def test_a_hand_usd_with_renamed_joints_is_refused_before_the_sim(tmp_path):
     stage.GetRootLayer().Save()
     with pytest.raises(ConfigError, match=rf"hand USD .*missing \['{art.names[0]}'\]; unexpected \['index_bent'\]"):
         check_hand_usd(path, art)
+
+
+def test_pam_simulate_backend_isaaclab_without_isaaclab_names_the_install(monkeypatch, tmp_path, capsys):
+    from pam_engine import cli
+
+    monkeypatch.setattr(checks, "isaaclab_available", lambda: False)
+    code = cli.main(["simulate", "--object", "061_foam_brick", "--out", str(tmp_path / "t.npz"), "--backend", "isaaclab"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Isaac Lab 3.0 is not installed" in err and "tools/make_isaac_env.sh" in err
+    assert not (tmp_path / "t.npz").exists()
+    code = cli.main(["simulate", "--object", "061_foam_brick", "--out", str(tmp_path / "t.npz"), "--backend", "bullet"])
+    assert code == 2 and "--backend 'bullet': expected 'mujoco' or 'isaaclab'" in capsys.readouterr().err

@@ -384,6 +384,8 @@ class PamGraspEnv(DirectRLEnv):
     def step(self, action: torch.Tensor):
         """One decision for every env (see the module doc); finished envs start their next
         episode in the same call (``extras["episodes"]`` lists how the finished ones went)."""
+        from pam_engine.rl.env import EpisodeInfo
+
         action = torch.as_tensor(action, device=self.device).to(torch.float64).reshape(self.num_envs, -1)
         self._pre_physics_step(action)
         self.diverged_buf[:] = False
@@ -405,7 +407,7 @@ class PamGraspEnv(DirectRLEnv):
         self.reset_terminated[:] = done
         self.reset_time_outs[:] = False
         self.reward_buf = reward.to(torch.float32)
-        self.extras = {"episodes": []}
+        self.extras = {"episodes": [], "episode": []}  # "episode": EpisodeInfo, as GraspVecEnv's infos
         ids = done.nonzero().flatten()
         if len(ids):
             success = spec_torch.graspxl_rule(state.rise(), state.hand_error()) & ~self.diverged_buf
@@ -415,6 +417,10 @@ class PamGraspEnv(DirectRLEnv):
                           "diverged": bool(self.diverged_buf[i]),
                           "reward": float(sum(t[i] for t in self.totals.values()))}
                 self.extras["episodes"].append(record)
+                self.extras["episode"].append(EpisodeInfo(
+                    object=record["object"], success=record["success"], rise=record["rise"],
+                    hand_error=record["hand_error"], diverged=record["diverged"], reward=record["reward"],
+                    terms={k: float(t[i]) for k, t in self.totals.items()}))
                 self.finished.append(record)
                 self.source.record(int(self.object_index[i]), record["success"])
             self._reset_idx(ids)

@@ -12,4 +12,10 @@ def get_backend(name: str = "mujoco"):
         return MUJOCO_BACKEND
     from pam_engine.errors import ConfigError
 
-    raise ConfigError(f"simulator backend {name!r}: expected 'mujoco' (the embedded default)")
+    if name == "isaaclab":
+        from pam_engine.isaaclab import require_isaaclab
+
+        require_isaaclab()  # names the install steps
+        raise ConfigError("simulator backend 'isaaclab' is batched only: build the task with "
+                          "pam_engine.isaaclab.task.make_env_cfg / PamGraspEnv (no single-episode view)")
+    raise ConfigError(f"simulator backend {name!r}: expected 'mujoco' (the embedded default) or 'isaaclab'")
