@@ -12,10 +12,7 @@ def get_backend(name: str = "mujoco"):
         return MUJOCO_BACKEND
     from pam_engine.errors import ConfigError
 
-    if name == "isaaclab":
-        from pam_engine.isaaclab import require_isaaclab
-
-        require_isaaclab()  # names the install steps
-        raise ConfigError("simulator backend 'isaaclab' is batched only: build the task with "
-                          "pam_engine.isaaclab.task.make_env_cfg / PamGraspEnv (no single-episode view)")
-    raise ConfigError(f"simulator backend {name!r}: expected 'mujoco' (the embedded default) or 'isaaclab'")
+    if name == "isaaclab":  # batched only, and it imports the seam's users (no import from here)
+        raise ConfigError("simulator backend 'isaaclab' has no single-episode view: build the batched task with "
+                          "pam_engine.isaaclab.task.make_env_cfg and PamGraspEnv (docs/isaaclab.md)")
+    raise ConfigError(f"simulator backend {name!r}: expected 'mujoco' (the embedded default)")
