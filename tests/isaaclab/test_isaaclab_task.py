@@ -16,6 +16,7 @@ import torch  # noqa: E402
 
 MUSTARD = "006_mustard_bottle"
 N = 4
+W, H = 320, 240
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,8 @@ def task(tmp_path_factory):
                                        cache_dir=str(tmp_path_factory.mktemp("bank"))),
                        grasp_noise=GraspNoiseConfig(0.0, 0.0))
     bank = load_bank(engine.bank, engine.stage1, progress=False)
-    env = PamGraspEnv(make_env_cfg([MUSTARD], num_envs=N, engine=engine, asset_dir=str(tmp_path_factory.mktemp("usd"))))
+    env = PamGraspEnv(make_env_cfg([MUSTARD], num_envs=N, engine=engine, asset_dir=str(tmp_path_factory.mktemp("usd")),
+                                   camera=(W, H)))
     yield env, engine, bank
     env.close()
 
@@ -114,3 +116,43 @@ def test_a_diverging_env_is_reset_and_recorded_as_failed(task):
     assert torch.isfinite(obs["policy"]).all()
     assert int(env.step_index[1]) == int(start[1])  # its next episode starts at the first decision
     assert env.step_index[[0, 2, 3]].tolist() == (start[[0, 2, 3]] + 14).tolist()  # the others go on
+
+
+def test_the_isaac_camera_sees_what_the_embedded_renderer_sees(task):
+    """Same state, same engine camera: segmentation IoU (hand, object), depth where both see a
+    surface, and the keypoint labels (they come from the same state)."""
+    from pam_engine.capture.camera import Camera
+    from pam_engine.capture.renderer import MujocoCapture, SegLookup
+    from pam_engine.isaaclab.capture import mujoco_twin, pose_cameras, read_frames
+
+    env, _, _ = task
+    env.reset()
+    for _ in range(12):  # into the close: fingers on the object
+        env.step(torch.zeros(N, 13))
+    cams = []
+    for i in range(N):
+        target = env.object_pose()[i, :3, 3].numpy() + np.array([0.0, 0.0, 0.08])
+        cams.append(Camera.from_focal(width=W, height=H).looking_at(target + np.array([0.45, -0.25, 0.3]), target))
+    pose_cameras(env, cams)
+    env.sim.forward()
+    env.scene.update(dt=0.0)
+    frames = read_frames(env, {MUSTARD: 5})
+    keypoints = env.keypoints().numpy()
+    ious = {255: [], 5: []}
+    for i, f in enumerate(frames):
+        np.testing.assert_allclose(f.K, cams[i].K, atol=1e-3)
+        np.testing.assert_allclose(f.world_to_cam, cams[i].world_to_cam, atol=1e-5)
+        scene = mujoco_twin(env, i)
+        np.testing.assert_allclose(scene.keypoints(), keypoints[i], atol=1e-4)  # identical labels
+        geoms, skins = scene.segmentation_ids()
+        with MujocoCapture(scene.model, cams[i], SegLookup(geoms=geoms, skins=skins)) as cap:
+            m = cap.capture(scene.data)
+        assert set(np.unique(f.seg)) == set(np.unique(m.seg)) == {0, 5, 255}
+        for sid in ious:
+            a, b = f.seg == sid, m.seg == sid
+            ious[sid].append((a & b).sum() / (a | b).sum())
+        both = (f.depth > 0) & (m.depth > 0) & (f.seg == m.seg) & (m.seg > 0)
+        assert np.median(np.abs(f.depth[both] - m.depth[both])) < 0.002
+    print("IoU hand", np.round(ious[255], 3), "object", np.round(ious[5], 3))
+    assert np.mean(ious[255]) >= 0.95 and np.mean(ious[5]) >= 0.95
+    assert min(ious[255]) >= 0.9 and min(ious[5]) >= 0.9

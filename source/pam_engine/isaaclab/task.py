@@ -172,7 +172,7 @@ def camera_cfg(width: int, height: int, kit: bool = False):
 
     return CameraCfg(
         prim_path="{ENV_REGEX_NS}/Camera", width=width, height=height, update_period=0.0,
-        data_types=["distance_to_image_plane", "instance_segmentation_fast"],
+        data_types=["distance_to_image_plane", "instance_segmentation"],
         spawn=sim_utils.PinholeCameraCfg(focal_length=24.0, horizontal_aperture=20.955, clipping_range=(0.01, 10.0)),
         # 0.6 m in front of the table centre, 0.5 m up, looking back at it 40 degrees down
         offset=CameraCfg.OffsetCfg(pos=(0.6, 0.0, 0.5), rot=(-0.34202, 0.0, 0.93969, 0.0), convention="world"),
