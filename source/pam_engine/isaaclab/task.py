@@ -49,13 +49,15 @@ _TIPS = [4, 8, 12, 16, 20]
 _MCPS = [5, 9, 13, 17]
 
 
-def physics_cfg(preset: str, njmax: int = 400, nconmax: int = 200):
+def physics_cfg(preset: str, njmax: int = 1200, nconmax: int = 600):
     """Newton/MuJoCo-Warp (default) or PhysX (Isaac Sim), with the engine's solver settings."""
     preset = check_physics(preset)
     if preset == "physx":
         from isaaclab_physx.physics import PhysxCfg
 
         return PhysxCfg(bounce_threshold_velocity=0.2)
+    # contact and constraint capacity per world: the DexYCB objects' hull sets reach ~200 contacts
+    # with the hand and table (the tuna can overflowed nconmax 200: dropped contacts, wrong physics)
     from isaaclab_newton.physics import MJWarpSolverCfg, NewtonCfg
 
     from pam_engine.sim.base import SceneConfig
