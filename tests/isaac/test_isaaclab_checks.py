@@ -80,3 +80,33 @@ def test_pam_simulate_backend_isaaclab_without_isaaclab_names_the_install(monkey
     assert not (tmp_path / "t.npz").exists()
     code = cli.main(["simulate", "--object", "061_foam_brick", "--out", str(tmp_path / "t.npz"), "--backend", "bullet"])
     assert code == 2 and "--backend 'bullet': expected 'mujoco' or 'isaaclab'" in capsys.readouterr().err
+
+
+def test_the_task_is_registered_for_isaac_labs_tools():
+    """Gym id with both entry points; Isaac Lab finds the module through pyproject's
+    ``isaaclab.tasks`` group; the rl-games yaml is numbers where rl-games wants numbers and
+    the shipped policy's network, so one checkpoint format serves both backends."""
+    import tomllib
+    from pathlib import Path
+
+    import gymnasium as gym
+    import yaml
+
+    import pam_engine.isaaclab.registration  # noqa: F401
+    from pam_engine.isaaclab import TASK_ID
+
+    spec = gym.spec(TASK_ID)
+    assert spec.entry_point == "pam_engine.isaaclab.task:PamGraspEnv"
+    assert spec.kwargs["env_cfg_entry_point"] == "pam_engine.isaaclab.task:default_env_cfg"
+    module, name = spec.kwargs["rl_games_cfg_entry_point"].split(":")
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert project["entry-points"]["isaaclab.tasks"]["pam_engine"] == "pam_engine.isaaclab.registration"
+    cfg = yaml.safe_load((root / "source" / module.replace(".", "/") / name).read_text())["params"]
+    c = cfg["config"]
+    for key in ("learning_rate", "gamma", "tau", "kl_threshold", "e_clip", "score_to_win", "grad_norm"):
+        assert isinstance(c[key], float), key
+    assert isinstance(cfg["env"]["clip_observations"], float) and cfg["env"]["clip_actions"] == 1.0
+    shipped = yaml.safe_load((root / "policies" / "grasp_residual.yaml").read_text())
+    assert cfg["network"]["mlp"]["units"] == shipped["network"]["hidden"]
+    assert cfg["network"]["mlp"]["activation"] == shipped["network"]["activation"]
