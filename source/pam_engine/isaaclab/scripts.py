@@ -112,7 +112,9 @@ def train(env, n_dof: int, task, out: str, max_epochs: int, seed: int = 0, train
     runner.reset()
     runner.run({"train": True, "play": False})
     algo = observer.algo
-    net = export_rl_games(algo.model.state_dict(), cfg["params"]["network"]["mlp"]["units"],
+    # rl-games' torch.compile wraps modules (keys "..._orig_mod..."): the exporter reads plain names
+    state = {k.replace("_orig_mod.", ""): v for k, v in algo.model.state_dict().items()}
+    net = export_rl_games(state, cfg["params"]["network"]["mlp"]["units"],
                           cfg["params"]["network"]["mlp"]["activation"])
     path = save_policy(out, net, task, n_dof, {"backend": "isaaclab", "physics": env.cfg.physics_preset,
                                                "objects": list(env.cfg.objects), "epochs": int(algo.epoch_num),
