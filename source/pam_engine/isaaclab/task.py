@@ -21,7 +21,6 @@ targets change every control step as in MuJoCo).
 
 from __future__ import annotations
 
-import math
 from dataclasses import MISSING
 from typing import Sequence
 
@@ -39,11 +38,10 @@ from isaaclab.utils import configclass
 from pam_engine.errors import ConfigError
 from pam_engine.isaaclab.checks import check_device, check_joint_names, check_num_envs, check_physics
 from pam_engine.isaaclab.episodes import EpisodeSource
+from pam_engine.conventions import MANO_JOINT_NAMES
 from pam_engine.rl import spec, spec_torch
 
 #: Bones whose link poses give the keypoints (``hand_<MANO joint>``, MANO order).
-from pam_engine.conventions import MANO_JOINT_NAMES
-
 BONE_LINKS = tuple(f"hand_{n}" for n in MANO_JOINT_NAMES)
 _TIPS = [4, 8, 12, 16, 20]
 _MCPS = [5, 9, 13, 17]
