@@ -208,3 +208,16 @@ def test_pam_map_colours_agree_between_the_packages(name):
     from pam_engine.conventions import SEG_HAND_COLOR
 
     np.testing.assert_array_equal(importlib.import_module(name).SEG_HAND_COLOR, SEG_HAND_COLOR)
+
+
+def test_every_design_doc_reference_names_a_section_that_exists():
+    import re
+
+    doc = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    headings = {line.lstrip("#").strip() for line in doc.splitlines() if line.startswith("#")}
+    cited = set()
+    for folder in ("source", "diffusion", "tests", "benchmarks"):
+        for path in (ROOT / folder).rglob("*.py"):
+            cited |= set(re.findall(r'docs/design\.md, "([^"]+)"', path.read_text(encoding="utf-8")))
+    assert cited, "the code cites the design doc"
+    assert not cited - headings, f"sections cited but missing from docs/design.md: {sorted(cited - headings)}"
