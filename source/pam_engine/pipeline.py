@@ -38,7 +38,7 @@ def _dexycb_names() -> list[str]:
     return list(YCB_CLASSES.values())
 
 
-@dataclass
+@dataclass(frozen=True)
 class PromptConfig:
     """Prompt template; ``{object}``, ``{surface}`` and ``{lighting}`` are filled per episode."""
 
@@ -49,7 +49,7 @@ class PromptConfig:
         "soft daylight", "warm indoor light", "bright studio lighting", "natural window light"])
 
 
-@dataclass
+@dataclass(frozen=True)
 class RandomizationConfig:
     """What varies between episodes."""
 
@@ -63,7 +63,7 @@ class RandomizationConfig:
     preview: bool = True  # random lighting, colours and textures of the sim preview
 
 
-@dataclass
+@dataclass(frozen=True)
 class GenerateConfig:
     """Everything ``pam generate`` needs (YAML + ``key=value`` overrides)."""
 

@@ -123,7 +123,7 @@ SYNERGIES: tuple[tuple[str, dict[str, float]], ...] = (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class ActionConfig:
     """Scale of each residual at action +-1 (metres, radians)."""
 
@@ -241,7 +241,7 @@ def observation(s: GraspState, previous_action: np.ndarray) -> np.ndarray:
     return np.concatenate([np.ravel(p) for p in parts]).astype(np.float32)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RewardConfig:
     """Weights of the reward terms (GraspXL family) and their scales."""
 
@@ -301,7 +301,7 @@ def reward_terms(s: GraspState | None, action: np.ndarray, previous_action: np.n
     return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class TaskConfig:
     """What the environment and the deployed policy must agree on (stored in checkpoints)."""
 

@@ -31,7 +31,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 
 
-@dataclass
+@dataclass(frozen=True)
 class HandGains:
     """Position-servo gains of the hand's actuators and the contact properties of its skin."""
 
@@ -49,7 +49,7 @@ class HandGains:
     finger_torque: float = 1.5  # N m
 
 
-@dataclass
+@dataclass(frozen=True)
 class SceneConfig:
     """Physics and timing of a hand-object scene (any backend).
 

@@ -27,7 +27,7 @@ from pam_engine.rl.tasks import MUJOCO_GRASP, load_entry_point
 from pam_engine.training.rlgames import NetworkConfig, PPOConfig
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """A training run (the YAML file ``pam train-policy --config`` reads)."""
 
