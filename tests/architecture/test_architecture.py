@@ -175,10 +175,16 @@ def test_pam_diffusion_loads_without_pam_engine():
 
 
 def test_pam_diffusion_test_suite_runs_without_pam_engine():
-    """The diffusion tests import only pam_diffusion (checked on their sources: running them here
-    again would double the suite's time)."""
+    """The diffusion tests use only pam_diffusion: their sources never name pam_engine, and a
+    run of one of their files (a subprocess, to start clean) leaves pam_engine unimported. (The
+    whole diffusion suite run that way takes minutes; one file proves the path.)"""
     for path in (ROOT / "tests" / "diffusion").glob("*.py"):
         assert "pam_engine" not in path.read_text(encoding="utf-8"), f"{path} uses pam_engine"
+    target = ROOT / "tests" / "diffusion" / "test_diffusion_config.py"
+    code = ("import json, sys, pytest;"
+            f"rc = pytest.main(['-q', '-p', 'no:cacheprovider', '-p', 'no:xdist', {str(target)!r}]);"
+            "print(json.dumps([int(rc), sorted(m for m in sys.modules if m.startswith('pam_engine'))]))")
+    assert _run(code) == [0, []]
 
 
 def test_import_pam_engine_changes_no_environment_variable():
