@@ -1,7 +1,8 @@
 """The grasp-policy task as data: observation and action layouts, the action-to-servo mapping,
-the reward terms (the success rule is GraspXL's, in :mod:`pam_engine.pose.success`). Pure numpy, no simulator: the MuJoCo environment
-(:mod:`pam_engine.rl.env`), the deployed policy (:mod:`pam_engine.policy.learned`) and the
-Isaac Lab task of a later issue all build on these functions, so they stay identical.
+the reward terms (the success rule is GraspXL's, in :mod:`pam_engine.pose.success`). Pure
+numpy, no simulator: the MuJoCo environment (:mod:`pam_engine.rl.env`), the deployed policy
+(:mod:`pam_engine.policy.learned`) and the Isaac Lab task of a later issue all build on these
+functions, so they stay identical.
 
 The task (GraspXL family, residual form): a scripted :class:`~pam_engine.pose.grasp.plan.GraspPlan`
 gives per-control-step servo targets for approach, reach, close, lift and hold; the policy adds a
