@@ -54,7 +54,7 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pam_engine.sim.mujoco.gl import configure_headless_gl
+    from pam_engine.capture.gl import configure_headless_gl
 
     configure_headless_gl()  # before any sub-command imports MuJoCo's GL bindings
     _log_to_stderr()

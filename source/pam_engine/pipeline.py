@@ -280,9 +280,6 @@ class Generator:
             bar.set_postfix(ok=summary.written, failed=summary.failed)
 
     def _episode(self, plan: EpisodePlan, summary: GenerateSummary, capture_buffer):
-        from pam_engine.capture.renderer import MujocoCapture, SegLookup
-        from pam_engine.capture.replay import capture_sequence
-        from pam_engine.capture.style import sample_preview_style
         from pam_engine.dataset.episode import make_episode
 
         cfg = self.cfg
@@ -304,11 +301,7 @@ class Generator:
         scene = run.scene
         target = traj.pose_y[0, 0, :, 3] + np.array([0.0, 0.0, 0.08])
         camera = sample_camera(rng, target, cfg.randomization.camera)
-        geoms, skins = scene.segmentation_ids()
-        style = (sample_preview_style(rng, list(geoms), [scene.table_geom]) if cfg.randomization.preview else None)
-        with MujocoCapture(scene.model, camera, SegLookup(geoms=geoms, skins=skins), preview=style) as cap:
-            seq = capture_sequence(cap, scene.data, lambda data, t: scene.pose_frame(traj, t), traj.num_frames,
-                                   out=capture_buffer if _fits(capture_buffer, traj.num_frames, camera) else None)
+        seq = scene.capture(traj, camera, rng if cfg.randomization.preview else None, out=capture_buffer)
         episode = make_episode(traj, camera, seq, prompt=plan.prompt, policy_version=traj.policy.rsplit("-", 1)[-1])
         summary.stage_seconds["capture"] += time.perf_counter() - t0
 
@@ -350,6 +343,3 @@ def video_stage(generator):
 
     return run
 
-
-def _fits(buffer, num_frames: int, camera) -> bool:
-    return buffer is not None and buffer.depth.shape == (num_frames, camera.height, camera.width)

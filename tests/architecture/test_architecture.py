@@ -143,9 +143,10 @@ def test_pam_diffusion_imports_nothing_from_pam_engine():
 
 
 def test_only_the_mujoco_backend_and_its_users_import_mujoco():
-    """policy/ and rl/ are written against the simulator seam, never against MuJoCo."""
+    """policy/, rl/, Stage I's set-up and rollout and the pipeline are written against the
+    simulator seam, never against MuJoCo."""
     for part in ("policy", "rl", "pose/rollout.py", "pose/setup.py", "pose/stage.py", "pose/request.py",
-                 "pose/grasp/trial.py", "pose/grasp/plan.py"):
+                 "pose/grasp/trial.py", "pose/grasp/plan.py", "pipeline.py", "distributed.py"):
         root = PACKAGES["pam_engine"] / part
         for path in ([root] if root.is_file() else root.rglob("*.py")):
             text = path.read_text(encoding="utf-8")
