@@ -56,7 +56,6 @@ class Probe:
 
 
 def _metrics(traj, probe) -> dict:
-    from pam_engine.rl import spec
     from pam_engine.rl.spec import HOLD
 
     scene, plan, target = probe.scene, probe.plan, probe.target

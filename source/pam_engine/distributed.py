@@ -9,7 +9,7 @@ they are handed its ``Generator`` class, so this module does not import the pipe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tqdm import tqdm
 
