@@ -100,8 +100,9 @@ class SceneSpec:
 
 @runtime_checkable
 class HandObjectEnv(Protocol):
-    """One environment of a scene: the single-episode view Stage I, grasp synthesis, the
-    physical trial and capture use. Arrays have no environment axis."""
+    """One environment of a scene: the single-episode view that Stage I's set-up and rollout,
+    the physical trial, the RL task's features, the policies and capture use (grasp synthesis,
+    a kinematic collision search, takes the MuJoCo scene). Arrays have no environment axis."""
 
     config: SceneConfig
     articulation: object
@@ -204,6 +205,9 @@ class HandObjectSim(Protocol):
     def set_targets(self, wrist_q: np.ndarray, finger_q: np.ndarray, env_ids: Sequence[int] | None = None) -> None: ...
 
     def step(self, control_steps: int = 1) -> None: ...
+
+    def sync(self) -> None:
+        """Body poses level with the joint state, in every env."""
 
     def wrist_pose(self) -> np.ndarray:
         """(num_envs, 4, 4)."""
