@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     camera = read_camera(args.camera) if args.camera else None
     if args.trajectory and args.objects:
         raise ConfigError("give --trajectory or --object, not both (a trajectory names its objects)")
+    if args.asset and args.trajectory:
+        raise ConfigError("--asset writes one asset at rest; it takes no --trajectory")
     hand, articulation = HandCache.get(args.mano)  # a MANO file the engine refuses fails here
     if args.asset == "hand":
         export_hand(out, hand, articulation)
