@@ -170,7 +170,7 @@ def test_scene_hand_starts_at_h0_in_newton(builtin_hand, tmp_path):
     """A scene file's hand (anchored at h0's wrist, fingers at h0 through the joints' initial
     state) and object stand in Newton where the MuJoCo scene puts them."""
     from pam_engine.hand.pose import HandPose, make_transform
-    from pam_engine.sim.base import PlacedObject
+    from pam_engine.sim.base import PlacedObject, SceneSpec
     from pam_engine.sim.mujoco.scene import HandObjectScene
     from pam_engine.usd import export_scene
     from pam_engine.usd.scene import EpisodeScene
@@ -181,7 +181,7 @@ def test_scene_hand_starts_at_h0_in_newton(builtin_hand, tmp_path):
     mustard = load_object("006_mustard_bottle")
     o0 = make_transform(Rotation.from_euler("z", 0.4), [0.03, 0.0, 0.001])
     h0 = HandPose(make_transform(Rotation.from_rotvec([0.4, -1.1, 0.2]), [0.0, 0.15, 0.2]), rng.uniform(art.lower, art.upper))
-    export_scene(tmp_path / "scene.usda", EpisodeScene(hand, art, [PlacedObject(mustard, o0)], h0))
+    export_scene(tmp_path / "scene.usda", EpisodeScene(SceneSpec(hand, art, (PlacedObject(mustard, o0),)), h0))
     builder = newton.ModelBuilder()
     builder.add_usd(str(tmp_path / "scene.usda"), load_visual_shapes=False,
                     schema_resolvers=[newton.usd.SchemaResolverNewton(), newton.usd.SchemaResolverPhysx()])

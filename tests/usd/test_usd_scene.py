@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 from pam_engine.capture.camera import Camera, intrinsics, look_at
 from pam_engine.hand.pose import HandPose, make_transform
 from pam_engine.objects import load_object
-from pam_engine.sim.base import PlacedObject
+from pam_engine.sim.base import PlacedObject, SceneSpec
 from pam_engine.sim.mujoco.scene import HandObjectScene
 from pam_engine.usd import export_scene
 from pam_engine.usd.camera import OPENCV_FLIP
@@ -36,7 +36,7 @@ def scene_pair(builtin_hand, tmp_path_factory):
     o0 = make_transform(Rotation.from_euler("z", 0.7), [0.02, -0.03, 0.001])
     h0 = HandPose(make_transform(Rotation.from_rotvec([0.3, -1.2, 0.4]), [0.05, 0.12, 0.18]),
                   rng.uniform(art.lower, art.upper))
-    scene = EpisodeScene(hand, art, [PlacedObject(mustard, o0)], h0, camera=off_centre_camera())
+    scene = EpisodeScene(SceneSpec(hand, art, (PlacedObject(mustard, o0),)), h0, camera=off_centre_camera())
     path = tmp_path_factory.mktemp("usd") / "scene.usda"
     export_scene(path, scene)
     sim = HandObjectScene(hand, art, [PlacedObject(mustard, o0)])

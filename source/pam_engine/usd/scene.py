@@ -1,21 +1,22 @@
 """A whole episode scene as USD: the table, the objects at o0, the hand at h0, lights, camera.
 
-The description (:class:`EpisodeScene`) holds the same pieces the MuJoCo scene is built from
-(hand model and articulation, object assets and poses, :class:`SceneConfig`), so the two files
-describe one scene. Prims: ``/World/Table``, ``/World/Objects/object_<k>``, ``/World/Hand``
+The description (:class:`EpisodeScene`) holds the ``SceneSpec`` a physics backend builds its
+scene from (hand model and articulation, object assets and poses, ``SceneConfig``), so the
+MuJoCo scene and the USD file describe one scene. Prims: ``/World/Table``, ``/World/Objects/object_<k>``, ``/World/Hand``
 (anchored at h0's wrist, whose six wrist joints are then zero), ``/World/Lights/*``,
 ``/World/Camera``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from pxr import Gf, Usd, UsdGeom, UsdLux, UsdPhysics
 
 from pam_engine.errors import ConfigError, PoseError
 from pam_engine.hand.pose import HandPose
+from pam_engine.sim.base import PlacedObject, SceneConfig, SceneSpec
 from pam_engine.usd.hand import HandLayout, add_hand
 from pam_engine.usd.objects import add_object
 from pam_engine.usd.stage import add_labels, bind_physics_material, physics_material, set_pose
@@ -25,27 +26,21 @@ TABLE_COLOR = (0.62, 0.52, 0.42)
 
 @dataclass(frozen=True, eq=False)
 class EpisodeScene:
-    """What a scene file holds. ``objects`` are ``pam_engine.sim.base.PlacedObject`` (asset and
-    4x4 world pose o0); ``hand_start`` is h0; ``config`` a ``SceneConfig``."""
+    """What a scene file holds: the ``SceneSpec`` a physics backend builds (hand, articulation,
+    objects at o0, ``SceneConfig``, MANO shape), the hand's start h0 and the episode's camera."""
 
-    hand: object  # HandModel
-    articulation: object  # HandArticulation
-    objects: list
+    spec: SceneSpec
     hand_start: HandPose
     camera: object | None = None  # pam_engine.capture.camera.Camera
-    config: object = None  # SceneConfig (default: SceneConfig())
-    betas: np.ndarray | None = None
-    names: list[str] = field(default_factory=list)  # object prim names (default object_<k>)
+    names: tuple[str, ...] = ()  # object prim names (default object_<k>)
 
     @property
-    def scene_config(self):
-        from pam_engine.sim.base import SceneConfig
-
-        return self.config if self.config is not None else SceneConfig()
+    def objects(self) -> tuple[PlacedObject, ...]:
+        return tuple(self.spec.objects)
 
     @property
     def gravity(self) -> tuple[float, float, float]:
-        return tuple(self.scene_config.gravity)
+        return tuple(self.spec.config.gravity)
 
 
 @dataclass(frozen=True)
@@ -57,7 +52,7 @@ class SceneLayout:
 
 
 def add_scene(stage: Usd.Stage, scene: EpisodeScene, root: str = "/World") -> SceneLayout:
-    cfg = scene.scene_config
+    cfg = scene.spec.config
     hx, hy, hz = cfg.table_half_size
     table = UsdGeom.Cube.Define(stage, f"{root}/Table")
     table.CreateSizeAttr(2.0)
@@ -92,7 +87,8 @@ def add_scene(stage: Usd.Stage, scene: EpisodeScene, root: str = "/World") -> Sc
         paths.append(path)
 
     anchor = np.asarray(scene.hand_start.wrist, dtype=np.float64)
-    hand = add_hand(stage, f"{root}/Hand", scene.hand, scene.articulation, betas=scene.betas, gains=cfg.gains,
+    spec = scene.spec
+    hand = add_hand(stage, f"{root}/Hand", spec.hand, spec.articulation, betas=spec.betas, gains=cfg.gains,
                     world_anchor=anchor, angles=scene.hand_start.angles)
     camera = None
     if scene.camera is not None:
@@ -115,7 +111,6 @@ def scene_from_trajectory(trajectory, hand=None, articulation=None, camera=None,
     the hand at ``wrist_pose[0]``/``joint_angles[0]``. ``hand`` defaults to the engine's
     (``$PAM_MANO_DIR`` or the built-in hand) and must have the trajectory's joints."""
     from pam_engine.objects import load_object
-    from pam_engine.sim.base import PlacedObject
 
     if hand is None:
         from pam_engine.pose.setup import HandCache
@@ -132,8 +127,9 @@ def scene_from_trajectory(trajectory, hand=None, articulation=None, camera=None,
         pose = np.vstack([trajectory.pose_y[0, k], [0.0, 0.0, 0.0, 1.0]])
         objects.append(PlacedObject(asset, pose))
     start = HandPose(trajectory.wrist_pose[0], np.asarray(trajectory.joint_angles[0], dtype=np.float64))
-    return EpisodeScene(hand, articulation, objects, start, camera=camera, config=config,
-                        betas=np.asarray(trajectory.betas) if trajectory.hand_model == "mano" else None)
+    betas = np.asarray(trajectory.betas, dtype=np.float64) if trajectory.hand_model == "mano" else None
+    spec = SceneSpec(hand, articulation, tuple(objects), config if config is not None else SceneConfig(), betas)
+    return EpisodeScene(spec, start, camera=camera)
 
 
 def scene_from_request(request, config=None, policy=None, camera=None) -> EpisodeScene:
@@ -145,7 +141,6 @@ def scene_from_request(request, config=None, policy=None, camera=None) -> Episod
     from pam_engine.pose.request import Stage1Config
     from pam_engine.pose.setup import HandCache
     from pam_engine.pose.stage import run_stage1
-    from pam_engine.sim.base import PlacedObject
 
     cfg = replace(config or Stage1Config(), num_frames=2)  # frame 0 is recorded before any control step
     run = run_stage1(request, cfg, policy)
@@ -154,8 +149,8 @@ def scene_from_request(request, config=None, policy=None, camera=None) -> Episod
                for k, p in enumerate(sim.objects)]
     start = HandPose(traj.wrist_pose[0], traj.joint_angles[0])
     hand, articulation = HandCache.get(cfg.mano)
-    return EpisodeScene(hand, articulation, objects, start, camera=camera, config=cfg.scene,
-                        betas=None if cfg.betas is None else np.asarray(cfg.betas, dtype=np.float64))
+    betas = None if cfg.betas is None else np.asarray(cfg.betas, dtype=np.float64)
+    return EpisodeScene(SceneSpec(hand, articulation, tuple(objects), cfg.scene, betas), start, camera=camera)
 
 
 def default_camera(scene: EpisodeScene, seed: int, target: int = 0):
