@@ -160,3 +160,41 @@ def default_camera(scene: EpisodeScene, seed: int, target: int = 0):
 
     aim = np.asarray(scene.objects[target].pose)[:3, 3] + np.array([0.0, 0.0, 0.08])
     return sample_camera(np.random.default_rng([seed, 1]), aim)
+
+
+#: World-frame labels an episode folder must hold for its scene and animation.
+EPISODE_LABELS = ("wrist_pose_world", "pose_m_world", "pose_y_world", "joint_3d_world", "contacts")
+
+
+def scene_from_episode(folder, hand=None, articulation=None):
+    """An episode folder of ``pam generate``: (its scene at frame 0 with its camera, its frames as a
+    ``Trajectory``), from ``meta.json`` and the world-frame labels. Joint angles come back from
+    ``pose_m`` (exact for the engine's own hands, whose joints made it)."""
+    from pam_engine.capture.camera import Camera
+    from pam_engine.dataset.reader import load_episode
+    from pam_engine.trajectory import Trajectory
+
+    episode = load_episode(folder)
+    meta, labels = episode.meta, episode.labels
+    missing = [k for k in EPISODE_LABELS if k not in labels]
+    if missing:
+        raise ConfigError(f"episode {str(folder)!r}: labels lack {missing} (expected the world-frame labels {list(EPISODE_LABELS)})")
+    if hand is None:
+        from pam_engine.pose.setup import HandCache
+
+        hand, articulation = HandCache.get(None)
+    wrist = np.asarray(labels["wrist_pose_world"], dtype=np.float64)
+    u, _, vt = np.linalg.svd(wrist[:, :3, :3])
+    wrist[:, :3, :3] = u @ vt  # float32 labels: back to exact rotations
+    pose_m = np.asarray(labels["pose_m_world"], dtype=np.float64)
+    trajectory = Trajectory(
+        fps=float(meta.fps), pose_m=pose_m, betas=np.zeros(10), wrist_pose=wrist,
+        joint_angles=articulation.hand_pose_to_angles(pose_m[:, 3:48]), joint_names=list(articulation.names),
+        joint_3d=np.asarray(labels["joint_3d_world"], dtype=np.float64),
+        pose_y=np.asarray(labels["pose_y_world"], dtype=np.float64), object_names=list(meta.object_names),
+        object_ids=list(meta.object_ids), contacts=np.asarray(labels["contacts"], dtype=bool), success=meta.success,
+        failure_reason=meta.failure_reason, target_object=meta.target_object, hand_model=meta.hand_model,
+        policy=meta.policy, seed=meta.seed)
+    camera = Camera(np.asarray(meta.K, dtype=np.float64), np.asarray(meta.world_to_cam, dtype=np.float64),
+                    meta.width, meta.height)
+    return scene_from_trajectory(trajectory, hand, articulation, camera=camera), trajectory
