@@ -71,7 +71,7 @@ def test_episode_export_has_the_episodes_camera_and_frames(tmp_path, capsys, rec
     """An episode folder (meta.json + world-frame labels, float32 as the writer stores them)."""
     import json
 
-    from pam_engine.capture.camera import Camera, look_at
+    from pam_engine.capture.camera import Camera
     from pam_engine.config import to_dict
     from pam_engine.dataset.format import EpisodeMeta
     from pam_engine.hand.pose import HandPose, to_pose_m
