@@ -169,7 +169,8 @@ EPISODE_LABELS = ("wrist_pose_world", "pose_m_world", "pose_y_world", "joint_3d_
 def scene_from_episode(folder, hand=None, articulation=None):
     """An episode folder of ``pam generate``: (its scene at frame 0 with its camera, its frames as a
     ``Trajectory``), from ``meta.json`` and the world-frame labels. Joint angles come back from
-    ``pose_m`` (exact for the engine's own hands, whose joints made it)."""
+    ``pose_m`` unclamped (exact for the engine's own hands, whose joints made it, also where the
+    simulation pressed a joint slightly past its soft limit)."""
     from pam_engine.capture.camera import Camera
     from pam_engine.dataset.reader import load_episode
     from pam_engine.trajectory import Trajectory
@@ -189,7 +190,7 @@ def scene_from_episode(folder, hand=None, articulation=None):
     pose_m = np.asarray(labels["pose_m_world"], dtype=np.float64)
     trajectory = Trajectory(
         fps=float(meta.fps), pose_m=pose_m, betas=np.zeros(10), wrist_pose=wrist,
-        joint_angles=articulation.hand_pose_to_angles(pose_m[:, 3:48]), joint_names=list(articulation.names),
+        joint_angles=articulation.hand_pose_to_raw_angles(pose_m[:, 3:48]), joint_names=list(articulation.names),
         joint_3d=np.asarray(labels["joint_3d_world"], dtype=np.float64),
         pose_y=np.asarray(labels["pose_y_world"], dtype=np.float64), object_names=list(meta.object_names),
         object_ids=list(meta.object_ids), contacts=np.asarray(labels["contacts"], dtype=bool), success=meta.success,
