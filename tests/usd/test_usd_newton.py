@@ -1,5 +1,6 @@
 """A second physics engine: the hand and an object USD loaded into Newton (``ModelBuilder.add_usd``,
-CPU) agree with MuJoCo: forward kinematics, joint targets held for 1 s, the 21 keypoints.
+CPU) agree with MuJoCo: forward kinematics, joint targets held for 1 s (through Newton's MuJoCo-Warp
+solver and through its own Featherstone solver), the 21 keypoints.
 
 Runs in the Newton environment only (``tools/make_isaac_env.sh`` builds ``.venv-isaac``;
 ``.ci/run`` runs ``pytest -m newton`` there); elsewhere the module is skipped. Both engines run
@@ -128,7 +129,9 @@ def test_masses_arrive_in_newton(engines):
     assert len(shapes) == len(asset.collision_parts)
 
 
-def test_joint_targets_held_for_one_second_and_keypoints(engines):
+@pytest.mark.parametrize("solver_name", ["mujoco_warp", "featherstone"])
+def test_joint_targets_held_for_one_second_and_keypoints(engines, solver_name):
+    """Newton's MuJoCo-Warp solver (Isaac Lab's Newton path) and its own Featherstone solver."""
     model, mj, _, hand, art = engines
     rig = build_rig(hand, art)
     rng = np.random.default_rng(1)
@@ -143,7 +146,10 @@ def test_joint_targets_held_for_one_second_and_keypoints(engines):
     mujoco.mj_step(mj, data, nstep=steps)
     mujoco.mj_kinematics(mj, data)
 
-    solver = newton.solvers.SolverMuJoCo(model, integrator="implicitfast", disable_contacts=True)
+    if solver_name == "mujoco_warp":
+        solver = newton.solvers.SolverMuJoCo(model, integrator="implicitfast", disable_contacts=True)
+    else:  # no contacts are passed: the hand alone, as the MuJoCo reference
+        solver = newton.solvers.SolverFeatherstone(model)
     control = model.control()
     target_q = control.joint_target_q.numpy()
     for name, value in zip(names, targets):
