@@ -57,11 +57,18 @@ def test_quickstart_scene(tmp_path, capsys):
 
 
 def test_trajectory_export(tmp_path, capsys, recorded):
+    import json
+
     traj, _ = recorded
     traj.save(tmp_path / "traj.npz")
-    code, out = run(capsys, "--trajectory", tmp_path / "traj.npz", "--out", tmp_path / "episode.usdc")
+    K = [[610.0, 0.0, 300.0], [0.0, 605.0, 250.0], [0.0, 0.0, 1.0]]
+    w2c = [[1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.8], [0.0, 0.0, 0.0, 1.0]]
+    (tmp_path / "camera.json").write_text(json.dumps({"K": K, "world_to_cam": w2c, "width": 640, "height": 480}))
+    code, out = run(capsys, "--trajectory", tmp_path / "traj.npz", "--camera", tmp_path / "camera.json",
+                    "--out", tmp_path / "episode.usdc")
     assert code == 0, out.err
     stage = Usd.Stage.Open(str(tmp_path / "episode.usdc"))
+    np.testing.assert_allclose(np.array(stage.GetPrimAtPath("/World/Camera").GetAttribute("pam:K").Get()), K)
     attr = stage.GetPrimAtPath("/World/Objects/object_0").GetAttribute("xformOp:translate")
     assert attr.GetTimeSamples() == list(range(T))
     np.testing.assert_allclose(attr.Get(T - 1), traj.pose_y[T - 1, 0, :, 3], atol=1e-9)
@@ -102,6 +109,13 @@ def test_episode_export_has_the_episodes_camera_and_frames(tmp_path, capsys, rec
         usd_angles = [stage.GetPrimAtPath(f"/World/Hand/joints/{n}").GetAttribute("state:angular:physics:position").Get(t) / DEG
                       for n in art.names]
         np.testing.assert_allclose(usd_angles, angles[t], atol=1e-5)  # back from float32 pose_m, unclamped
+
+
+def test_a_bad_camera_file_is_named(tmp_path, capsys):
+    (tmp_path / "camera.json").write_text('{"K": [[1, 0, 0]]}')
+    code, out = run(capsys, "--object", "006_mustard_bottle", "--camera", tmp_path / "camera.json", "--out", tmp_path / "a.usda")
+    assert code == 2 and "camera.json" in out.err and "world_to_cam" in out.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["camera.json"]
 
 
 def test_one_source_at_a_time(tmp_path, capsys):
