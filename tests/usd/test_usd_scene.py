@@ -148,3 +148,22 @@ def test_the_skinned_skin_stands_at_h0(scene_pair):
     query = cache.GetSkelQuery(UsdSkel.Skeleton(stage.GetPrimAtPath("/World/Hand/skin/skeleton")))
     joints = np.array(query.ComputeJointWorldTransforms(UsdGeom.XformCache()), dtype=np.float64)
     np.testing.assert_allclose(joints[:, 3, :3], sim.data.xpos[sim.joint_bodies], atol=1e-5)
+
+
+def test_frictions_are_the_mujoco_scenes(scene_pair):
+    """Each surface's sliding friction as the MuJoCo scene's geoms have it, combined by max."""
+    from pxr import UsdPhysics, UsdShade
+
+    stage, sim, _ = scene_pair
+    m = sim.model
+
+    def friction(prim_path):
+        binding = UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(prim_path))
+        material = binding.ComputeBoundMaterial("physics")[0].GetPrim()
+        assert material.GetAttribute("physxMaterial:frictionCombineMode").Get() == "max"
+        return UsdPhysics.MaterialAPI(material).GetDynamicFrictionAttr().Get()
+
+    geom = lambda name: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, name)  # noqa: E731
+    assert friction("/World/Table") == pytest.approx(m.geom_friction[geom("table"), 0])
+    assert friction("/World/Objects/object_0/collision/hull_0") == pytest.approx(m.geom_friction[geom("object_0_hull0"), 0])
+    assert friction("/World/Hand/hand_index3/hand_index3_col") == pytest.approx(m.geom_friction[geom("hand_index3_col"), 0])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import mujoco
 import numpy as np
 from pxr import Gf, Usd, UsdGeom, UsdLux, UsdPhysics
 
@@ -22,6 +23,8 @@ from pam_engine.usd.objects import add_object
 from pam_engine.usd.stage import add_labels, bind_physics_material, physics_material, set_pose
 
 TABLE_COLOR = (0.62, 0.52, 0.42)
+#: Sliding friction of the objects: the MuJoCo scene leaves their geoms at MuJoCo's default.
+OBJECT_FRICTION = float(mujoco.MjSpec().default.geom.friction[0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,7 +86,7 @@ def add_scene(stage: Usd.Stage, scene: EpisodeScene, root: str = "/World") -> Sc
     paths = []
     for name, placed in zip(names, scene.objects):
         path = f"{root}/Objects/{name}"
-        add_object(stage, path, placed.asset, placed.pose, friction=cfg.table_friction)
+        add_object(stage, path, placed.asset, placed.pose, friction=OBJECT_FRICTION)
         paths.append(path)
 
     anchor = np.asarray(scene.hand_start.wrist, dtype=np.float64)
