@@ -105,7 +105,7 @@ def test_a_users_mesh_keeps_its_name_and_the_other_object_id(tmp_path, monkeypat
     box.apply_translation([0.0, 0.0, 0.05])
     box.export(tmp_path / "my_box.stl")
     asset = load_object(tmp_path / "my_box.stl")
-    export_object(tmp_path / "box.usda", asset)
+    export_object(tmp_path / "box.usda", tmp_path / "my_box.stl")  # a path is loaded as load_object does
     stage = Usd.Stage.Open(str(tmp_path / "box.usda"))
     prim = stage.GetPrimAtPath("/Object")
     assert prim.GetAttribute("semantics:labels:class").Get() == ["my_box"]
