@@ -57,6 +57,8 @@ class TrainResult:
     fixed_loss_end: float = float("nan")
     resumed_from: int = 0
     seconds: float = 0.0
+    #: The task (models, data) as it stands after the run, for inspection.
+    task: object = None
 
 
 def resolve_mixed_precision(setting: str) -> str:
@@ -241,7 +243,7 @@ def run(cfg: TrainerConfig, task_factory, stop_after: int | None = None) -> Trai
     accelerator.wait_for_everyone()
     return TrainResult(output_dir=out, steps=state["step"], losses=list(state["losses"]), stopped=stopped,
                        checkpoint=last_saved, fixed_loss_start=state["fixed_loss_start"], fixed_loss_end=float(end),
-                       resumed_from=resumed_from, seconds=time.monotonic() - t_start)
+                       resumed_from=resumed_from, seconds=time.monotonic() - t_start, task=task)
 
 
 def fixed_loss(task, accelerator) -> float:
