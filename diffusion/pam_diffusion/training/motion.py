@@ -296,8 +296,10 @@ class MotionTask:
 def write_latents(path: Path, latents: dict[str, torch.Tensor]) -> None:
     from safetensors.torch import save_file
 
+    import os
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # ranks may encode the same episode at once
     save_file(latents, str(tmp))
     tmp.rename(path)
 
