@@ -355,6 +355,12 @@ def test_8bit_adam_without_bitsandbytes_is_refused(dataset, tmp_path):
         train(config("appearance", dataset, tmp_path / "out", train__optimizer="adamw8bit"))
 
 
+def test_wall_clock_limit_stops_with_a_checkpoint(dataset, tmp_path):
+    r = train(config("appearance", dataset, tmp_path / "out", train__max_steps=50, train__max_wall_s=1e-9))
+    assert r.stopped == "wall_clock" and r.steps == 1 and r.checkpoint.name == "checkpoint-000001"
+    assert not list(tmp_path.glob("out/.tmp-*"))
+
+
 def test_resume_never_refuses_an_existing_run(dataset, tmp_path):
     train(config("appearance", dataset, tmp_path / "out", train__max_steps=1))
     with pytest.raises(TrainingConfigError, match=r"already holds checkpoint-000001"):

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ..conditions import image_to_unit
 from ..tiny import TINY_TEXT_LEN
 from .config import STAGE2_CONDITIONS, TrainerConfig
-from .data import DatasetError, EpisodeDataset, sample_index, scan_dataset, stable_seed, step_rng
+from .data import DatasetError, sample_index, scan_dataset, step_rng
 
 #: PAM's timestep grid (``torch.linspace(1, 0, 1000)``, drawn uniformly).
 NUM_TIMESTEPS = 1000
@@ -230,5 +230,3 @@ def train_appearance(cfg: TrainerConfig, stop_after: int | None = None):
         raise DatasetError(f"train_appearance got a {cfg.stage!r} config")
     return run(cfg, AppearanceTask, stop_after=stop_after)
 
-
-__all__ = ["AppearanceTask", "draw_drops", "save_stage2", "train_appearance", "stable_seed", "EpisodeDataset"]

@@ -137,16 +137,15 @@ class MotionTask:
         return self._vae_id
 
     def cache_key(self, dataset: EpisodeDataset, index: int) -> str:
-        ep = dataset.episodes[index]
-        files = [self.cfg.data.video] + [f"{c}" for c in self.used]
-        stats = []
         from .config import CONDITION_FILES
 
+        ep = dataset.episodes[index]
+        stats = []
         for f in [self.cfg.data.video] + [CONDITION_FILES[c] for c in self.used]:
             st = (ep.path / f).stat()
             stats.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
         parts = [str(ep.path.resolve()), *stats, dataset.clip(index), self.cfg.data.height, self.cfg.data.width,
-                 self.vae_id, files]
+                 self.vae_id, list(self.used)]
         return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:20]
 
     @torch.no_grad()
