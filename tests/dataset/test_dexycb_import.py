@@ -34,7 +34,7 @@ def mano_pkl(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def original(mano_pkl, tmp_path_factory):
     from pam_engine.config import load_config
-    from pam_engine.generate import GenerateConfig, Generator
+    from pam_engine.pipeline import GenerateConfig, Generator
 
     out = tmp_path_factory.mktemp("engine") / "data"
     sets = ["width=320", "height=240", "randomization.objects=[061_foam_brick]", "randomization.preview=false",

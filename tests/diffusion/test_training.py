@@ -297,7 +297,7 @@ def test_dataset_without_video_is_refused_before_training(dataset, tmp_path):
 
 def test_mismatched_frame_counts_are_refused(dataset, tmp_path):
     from diffusion_refs import pam_style_conditions
-    from pam_engine.dataset.videoio import write_video
+    from training_data import write_video
 
     data = copy_dataset(dataset, tmp_path / "data")
     write_video(data / "episode_000002" / "seg.mp4", pam_style_conditions(5, 32, 48)["seg"])
@@ -365,16 +365,3 @@ def test_resume_never_refuses_an_existing_run(dataset, tmp_path):
     train(config("appearance", dataset, tmp_path / "out", train__max_steps=1))
     with pytest.raises(TrainingConfigError, match=r"already holds checkpoint-000001"):
         train(config("appearance", dataset, tmp_path / "out", train__max_steps=2, train__resume="never"))
-
-
-def test_cli_trains_with_overrides(dataset, tmp_path, capsys):
-    from pam_engine.cli import main
-
-    code = main(["train-appearance", "--config", str(CONFIGS["appearance"]), "--set", f"data.root={dataset}",
-                 "--set", "data.video=video.mp4", "--set", f"train.output_dir={tmp_path / 'out'}", "--set",
-                 "train.max_steps=2", "--set", "train.progress=false", "--set", "train.validate_every=2"])
-    assert code == 0
-    assert "appearance: 2 steps" in capsys.readouterr().out
-    assert (tmp_path / "out" / "checkpoint-000002" / "controlnet.bin").is_file()
-    assert sorted((tmp_path / "out" / "validation").glob("*.png"))
-    assert main(["train-motion", "--config", str(CONFIGS["motion"]), "--set", f"data.root={tmp_path / 'none'}"]) == 2

@@ -1,5 +1,5 @@
 """A tiny engine-style dataset for the trainer tests: episodes with video.mp4, the PAM-style condition
-maps and meta.json, written with the engine's own video writer."""
+maps and meta.json (H.264 mp4 files, as the engine writes them)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from diffusion_refs import pam_style_conditions
-from pam_engine.dataset.videoio import write_video
+from pam_diffusion.training.motion import write_mp4
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int = 15) -> None:
+    write_mp4(path, frames, fps)
 
 
 def write_tiny_dataset(root: Path, episodes: int = 3, num_frames: int = 9, height: int = 32, width: int = 48,

@@ -180,7 +180,7 @@ class AppearanceTask:
 
     def validate(self, step: int, folder: Path, writer) -> None:
         """A first frame for each validation episode (or the first training one), at PAM's sampler."""
-        from ..stage2 import AppearanceStage
+        from ..appearance import AppearanceStage
 
         data = self.val_set if len(self.val_set) else self.train_set
         stage = AppearanceStage(self.pipe, steps=self.cfg.train.validation_steps, guidance=TRAIN_GUIDANCE,

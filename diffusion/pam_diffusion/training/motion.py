@@ -91,7 +91,7 @@ class MotionTask:
     """Stage III models, data, latent cache and loss for ``loop.run``."""
 
     def __init__(self, cfg: TrainerConfig, accelerator):
-        from ..stage3 import PamCogVideoXControlPipeline
+        from ..motion import PamCogVideoXControlPipeline
 
         self.cfg = cfg
         self.device = accelerator.device
@@ -273,7 +273,7 @@ class MotionTask:
     def validate(self, step: int, folder: Path, writer) -> None:
         """A video for each validation episode (or the first training one), from its real first frame."""
         from ..config import PAM_NEGATIVE_PROMPT
-        from ..stage3 import MotionStage
+        from ..motion import MotionStage
 
         data = self.val_set if len(self.val_set) else self.train_set
         stage = MotionStage(self.pipe, steps=self.cfg.train.validation_steps, guidance=6.0, dynamic_guidance=True,
