@@ -336,7 +336,9 @@ def test_init_from_a_mismatched_checkpoint_names_the_keys(dataset, tmp_path):
 
 
 def test_config_errors_name_the_key(dataset, tmp_path):
-    with pytest.raises(TrainingConfigError, match=r"unknown config key 'train\.lerning_rate'"):
+    from pam_diffusion.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"unknown config key 'train\.lerning_rate'"):
         config("motion", dataset, tmp_path, train__lerning_rate=1.0)
     with pytest.raises(TrainingConfigError, match=r"train\.condition_drop: expected a probability"):
         config("motion", dataset, tmp_path, train__condition_drop=1.5)

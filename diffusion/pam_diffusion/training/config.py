@@ -1,6 +1,6 @@
-"""Trainer configs: frozen dataclasses read from YAML by this package's own loader (``pam_diffusion``
-does not depend on the engine's config code). Every value is checked once, here; unknown keys and
-wrong types are errors naming the dotted key, before any model is built.
+"""Trainer configs: frozen dataclasses read from YAML by the project's typed-config loader
+(``pam_diffusion.typed_config``). Every value is checked once, here; unknown keys and wrong types are
+``ConfigError``s naming the dotted key, before any model is built.
 
 A config file has three sections: ``data`` (which episodes, what size), ``model`` (which base weights,
 what to start the control branch from) and ``train`` (optimiser, schedule, semantics, logging)."""
@@ -8,16 +8,15 @@ what to start the control branch from) and ``train`` (optimiser, schedule, seman
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Sequence
 
-from ..errors import DiffusionError
+from ..errors import ConfigError
 
 
-class TrainingConfigError(DiffusionError, ValueError):
-    """A trainer config value that is missing, unknown, of the wrong type or out of range."""
+class TrainingConfigError(ConfigError):
+    """A trainer config value out of range, or a setting the trainer cannot honour here."""
 
 
 #: Condition maps each Stage II net sees (PAM: net 1 depth+normal, net 2 hand keypoints+seg).
@@ -177,113 +176,26 @@ class TrainerConfig:
         return dataclasses.replace(self, **new)
 
 
-def load_trainer_config(path: str | Path, stage: str, overrides: Mapping[str, Any] | None = None) -> TrainerConfig:
-    """Read a trainer YAML (``data``/``model``/``train`` sections) for ``stage``. ``overrides`` maps
-    dotted keys (``train.max_steps``) to values, applied before checking."""
-    import yaml
+def load_trainer_config(path: str | Path, stage: str,
+                        overrides: Sequence[str] | Mapping[str, Any] = ()) -> TrainerConfig:
+    """Read a trainer YAML (``data``/``model``/``train`` sections, optional ``stage``) for ``stage``
+    through the project's typed-config loader. ``overrides``: ``key.sub=value`` strings (YAML values,
+    as ``--set``) or a mapping of dotted keys to values. Relative paths are from the working directory."""
+    from ..typed_config import apply_overrides, from_dict, load_yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise TrainingConfigError(f"trainer config {str(path)!r} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise TrainingConfigError(f"trainer config {str(path)!r} is not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise TrainingConfigError(f"trainer config {str(path)!r}: expected a mapping of sections")
+    raw = load_yaml(path)
+    if isinstance(overrides, Mapping):
+        for key, value in overrides.items():
+            *parents, leaf = key.split(".")
+            node = raw
+            for p in parents:
+                node = node.setdefault(p, {})
+                if not isinstance(node, dict):
+                    raise TrainingConfigError(f"override {key!r}: {p!r} is not a section")
+            node[leaf] = value
+    else:
+        raw = apply_overrides(raw, overrides)
     declared = raw.pop("stage", stage)
     if declared != stage:
         raise TrainingConfigError(f"trainer config {str(path)!r} is for stage {declared!r}, not {stage!r}")
-    for key, value in (overrides or {}).items():
-        *parents, leaf = key.split(".")
-        node = raw
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise TrainingConfigError(f"override {key!r}: {p!r} is not a section")
-        node[leaf] = value
-    return build(TrainerConfig, {"stage": stage, **raw}, "")  # relative paths: from the working directory
-
-
-def build(cls, data: Any, path: str):
-    """A frozen dataclass from plain data, checking each value against its annotation."""
-    if not isinstance(data, Mapping):
-        raise TrainingConfigError(f"config section {path or cls.__name__!r}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [k for k in data if k not in fields]
-    if unknown:
-        raise TrainingConfigError(
-            f"unknown config key {_dot(path, unknown[0])!r} (known: {', '.join(sorted(fields))})")
-    kwargs = {}
-    for name, f in fields.items():
-        if name in data:
-            kwargs[name] = _convert(hints[name], data[name], _dot(path, name))
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise TrainingConfigError(f"missing required config key {_dot(path, name)!r}")
-    try:
-        return cls(**kwargs)
-    except TrainingConfigError:
-        raise
-    except (TypeError, ValueError) as e:
-        raise TrainingConfigError(f"config section {path or cls.__name__!r}: {e}") from None
-
-
-def _dot(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _convert(tp, value, key: str):
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
-        return build(tp, value, key)
-    if origin is typing.Union or type(tp).__name__ == "UnionType":
-        if value is None:
-            if type(None) in args:
-                return None
-            raise _wrong(key, tp, value)
-        for arg in args:
-            if arg is not type(None):
-                try:
-                    return _convert(arg, value, key)
-                except TrainingConfigError:
-                    pass
-        raise _wrong(key, tp, value)
-    if origin is Literal:
-        if value in args and isinstance(value, str):
-            return value
-        raise TrainingConfigError(f"config key {key!r}: expected one of {list(args)}, got {value!r}")
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise _wrong(key, tp, value)
-        item = args[0] if args else Any
-        return tuple(_convert(item, v, f"{key}[{i}]") for i, v in enumerate(value))
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise _wrong(key, tp, value)
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise _wrong(key, tp, value)
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML reads 1e-4 as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise _wrong(key, tp, value)
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise _wrong(key, tp, value)
-    if tp is Any:
-        return value
-    raise TrainingConfigError(f"config key {key!r}: unsupported type {tp}")
-
-
-def _wrong(key: str, tp, value) -> TrainingConfigError:
-    name = getattr(tp, "__name__", str(tp)).replace("typing.", "")
-    return TrainingConfigError(f"config key {key!r}: expected {name}, got {value!r} ({type(value).__name__})")
+    return from_dict(TrainerConfig, {"stage": stage, **raw})

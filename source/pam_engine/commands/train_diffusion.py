@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-import yaml
-
 STAGES = {"train-appearance": "appearance", "train-motion": "motion"}
 _HELP = {
     "appearance": "train PAM's two Stage II Flux ControlNets on an engine dataset (controlnet.bin out)",
@@ -27,20 +25,10 @@ def register_stage(subparsers, command: str) -> None:
     p.set_defaults(func=lambda args: run(args, stage))
 
 
-def parse_overrides(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
 def run(args: argparse.Namespace, stage: str) -> int:
     from pam_diffusion.training import load_trainer_config, train
 
-    cfg = load_trainer_config(args.config, stage, parse_overrides(args.overrides))
+    cfg = load_trainer_config(args.config, stage, args.overrides)
     result = train(cfg)
     last = f"{result.losses[-1]:.4f}" if result.losses else "n/a"
     print(f"{stage}: {result.steps} steps (resumed at {result.resumed_from}), stopped by {result.stopped}, "
