@@ -162,3 +162,18 @@ def test_wrong_shape_breaks_the_agreement(original, roundtrip, mano_pkl, tmp_pat
     assert main(["import-dexycb", str(root), "--out", str(out), "--mano", str(mano_pkl), "--no-progress"]) == 0
     other = load_episode(list_episodes(out)[0])
     assert iou(original.seg == 255, other.seg == 255) < 0.98
+
+
+def test_left_hands_are_left_out_and_dataset_models_are_required(roundtrip, mano_pkl, tmp_path, capsys):
+    root = tmp_path / "DexYCB"
+    shutil.copytree(roundtrip[0], root)
+    meta = root / SUBJECT / SEQUENCE / "meta.yml"
+    data = yaml.safe_load(meta.read_text())
+    meta.write_text(yaml.safe_dump({**data, "mano_sides": ["left"]}))
+    assert main(["import-dexycb", str(root), "--out", str(tmp_path / "o1"), "--mano", str(mano_pkl), "--no-progress"]) == 0
+    assert "1 left-hand view(s) not imported" in capsys.readouterr().out
+    assert not list_episodes(tmp_path / "o1")
+    meta.write_text(yaml.safe_dump(data))
+    (root / "models").mkdir()  # a DexYCB download: its own models define pose_y's frame
+    assert main(["import-dexycb", str(root), "--out", str(tmp_path / "o2"), "--mano", str(mano_pkl), "--no-progress"]) == 1
+    assert "061_foam_brick/textured_simple.obj is missing" in capsys.readouterr().out

@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     p.add_argument("--serials", nargs="+", default=None, help="only these cameras (serial numbers)")
     p.add_argument("--mano", default=None, help="MANO_RIGHT.pkl or its folder (default: $PAM_MANO_DIR)")
     p.add_argument("--prompts", default=None,
-                   help="JSON file mapping sequence folder names to captions (PAM ships dexycb_prompt.jsonl captions)")
+                   help="JSON file mapping sequence folder names (e.g. 20200709_141754) to captions (meta.json prompt)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
             raise DexYCBError(f"--prompts {args.prompts}: expected a JSON object of sequence name -> caption")
     s = import_dexycb(args.root, args.out, args.mano, args.subjects, args.serials, prompts,
                       progress=not args.no_progress)
-    print(f"imported {len(s.written)} episode(s), skipped {len(s.skipped)} already present, {len(s.failed)} failed")
+    print(f"imported {len(s.written)} episode(s), skipped {len(s.skipped)} already present, "
+          f"{len(s.unsupported)} left-hand view(s) not imported (right hands only), {len(s.failed)} failed")
     for key, reason in s.failed:
         print(f"  failed {key}: {reason}")
     return 0 if not s.failed else 1

