@@ -40,35 +40,36 @@ def draw_drops(rng: np.random.Generator, names, p: float, batch: int) -> dict[st
 
 
 def build_stage2_components(cfg: TrainerConfig, device, weight_dtype) -> dict:
-    """Flux + the two nets (+ VAE, encoders, tokenizers, scheduler) in ``FluxControlNetPipeline``'s layout."""
+    """Flux + the two nets (+ VAE, encoders, tokenizers, scheduler) in ``FluxControlNetPipeline``'s layout.
+    The nets start as PAM starts them (Flux's embedders and first two double blocks copied, zero
+    residual projections) or from ``model.init_from`` through ``load_pam_controlnets``."""
+    from ..convert import load_pam_controlnets
     from ..flux_controlnet import controlnet_from_transformer, double_controlnet
 
     m = cfg.model
+
+    def nets_for(transformer):
+        if m.init_from:
+            return load_pam_controlnets(m.init_from, transformer.config, setting="model.init_from")
+        return double_controlnet(*(controlnet_from_transformer(transformer) for _ in range(2)))
+
     if m.tiny:
         from ..tiny import tiny_components
 
         comps = dict(tiny_components(cfg.data.height, cfg.data.width, m.tiny_seed).stage2)
-        transformer = comps["transformer"]
-    else:
-        from diffusers import FluxControlNetPipeline, FluxTransformer2DModel
+        comps["controlnet"] = nets_for(comps["transformer"])
+        return comps
+    from diffusers import FluxControlNetPipeline, FluxTransformer2DModel
 
-        from ..checkpoints import FLUX_FOLDER, resolve_model_dir
+    from ..checkpoints import FLUX_FOLDER, resolve_model_dir
 
-        base = resolve_model_dir(m.base_path, "model.base_path", FLUX_FOLDER, m.local_files_only,
-                                 "FLUX.1-dev in diffusers layout")
-        transformer = FluxTransformer2DModel.from_pretrained(base, subfolder="transformer", torch_dtype=weight_dtype,
-                                                            local_files_only=m.local_files_only)
-        nets = double_controlnet(*(controlnet_from_transformer(transformer) for _ in range(2)))
-        pipe = FluxControlNetPipeline.from_pretrained(base, transformer=transformer, controlnet=nets,
-                                                      torch_dtype=weight_dtype, local_files_only=m.local_files_only)
-        comps = dict(pipe.components)
-    if m.init_from:
-        from ..convert import load_pam_controlnets
-
-        comps["controlnet"] = load_pam_controlnets(m.init_from, transformer.config, setting="model.init_from")
-    elif m.tiny:  # PAM's start: Flux's embedders and first blocks copied, zero residual projections
-        comps["controlnet"] = double_controlnet(*(controlnet_from_transformer(transformer) for _ in range(2)))
-    return comps
+    base = resolve_model_dir(m.base_path, "model.base_path", FLUX_FOLDER, m.local_files_only,
+                             "FLUX.1-dev in diffusers layout")
+    transformer = FluxTransformer2DModel.from_pretrained(base, subfolder="transformer", torch_dtype=weight_dtype,
+                                                        local_files_only=m.local_files_only)
+    pipe = FluxControlNetPipeline.from_pretrained(base, transformer=transformer, controlnet=nets_for(transformer),
+                                                  torch_dtype=weight_dtype, local_files_only=m.local_files_only)
+    return dict(pipe.components)
 
 
 class AppearanceTask:
