@@ -54,6 +54,7 @@ def test_stage2_loss_decreases_and_only_controlnets_change(stage2_run):
 
     r = stage2_run
     assert r.steps == 24 and len(r.losses) == 24 and r.stopped == "max_steps"
+    print(f"stage II fixed-batch loss {r.fixed_loss_start:.4f} -> {r.fixed_loss_end:.4f} over 24 steps")
     assert r.fixed_loss_end < 0.9 * r.fixed_loss_start, (r.fixed_loss_start, r.fixed_loss_end)
     fresh = tiny_components(32, 48, seed=7).stage2
     pipe = r.task.pipe
@@ -159,6 +160,7 @@ def test_stage3_loss_decreases_and_only_control_branch_changes(stage3_run):
     from pam_diffusion.tiny import tiny_components
 
     r = stage3_run
+    print(f"stage III fixed-batch loss {r.fixed_loss_start:.4f} -> {r.fixed_loss_end:.4f} over 24 steps")
     assert r.steps == 24 and r.fixed_loss_end < 0.9 * r.fixed_loss_start, (r.fixed_loss_start, r.fixed_loss_end)
     fresh = tiny_components(32, 48, seed=0).stage3
     pipe = r.task.pipe
@@ -201,6 +203,30 @@ def test_stage3_checkpoint_reloads_identically_sharded(stage3_run, tmp_path):
             assert "initial_combine_linear.weight" in keys
             got = loaded(x, text, torch.tensor([500]), control_latents=control, image_rotary_emb=rotary).sample
             assert torch.equal(want, got)
+
+
+def test_stage3_trained_transformer_loads_in_the_generator(stage3_run, weight_folders):
+    """``pam generate``'s loader takes the trainer's transformer folder like PAM's released one."""
+    from diffusion_refs import pam_style_conditions
+    from pam_diffusion import DiffusionConfig
+    from pam_diffusion.generator import PamVideoGenerator
+    from pam_diffusion.tiny import TINY_TEXT_LEN
+
+    cfg = DiffusionConfig.from_dict(dict(
+        height=32, width=48, num_frames=9, device="cpu", dtype="float32", offload="none", vae_tiling=False,
+        vae_slicing=False, local_files_only=True,
+        stage2=dict(flux_path=weight_folders["flux_path"], controlnet_path=weight_folders["controlnet_path"],
+                    steps=2, num_candidates=1, max_sequence_length=TINY_TEXT_LEN),
+        stage3=dict(cogvideox_path=weight_folders["cogvideox_path"],
+                    transformer_path=str(stage3_run.checkpoint / "transformer"), steps=2,
+                    max_sequence_length=TINY_TEXT_LEN)))
+    gen = PamVideoGenerator.from_config(cfg)
+    trained = stage3_run.task.transformer.state_dict()
+    loaded = gen.motion.pipe.transformer.state_dict()
+    assert set(trained) == set(loaded) and all(torch.equal(trained[k], loaded[k]) for k in trained)
+    first = np.zeros((32, 48, 3), np.uint8)
+    assert gen.generate(pam_style_conditions(9, 32, 48), "red can", seed=0, first_frame=first).frames.shape == \
+        (9, 32, 48, 3)
 
 
 def test_stage3_resume_reproduces_uninterrupted_losses(dataset, tmp_path):
