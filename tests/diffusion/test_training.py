@@ -248,7 +248,8 @@ def test_latent_cache_equals_on_the_fly_encoding(stage3_run, monkeypatch):
         cached = load_file(str(task.cache_file(task.train_set, i)))
         fresh = task.encode(task.train_set, i)
         assert set(cached) == {"video", "image", "hand", "hand_image", "depth", "depth_image", "seg", "seg_image"}
-        assert cached["video"].shape[0] == 3  # 9 frames -> 1 + 8/4 latent frames
+        assert cached["video"].shape[1] == 3  # 9 frames -> 1 + 8/4 latent frames
+        assert cached["video"].shape[0] == 2 * task.pipe.vae.config.latent_channels  # mean | logvar
         assert all(torch.equal(cached[k], fresh[k]) for k in cached)
 
 

@@ -11,10 +11,10 @@ latents. Each used condition is dropped (both parts zero, as unused slots) with 
 ``noised_image_dropout`` 0.05), and the prompt with ``prompt_drop``. Only ``transformer_blocks_copy``,
 ``combine_linears`` and ``initial_combine_linear`` train.
 
-VAE latents are computed once per episode and kept on disk (``latent_cache``), keyed by the episode's
-files, the clip, the size and a fingerprint of the VAE's weights. Encoding samples the VAE's
-posterior with a generator seeded by the episode, so a cached latent equals on-the-fly encoding bit
-for bit. A checkpoint holds ``transformer/``: a sharded diffusers folder with CogVideoX's keys plus the
+VAE posteriors are computed once per episode and kept on disk (``latent_cache``), keyed by the
+episode's files, the clip, the size and a fingerprint of the VAE's weights. As in PAM (whose
+``prepare_dataset`` stores ``vae._encode`` moments), the cache holds the posterior's moments, which
+equal on-the-fly encoding bit for bit, and every step draws a fresh latent sample from them. A checkpoint holds ``transformer/``: a sharded diffusers folder with CogVideoX's keys plus the
 control keys and a ``config.json`` (with ``num_tracking_blocks``), loadable by
 ``load_pam_transformer`` (``pam generate``), ``from_pretrained`` and PAM's own loader."""
 
@@ -31,7 +31,7 @@ from ..conditions import image_to_unit
 from ..config import SLOTS
 from .appearance import draw_drops
 from .config import TrainerConfig
-from .data import DatasetError, EpisodeDataset, sample_index, scan_dataset, stable_seed, step_rng
+from .data import DatasetError, EpisodeDataset, sample_index, scan_dataset, step_rng
 
 #: Largest shard of the saved transformer folder (PAM's released folder is sharded too).
 MAX_SHARD_SIZE = "5GB"
@@ -150,15 +150,16 @@ class MotionTask:
 
     @torch.no_grad()
     def encode(self, dataset: EpisodeDataset, index: int) -> dict[str, torch.Tensor]:
-        """VAE latents of one episode's clip: ``video`` (F, C, h, w), ``image`` (1, C, h, w) and, per used
-        slot, ``<slot>`` and ``<slot>_image``; posterior samples from a generator seeded by the episode."""
+        """The VAE posteriors of one episode's clip, as their moments (mean | logvar on channels, as
+        ``vae._encode`` gives them and PAM's ``prepare_dataset`` stores them): ``video`` (2C, F, h, w),
+        ``image`` (2C, 1, h, w) and, per used slot, ``<slot>`` and ``<slot>_image``. A fresh sample is
+        drawn from them at every training step, as PAM's trainer does with its cached tensors."""
         item = dataset.read(index, dataset.clip(index))
         vae = self.pipe.vae
-        gen = torch.Generator(device=self.device).manual_seed(stable_seed("latents", dataset.episodes[index].name))
 
-        def enc(frames: np.ndarray) -> torch.Tensor:  # (T, H, W, 3) uint8 -> (F, C, h, w)
+        def enc(frames: np.ndarray) -> torch.Tensor:  # (T, H, W, 3) uint8 -> (2C, F, h, w) moments
             x = torch.from_numpy(image_to_unit(frames)).permute(1, 0, 2, 3)[None].to(self.device, vae.dtype)
-            return (vae.encode(x).latent_dist.sample(gen) * vae.config.scaling_factor)[0].permute(1, 0, 2, 3)
+            return vae.encode(x).latent_dist.parameters[0]
 
         out = {"video": enc(item["video"]), "image": enc(item["video"][:1])}
         for s in self.used:
@@ -224,7 +225,16 @@ class MotionTask:
             for s in self.used:
                 self.drop_counts[s] += int(dropped[s].sum())
         dev, dtype = self.device, self.weight_dtype
-        video = torch.stack([lt["video"] for lt in lats]).to(dev, dtype)
+        scale = self.pipe.vae.config.scaling_factor
+
+        def sample(key: str) -> torch.Tensor:  # posterior samples of the batch, (B, F, C, h, w)
+            from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+            return torch.cat([
+                DiagonalGaussianDistribution(lt[key][None].to(dev)).sample(generator) * scale for lt in lats
+            ]).permute(0, 2, 1, 3, 4).to(dtype)
+
+        video = sample("video")
         frames = video.shape[1]
         keep_image = torch.from_numpy(~no_image).to(dev, dtype)[:, None, None, None, None]
 
@@ -232,14 +242,12 @@ class MotionTask:
             pad = t.new_zeros((t.shape[0], frames - 1, *t.shape[2:]))
             return torch.cat([t, pad], dim=1) * keep_image
 
-        image = first(torch.stack([lt["image"] for lt in lats]).to(dev, dtype))
+        image = first(sample("image"))
         slots = []
         for s in SLOTS:
             if s in self.used:
                 keep = torch.from_numpy(~dropped[s]).to(dev, dtype)[:, None, None, None, None]
-                cond = torch.stack([lt[s] for lt in lats]).to(dev, dtype)
-                cimg = first(torch.stack([lt[f"{s}_image"] for lt in lats]).to(dev, dtype))
-                slots.append(torch.cat([cond, cimg], dim=2) * keep)
+                slots.append(torch.cat([sample(s), first(sample(f"{s}_image"))], dim=2) * keep)
             else:
                 slots.append(torch.zeros_like(torch.cat([video, video], dim=2)))
         control = torch.stack(slots, dim=1)
