@@ -288,6 +288,19 @@ def test_condition_drop_rate_matches_setting():
         assert abs(counts[n] / draws - 0.2) < 0.01, (n, counts[n] / draws)
     assert abs(both / draws - 0.04) < 0.006  # independent draws
     assert not any(draw_drops(step_rng(0, 1), names, 0.0, 100)[n].any() for n in names)
+    # per-condition settings (PAM's Stage II: hand keypoints 0.05, normal never, the rest 0.2)
+    from pam_diffusion.training import TrainConfig
+
+    t = TrainConfig(output_dir="x", condition_drop=0.2, condition_drops={"hand": 0.05, "normal": 0.0})
+    names = ("depth", "normal", "hand", "seg")
+    counts = {n: 0 for n in names}
+    for step in range(2000):
+        d = draw_drops(step_rng(0, 11, step, 0, 0), names, t.drop_probability, 8)
+        for n in names:
+            counts[n] += int(d[n].sum())
+    rates = {n: counts[n] / 16000 for n in names}
+    assert abs(rates["depth"] - 0.2) < 0.01 and abs(rates["seg"] - 0.2) < 0.01, rates
+    assert abs(rates["hand"] - 0.05) < 0.005 and rates["normal"] == 0.0, rates
 
 
 def test_training_counts_drops_at_the_setting(dataset, tmp_path):

@@ -6,8 +6,10 @@ Flux latents ``x1`` (VAE sample, shifted and scaled, packed 2x2), noise ``x0``, 
 residuals summed and added after every double block (cycling ``i % 2``), predicts ``x0 - x1`` under
 MSE, at Flux's distilled guidance 4. Net 1 sees ``depth|normal``, net 2 ``hand keypoints|seg``
 (6 channels each, in [-1, 1]). Each condition map is independently replaced by a black map with
-probability ``condition_drop`` (what an absent condition is at inference) and the prompt by the
-empty prompt with probability ``prompt_drop``. Only the two nets train; Flux, its VAE and its text
+probability ``condition_drop`` or its per-condition value in ``condition_drops`` (PAM's Stage II
+dataset: depth and seg 0.2, hand keypoints 0.05, normal never; a black map is what an absent
+condition is at inference) and the prompt by the empty prompt with probability ``prompt_drop``.
+Samples are PAM's: frames 0, 8, ..., 48 of every episode (``data.frame_stride``). Only the two nets train; Flux, its VAE and its text
 encoders stay frozen.
 
 A checkpoint holds ``controlnet.bin`` (``controlnet1.*``/``controlnet2.*`` with x-flux key names, the
@@ -34,9 +36,11 @@ TRAIN_GUIDANCE = 4.0
 CONDITIONS = tuple(c for pair in STAGE2_CONDITIONS for c in pair)
 
 
-def draw_drops(rng: np.random.Generator, names, p: float, batch: int) -> dict[str, np.ndarray]:
-    """``{name: bool (batch,)}``, True where that condition is dropped: independent draws of probability ``p``."""
-    return {n: rng.random(batch) < p for n in names}
+def draw_drops(rng: np.random.Generator, names, p, batch: int) -> dict[str, np.ndarray]:
+    """``{name: bool (batch,)}``, True where that condition is dropped: independent draws, with
+    probability ``p`` (a number, or a function of the condition's name)."""
+    prob = p if callable(p) else (lambda name: p)
+    return {n: rng.random(batch) < prob(n) for n in names}
 
 
 def build_stage2_components(cfg: TrainerConfig, device, weight_dtype) -> dict:
@@ -83,6 +87,9 @@ class AppearanceTask:
         self.weight_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(accelerator.mixed_precision,
                                                                                 torch.float32)
         self.train_set, self.val_set = scan_dataset(cfg.data, CONDITIONS, None)
+        # PAM's samples: frames 0, 8, ..., 48 of every episode (its dataset has 7 entries per video)
+        self.pairs = [(i, f) for i, ep in enumerate(self.train_set.episodes)
+                      for f in range(0, min(ep.num_frames, cfg.data.num_frames), cfg.data.frame_stride)]
         comps = build_stage2_components(cfg, self.device, self.weight_dtype)
         self.pipe = FluxControlNetPipeline(**comps)
         for name, module in self.pipe.components.items():
@@ -113,19 +120,18 @@ class AppearanceTask:
         for net in self.controlnet.nets:
             net.enable_gradient_checkpointing()
 
-    def sample(self, position: int, rng: np.random.Generator) -> dict:
-        """One training sample: a random frame of the episode at ``position``."""
-        idx = sample_index(self.cfg.train.seed, position, len(self.train_set))
-        frame = int(rng.integers(self.train_set.episodes[idx].num_frames))
+    def sample(self, position: int) -> dict:
+        """One training sample: the (episode, frame) pair at ``position`` of the epoch's permutation."""
+        idx, frame = self.pairs[sample_index(self.cfg.train.seed, position, len(self.pairs))]
         item = self.train_set.read(idx, [frame])
         return {k: (v[0] if isinstance(v, np.ndarray) else v) for k, v in item.items()}
 
     def loss(self, positions, step, micro, rank, generator, drops: bool = True) -> torch.Tensor:
         t_cfg = self.cfg.train
         rng = step_rng(t_cfg.seed, 11, step, micro, rank)
-        items = [self.sample(p, rng) for p in positions]
+        items = [self.sample(p) for p in positions]
         b = len(items)
-        dropped = draw_drops(rng, CONDITIONS, t_cfg.condition_drop if drops else 0.0, b)
+        dropped = draw_drops(rng, CONDITIONS, t_cfg.drop_probability if drops else 0.0, b)
         no_prompt = rng.random(b) < (t_cfg.prompt_drop if drops else 0.0)
         if drops:
             self.drop_counts["draws"] += b

@@ -41,7 +41,10 @@ class DataConfig:
     height: int = 480
     width: int = 720
     #: Frames per Stage III clip, 4k+1 (CogVideoX's VAE keeps frame 0 and compresses the rest by 4).
+    #: Stage II draws its frames from the same first ``num_frames``.
     num_frames: int = 49
+    #: Stage II trains on frames 0, s, 2s, ... of each episode (PAM: s = 8, i.e. 0, 8, ..., 48).
+    frame_stride: int = 8
     #: Resize episodes of another size to ``height x width`` (nearest for maps, area for video), as
     #: PAM's loaders stretch DexYCB's 640x480 to 720x480; when false such episodes are an error.
     resize: bool = False
@@ -60,6 +63,8 @@ class DataConfig:
                 raise TrainingConfigError(f"data.{name}: {v} is not a positive multiple of 16 (e.g. 480, 720)")
         if self.num_frames < 1 or (self.num_frames - 1) % 4:
             raise TrainingConfigError(f"data.num_frames: {self.num_frames} is not of the form 4k+1 (e.g. 9, 49)")
+        if self.frame_stride < 1:
+            raise TrainingConfigError(f"data.frame_stride: expected >= 1, got {self.frame_stride}")
         if self.val_episodes < 0:
             raise TrainingConfigError(f"data.val_episodes: expected >= 0, got {self.val_episodes}")
 
@@ -92,6 +97,9 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation, PAM's training semantics, checkpoints and logging."""
 
+    def drop_probability(self, condition: str) -> float:
+        return float((self.condition_drops or {}).get(condition, self.condition_drop))
+
     output_dir: str = ""
     seed: int = 42
     max_steps: int = 1000
@@ -113,6 +121,9 @@ class TrainConfig:
     #: Each condition is dropped independently with this probability (PAM: 0.2); a dropped map is black
     #: (Stage II) or zero latents (Stage III), as unused conditions are at inference.
     condition_drop: float = 0.2
+    #: Per-condition probabilities that replace ``condition_drop`` (PAM's Stage II: hand keypoints
+    #: 0.05, normal never; depth and seg 0.2).
+    condition_drops: dict[str, float] | None = None
     #: The prompt is replaced by the empty prompt with this probability.
     prompt_drop: float = 0.0
     #: Stage III: the first-frame latents (image and every slot's) are zeroed with this probability
@@ -147,6 +158,12 @@ class TrainConfig:
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise TrainingConfigError(f"train.{name}: expected a probability in [0, 1], got {p}")
+        for name, p in (self.condition_drops or {}).items():
+            if name not in CONDITION_FILES:
+                raise TrainingConfigError(f"train.condition_drops: unknown condition {name!r}; expected some of "
+                                          f"{', '.join(CONDITION_FILES)}")
+            if not 0.0 <= p <= 1.0:
+                raise TrainingConfigError(f"train.condition_drops.{name}: expected a probability in [0, 1], got {p}")
         bad = [c for c in self.used_conditions if c not in CONDITION_FILES]
         if bad or not self.used_conditions:
             raise TrainingConfigError(

@@ -215,7 +215,7 @@ class MotionTask:
         idx = [sample_index(t_cfg.seed, p, len(self.train_set)) for p in positions]
         lats = [self.latents(i) for i in idx]
         b = len(lats)
-        dropped = draw_drops(rng, self.used, t_cfg.condition_drop if drops else 0.0, b)
+        dropped = draw_drops(rng, self.used, t_cfg.drop_probability if drops else 0.0, b)
         no_image = rng.random(b) < (t_cfg.image_drop if drops else 0.0)
         no_prompt = rng.random(b) < (t_cfg.prompt_drop if drops else 0.0)
         if drops:
