@@ -115,6 +115,9 @@ class AppearanceTask:
     def trainable_named_parameters(self):
         return [(n, p) for n, p in self.controlnet.named_parameters() if p.requires_grad]
 
+    def clip_groups(self):
+        return [[p for p in net.parameters() if p.requires_grad] for net in self.controlnet.nets]
+
     def enable_gradient_checkpointing(self) -> None:
         self.pipe.transformer.enable_gradient_checkpointing()
         for net in self.controlnet.nets:

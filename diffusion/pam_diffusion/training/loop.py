@@ -40,6 +40,7 @@ class Task(Protocol):
     def save_weights(self, folder: Path) -> None: ...
     def validate(self, step: int, folder: Path, writer) -> None: ...
     def enable_gradient_checkpointing(self) -> None: ...
+    def clip_groups(self) -> list[list[torch.nn.Parameter]]: ...
 
 
 @dataclass
@@ -202,7 +203,8 @@ def run(cfg: TrainerConfig, task_factory, stop_after: int | None = None) -> Trai
                     loss = task.loss(positions, step, micro, rank, gen)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and t.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(params, t.max_grad_norm)
+                    for group in task.clip_groups():  # PAM clips each of its two ControlNets on its own
+                        accelerator.clip_grad_norm_(group, t.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             total += loss.detach().float() / t.gradient_accumulation_steps

@@ -206,6 +206,9 @@ class MotionTask:
     def trainable_named_parameters(self):
         return [(n, p) for n, p in self.transformer.named_parameters() if p.requires_grad]
 
+    def clip_groups(self):
+        return [[p for _, p in self.trainable_named_parameters()]]
+
     def enable_gradient_checkpointing(self) -> None:
         self.transformer.enable_gradient_checkpointing()
 
