@@ -125,8 +125,10 @@ class MotionTask:
         self._vae_id = None
         self._memory: dict[int, dict] = {}
         self.cache_dir = Path(cfg.train.cache_dir or Path(cfg.train.output_dir) / "latent_cache")
-        if cfg.train.cache_latents:
-            self.precompute()
+        if cfg.train.cache_latents:  # one process encodes, the others read the files
+            if accelerator.is_main_process:
+                self.precompute()
+            accelerator.wait_for_everyone()
 
     # --- latents -----------------------------------------------------------------------------------
 
