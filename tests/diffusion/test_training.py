@@ -353,8 +353,16 @@ def test_resolution_the_model_cannot_take_is_refused(dataset, tmp_path):
 
     folder = tmp_path / "init64"
     tiny_cogvideox_transformer(64, 96, zero_init=True).save_pretrained(folder)
-    with pytest.raises(DatasetError, match=r"positional embeddings take only 64x96"):
-        train(config("motion", dataset, tmp_path / "out2", model__init_from=str(folder), model__num_control_blocks=1))
+    import pam_diffusion.training.motion as motion
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("weights were loaded before the size check")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(motion, "build_stage3_components", no_loading)
+        with pytest.raises(DatasetError, match=r"positional embeddings take only 64x96 videos"):
+            train(config("motion", dataset, tmp_path / "out2", model__init_from=str(folder),
+                         model__num_control_blocks=1))
 
 
 def test_too_few_frames_for_the_clip(dataset, tmp_path):

@@ -133,8 +133,8 @@ def scan_dataset(cfg: DataConfig, conditions: Iterable[str], clip_frames: int | 
         raise DatasetError(f"data.root {str(root)!r} is not a folder; expected an engine dataset (episode folders)")
     if model_size is not None and tuple(model_size) != (cfg.height, cfg.width):
         raise DatasetError(
-            f"data.height x data.width {cfg.height}x{cfg.width}: the model's positional embeddings take only "
-            f"{model_size[0]}x{model_size[1]}")
+            f"data.height x data.width {cfg.height}x{cfg.width}: the transformer's learned positional embeddings "
+            f"take only {model_size[0]}x{model_size[1]} videos")
     dirs = list_episode_dirs(root)
     wanted = _wanted_names(cfg)
     if wanted is not None:

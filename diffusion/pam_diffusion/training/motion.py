@@ -78,6 +78,28 @@ def build_stage3_components(cfg: TrainerConfig, weight_dtype) -> dict:
     return comps
 
 
+def transformer_video_size(cfg: TrainerConfig) -> tuple[int, int] | None:
+    """(H, W) that the transformer's learned positional embeddings fix, read from its config.json
+    without loading weights; None when the size is free or not known yet (tiny models are built at
+    the data size)."""
+    m = cfg.model
+    if m.tiny and not m.init_from:
+        return None
+    if m.init_from:
+        path = Path(m.init_from) / "config.json"
+    else:
+        path = Path(m.base_path) / "transformer" / "config.json"
+    if not path.is_file():
+        return None  # the loaders report the missing folder with what they expected
+    try:
+        c = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not c.get("use_learned_positional_embeddings") or "sample_height" not in c:
+        return None
+    return 8 * int(c["sample_height"]), 8 * int(c["sample_width"])
+
+
 def vae_fingerprint(vae) -> str:
     """A hash of the VAE's config and weights: cached latents are only reused with the same VAE."""
     h = hashlib.sha256(json.dumps(dict(vae.config), sort_keys=True, default=str).encode())
@@ -98,8 +120,9 @@ class MotionTask:
         self.weight_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(accelerator.mixed_precision,
                                                                                 torch.float32)
         self.used = tuple(s for s in SLOTS if s in set(cfg.train.used_conditions))
-        # Cheap checks first: the dataset against the requested size, before any weights load.
-        self.train_set, self.val_set = scan_dataset(cfg.data, self.used, cfg.data.num_frames)
+        # Cheap checks first: the dataset and the size the transformer's config fixes, before any weights load.
+        self.train_set, self.val_set = scan_dataset(cfg.data, self.used, cfg.data.num_frames,
+                                                    model_size=transformer_video_size(cfg))
         comps = build_stage3_components(cfg, self.weight_dtype)
         tcfg = comps["transformer"].config
         if tcfg.get("use_learned_positional_embeddings"):
