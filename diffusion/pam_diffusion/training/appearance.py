@@ -92,6 +92,7 @@ class AppearanceTask:
                       for f in range(0, min(ep.num_frames, cfg.data.num_frames), cfg.data.frame_stride)]
         comps = build_stage2_components(cfg, self.device, self.weight_dtype)
         self.pipe = FluxControlNetPipeline(**comps)
+        self.pipe.set_progress_bar_config(disable=not cfg.train.progress)  # validation sampling
         for name, module in self.pipe.components.items():
             if isinstance(module, torch.nn.Module):
                 module.requires_grad_(False)

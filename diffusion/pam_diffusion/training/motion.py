@@ -132,6 +132,7 @@ class MotionTask:
                     f"data.height x data.width {cfg.data.height}x{cfg.data.width}: this transformer's learned "
                     f"positional embeddings take only {size[0]}x{size[1]} videos")
         self.pipe = PamCogVideoXControlPipeline(**comps)
+        self.pipe.set_progress_bar_config(disable=not cfg.train.progress)  # validation sampling
         self.transformer = self.pipe.transformer
         for name, module in self.pipe.components.items():
             if isinstance(module, torch.nn.Module):
