@@ -383,6 +383,23 @@ def test_init_from_a_mismatched_checkpoint_names_the_keys(dataset, tmp_path):
         train(config("appearance", dataset, tmp_path / "out", model__init_from=str(tmp_path / "controlnet.bin")))
 
 
+def test_init_from_a_transformer_that_does_not_fit_names_the_keys(dataset, tmp_path):
+    from pam_diffusion import CheckpointMismatchError
+    from pam_diffusion.tiny import tiny_cogvideox_transformer
+
+    folder = tmp_path / "init"
+    tiny_cogvideox_transformer(32, 48, zero_init=True).save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "text_embed_dim": 24}))  # weights say 32
+    with pytest.raises(CheckpointMismatchError, match=r"shape mismatches .*patch_embed\.text_proj\.weight"):
+        train(config_for_init(dataset, tmp_path, folder))
+    assert not list((tmp_path / "out").glob("checkpoint-*"))
+
+
+def config_for_init(dataset, tmp_path, folder):
+    return config("motion", dataset, tmp_path / "out", model__init_from=str(folder), model__num_control_blocks=1)
+
+
 def test_config_errors_name_the_key(dataset, tmp_path):
     from pam_diffusion.errors import ConfigError
 
