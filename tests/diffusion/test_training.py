@@ -432,3 +432,17 @@ def test_resume_never_refuses_an_existing_run(dataset, tmp_path):
     train(config("appearance", dataset, tmp_path / "out", train__max_steps=1))
     with pytest.raises(TrainingConfigError, match=r"already holds checkpoint-000001"):
         train(config("appearance", dataset, tmp_path / "out", train__max_steps=2, train__resume="never"))
+
+
+def test_split_file_selects_episodes(dataset, tmp_path):
+    from pam_diffusion.training import DataConfig
+    from pam_diffusion.training.data import scan_dataset
+
+    split = tmp_path / "s0_train.txt"
+    split.write_text("episode_000000\nepisode_000002\n")
+    train_set, val_set = scan_dataset(DataConfig(root=str(dataset), height=32, width=48, num_frames=9,
+                                                 split_file=str(split), val_episodes=0), ("depth",), 9)
+    assert [e.name for e in train_set.episodes] == ["episode_000000", "episode_000002"] and not len(val_set)
+    split.write_text("episode_000009\n")
+    with pytest.raises(DatasetError, match=r"names episode\(s\) not in .*: episode_000009"):
+        scan_dataset(DataConfig(root=str(dataset), height=32, width=48, split_file=str(split)), ("depth",), 9)
