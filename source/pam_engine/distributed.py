@@ -38,7 +38,11 @@ class _Worker:
         summary = GenerateSummary(diffusion_skipped=self.generator.diffusion is None)
         self.generator.run_indices([index], summary)
         return {"written": summary.written, "grasped": summary.grasped, "failed": summary.failed,
-                "attempted": summary.attempted, "stage_seconds": dict(summary.stage_seconds)}
+                "attempted": summary.attempted, "busy": summary.busy, "skipped": summary.skipped,
+                "stage_seconds": dict(summary.stage_seconds)}
+
+    def close(self) -> None:
+        self.generator.close()
 
 
 def run_on_ray(generator, ray_cfg: RayConfig, progress: bool = True):
@@ -49,7 +53,9 @@ def run_on_ray(generator, ray_cfg: RayConfig, progress: bool = True):
     from pam_engine.generate import GenerateSummary
 
     cfg = generator.cfg
+    generator.claims()  # sweeps what dead runs left before the list of episodes to make
     todo = [i for i in range(cfg.episodes) if i not in generator.done_indices()]
+    generator.close()
     summary = GenerateSummary(diffusion_skipped=generator.diffusion is None, skipped=cfg.episodes - len(todo))
     if not todo:
         return summary
@@ -69,8 +75,11 @@ def run_on_ray(generator, ray_cfg: RayConfig, progress: bool = True):
             summary.grasped += part["grasped"]
             summary.failed += part["failed"]
             summary.attempted += part["attempted"]
+            summary.busy += part["busy"]
+            summary.skipped += part["skipped"]
             for stage, seconds in part["stage_seconds"].items():
                 summary.stage_seconds[stage] += seconds
+        ray.get([w.close.remote() for w in workers])  # release claims before the actors end
     finally:
         if started_here:
             ray.shutdown()

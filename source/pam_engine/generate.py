@@ -3,7 +3,8 @@
 
 Episode i draws everything from ``np.random.default_rng([seed, i])``, so a batch is
 reproducible and a killed batch resumes where it stopped: finished episodes and recorded
-failures are skipped, stale temporary folders are removed.
+failures are skipped. Several runs may share the folder: each claims an episode before making it
+(``dataset.claims``), and only a provably dead run's claims and temporary folders are removed.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ class GenerateSummary:
     grasped: int = 0  # episodes whose grasp succeeded
     failed: int = 0
     skipped: int = 0
+    busy: int = 0  # held by another live run (it makes them)
     attempted: int = 0
     stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     diffusion_skipped: bool = True
@@ -121,7 +123,8 @@ class GenerateSummary:
         return self.grasped / self.attempted if self.attempted else 0.0
 
     def report(self) -> str:
-        lines = [f"episodes written: {self.written}, failed: {self.failed}, skipped (already done): {self.skipped}",
+        lines = [f"episodes written: {self.written}, failed: {self.failed}, skipped (already done): {self.skipped}"
+                 + (f", left to another run making them: {self.busy}" if self.busy else ""),
                  f"grasp success rate: {100 * self.success_rate:.0f}% of {self.attempted} attempted"]
         if self.attempted:
             per = ", ".join(f"{k} {v / self.attempted:.2f} s" for k, v in self.stage_seconds.items())
@@ -176,6 +179,9 @@ class Generator:
         self.diffusion = diffusion
         self.policy = policy
         self._capture_buffer = None  # reused between episodes (saves first-touch page faults)
+        self._claims = None
+        #: set (by a signal handler) to stop at the next episode boundary or before writing
+        self.stop_requested = False
 
     def _check_same_config(self) -> None:
         path = self.out / DATASET_CONFIG_FILE
@@ -193,43 +199,95 @@ class Generator:
             tmp.write_text(json.dumps({"config": current}, indent=2))
             tmp.replace(path)
 
+    def claims(self):
+        """This process's claims on the output folder (opened on first use; ``close()`` ends them)."""
+        from pam_engine.dataset.claims import ClaimStore
+
+        if self._claims is None:
+            self._claims = ClaimStore(self.out).open()  # also removes what dead runs left
+        return self._claims
+
+    def close(self) -> None:
+        """Release this process's claims and owner record (a killed run's are swept by the next)."""
+        if self._claims is not None:
+            self._claims.close()
+            self._claims = None
+
     def done_indices(self) -> set[int]:
-        """Episodes already written or recorded as failed (and stale temporary folders removed)."""
-        from pam_engine.dataset.format import EPISODE_RE, FAILURES_FILE, TMP_PREFIX
+        """Episodes already written or recorded as permanently failed."""
+        from pam_engine.dataset.format import EPISODE_RE
 
         done = {int(p.name.split("_")[1]) for p in self.out.iterdir() if EPISODE_RE.match(p.name)}
+        return done | self._failed_indices()
+
+    def _failed_indices(self) -> set[int]:
+        """Episodes in ``failures.jsonl`` that would fail again (a grasp that does not hold, bad
+        input); unexpected errors (``retry``: out of memory, I/O, ...) are tried again."""
+        from pam_engine.dataset.format import FAILURES_FILE
+
+        done = set()
         failures = self.out / FAILURES_FILE
         if failures.exists():
             for line in failures.read_text().splitlines():
                 try:
-                    done.add(int(json.loads(line)["episode"].split("_")[1]))
-                except (ValueError, KeyError, IndexError):
+                    entry = json.loads(line)
+                    if not entry.get("retry"):
+                        done.add(int(entry["episode"].split("_")[1]))
+                except (ValueError, KeyError, IndexError, AttributeError, TypeError):
                     continue
-        for stale in self.out.glob(f"{TMP_PREFIX}*"):  # left by a killed run: never complete
-            shutil.rmtree(stale, ignore_errors=True)
         return done
 
+    def _is_done(self, index: int) -> bool:
+        from pam_engine.dataset.format import episode_name
+
+        return (self.out / episode_name(index)).is_dir() or index in self._failed_indices()
+
     def run(self, progress: bool = True) -> GenerateSummary:
-        """Make every episode not done yet, here or on Ray workers (``cfg.ray``)."""
+        """Make every episode not done yet, here or on Ray workers (``cfg.ray``). Episodes that
+        another live run holds are left to it (``summary.busy``)."""
         if self.cfg.ray.workers > 0 or self.cfg.ray.address:
             return run_on_ray(self, self.cfg.ray, progress)
-        done = self.done_indices()
-        todo = [i for i in range(self.cfg.episodes) if i not in done]
-        summary = GenerateSummary(diffusion_skipped=self.diffusion is None, skipped=self.cfg.episodes - len(todo))
-        self.run_indices(todo, summary, progress)
+        try:
+            self.claims()
+            done = self.done_indices()
+            todo = [i for i in range(self.cfg.episodes) if i not in done]
+            summary = GenerateSummary(diffusion_skipped=self.diffusion is None, skipped=self.cfg.episodes - len(todo))
+            self.run_indices(todo, summary, progress)
+        finally:
+            self.close()
         return summary
 
     def run_indices(self, indices: list[int], summary: GenerateSummary, progress: bool = False) -> None:
-        """Make episodes ``indices``, counting into ``summary``; a failed one is recorded and the
-        rest go on."""
+        """Make episodes ``indices``, counting into ``summary``. Each is claimed first (one left
+        to a live run holding it); any exception in one episode is recorded with its traceback
+        and the rest go on. Ctrl-C / SIGTERM (``KeyboardInterrupt``) discards the episode in
+        flight and stops."""
+        import traceback
+
+        claims = self.claims()
         bar = tqdm(indices, desc="episodes", disable=not progress)
         for index in bar:
-            summary.attempted += 1
+            self._check_stop()
+            if not claims.claim(index):
+                summary.busy += 1
+                continue
             try:
-                self._capture_buffer = self._episode(plan_episode(self.cfg, index), summary, self._capture_buffer)
-            except PamError as exc:
-                summary.failed += 1
-                self.writer.record_failure(index, f"{type(exc).__name__}: {exc}")
+                if self._is_done(index):  # finished by another run since the list was made
+                    summary.skipped += 1
+                    continue
+                summary.attempted += 1
+                try:
+                    self._capture_buffer = self._episode(plan_episode(self.cfg, index), summary, self._capture_buffer)
+                except PamError as exc:
+                    summary.failed += 1
+                    self.writer.record_failure(index, f"{type(exc).__name__}: {exc}")
+                except Exception as exc:  # noqa: BLE001 - CUDA OOM, PyAV, MuJoCo, bugs: record, go on
+                    summary.failed += 1
+                    self._capture_buffer = None
+                    self.writer.record_failure(index, f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
+                                               error=type(exc).__name__, retry=True)
+            finally:
+                claims.release(index)
             bar.set_postfix(ok=summary.written, failed=summary.failed)
 
     def _episode(self, plan: EpisodePlan, summary: GenerateSummary, capture_buffer):
@@ -273,10 +331,18 @@ class Generator:
             summary.stage_seconds["diffusion"] += time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        self.writer.write(episode, index=plan.index)
+        self._check_stop()
+        if not self.claims().still_held(plan.index):  # our lease lapsed and another run took it over
+            summary.busy += 1
+            return seq
+        self.writer.write(episode, index=plan.index, tmp_name=self.claims().tmp_name(f"episode_{plan.index:06d}"))
         summary.stage_seconds["write"] += time.perf_counter() - t0
         summary.written += 1
         return seq
+
+    def _check_stop(self) -> None:
+        if self.stop_requested:
+            raise KeyboardInterrupt
 
     def _start_sampler(self, rng: np.random.Generator):
         r = self.cfg.randomization

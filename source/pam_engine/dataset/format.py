@@ -9,7 +9,8 @@ An episode is one folder ``episode_NNNNNN/`` holding:
   (``seg``: uint8 (T, H, W) DexYCB ids), both lossless;
 - ``sim_rgb.mp4`` and one mp4 per condition map (``depth``, ``seg``, ``hand_keypoints``,
   ``hand_mesh``, ``normal``), H.264 yuv420p; ``video.mp4`` only when the diffusion stages ran.
-Episodes are written to a ``.tmp-*`` sibling and renamed when complete.
+Episodes are written to a ``.tmp-<owner>-*`` sibling and renamed when complete; runs sharing a
+folder claim episodes in ``.claims/`` (``dataset.claims``).
 """
 
 from __future__ import annotations
@@ -43,8 +44,13 @@ MAP_VIDEOS: dict[str, str] = {
 }
 #: One JSON line per episode that failed to be produced (written by ``EpisodeWriter.record_failure``).
 FAILURES_FILE = "failures.jsonl"
+#: Folder of traceback files of episodes that failed with an unexpected error.
+FAILURES_DIR = "failures"
+#: Folder of the claims of runs making episodes (``dataset.claims``); empty when none runs.
+CLAIMS_DIR = ".claims"
 #: Files a dataset folder may hold besides episodes (viewer page, dataset index, failure log).
 ROOT_FILES = frozenset({"index.html", "dataset.json", FAILURES_FILE})
+ROOT_DIRS = frozenset({FAILURES_DIR, CLAIMS_DIR})
 
 
 def episode_name(index: int) -> str:
@@ -63,7 +69,7 @@ def is_allowed_root_entry(path: Path) -> bool:
     if name.startswith(TMP_PREFIX):
         return True
     if path.is_dir():
-        return is_episode_name(name)
+        return is_episode_name(name) or name in ROOT_DIRS
     return name in ROOT_FILES
 
 

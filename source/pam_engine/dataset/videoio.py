@@ -25,14 +25,31 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 15.0, crf: in
             stream = container.add_stream("libx264", rate=_rate(fps))
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
             stream.options = {"crf": str(crf), "preset": preset}
-            for frame in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            for i, frame in enumerate(frames):
+                for packet in stream.encode(_yuv_frame(frame, i, stream.codec_context.time_base)):
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
     except OSError as exc:
         raise OutputError(f"cannot write video {path}: {exc}") from exc
     return path
+
+
+def _yuv_frame(rgb: np.ndarray, index: int, time_base) -> av.VideoFrame:
+    """An yuv420p frame whose row padding is zero. x264 reads the padding beyond each row, and
+    FFmpeg leaves it uninitialised: without this, the same frames encode to different bytes
+    from run to run (an episode would not be reproducible)."""
+    converted = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    out = av.VideoFrame(converted.width, converted.height, "yuv420p")
+    for src, dst in zip(converted.planes, out.planes):
+        rows = np.frombuffer(src, np.uint8).reshape(-1, src.line_size)[:, : src.width]
+        padded = np.zeros((rows.shape[0], dst.line_size), np.uint8)
+        padded[:, : src.width] = rows
+        dst.update(padded)
+    out.pts = index
+    if time_base is not None:
+        out.time_base = time_base
+    return out
 
 
 def _rate(fps: float):
