@@ -6,11 +6,13 @@ resumes the same way."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import socket
+from dataclasses import dataclass
 
 from tqdm import tqdm
 
 from pam_engine.config import from_dict, to_dict
+from pam_engine.errors import ConfigError
 
 
 @dataclass
@@ -21,7 +23,62 @@ class RayConfig:
     workers: int = 0
     address: str | None = None
     cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0  # e.g. 1 when the diffusion stages run on the workers' GPUs
+    #: GPUs Ray reserves per worker; None: 1 when the diffusion stages are configured on a CUDA
+    #: device ("cuda", "cuda:N", or "auto"), else 0
+    gpus_per_worker: float | None = None
+    connect_timeout_s: float = 10.0  # a cluster address that does not answer in this time is an error
+
+    @property
+    def enabled(self) -> bool:
+        return self.workers > 0 or bool(self.address)
+
+    def check(self) -> None:
+        import math
+
+        if self.workers < 0:
+            raise ConfigError(f"config key 'ray.workers' (--workers): expected 0 (run here) or a number of Ray "
+                              f"workers >= 1, got {self.workers}")
+        if not (math.isfinite(self.cpus_per_worker) and self.cpus_per_worker > 0):
+            raise ConfigError(f"config key 'ray.cpus_per_worker': expected > 0, got {self.cpus_per_worker}")
+        if self.gpus_per_worker is not None and not (math.isfinite(self.gpus_per_worker) and self.gpus_per_worker >= 0):
+            raise ConfigError(f"config key 'ray.gpus_per_worker': expected >= 0, got {self.gpus_per_worker}")
+        if not (math.isfinite(self.connect_timeout_s) and self.connect_timeout_s > 0):
+            raise ConfigError(f"config key 'ray.connect_timeout_s': expected > 0, got {self.connect_timeout_s}")
+        if self.address is not None:
+            parse_address(self.address)
+
+    def num_gpus(self, diffusion) -> float:
+        if self.gpus_per_worker is not None:
+            return float(self.gpus_per_worker)
+        return 1.0 if diffusion.is_configured() and diffusion.device != "cpu" else 0.0
+
+
+def parse_address(address: str) -> tuple[str, int] | None:
+    """(host, port) of a Ray address ("ray://host:10001" or a GCS "host:6379"); None for "auto".
+    A malformed address is a ConfigError naming it."""
+    text = address.strip()
+    if text == "auto":
+        return None
+    rest = text[len("ray://"):] if text.startswith("ray://") else text
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host:
+        raise ConfigError(f"config key 'ray.address' (--ray-address): expected 'auto', 'ray://host:port' or "
+                          f"'host:port', got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def check_reachable(address: str, timeout_s: float) -> None:
+    """Fail fast and clearly when nothing listens at a cluster address (Ray itself retries for
+    about 30 s, then raises a long traceback)."""
+    target = parse_address(address)
+    if target is None:
+        return
+    try:
+        with socket.create_connection(target, timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--ray-address {address}: nothing answers at {target[0]}:{target[1]} "
+                          f"({exc.strerror or exc}); start the cluster (`ray start --head`) or fix the address") from exc
 
 
 class _Worker:
@@ -30,6 +87,7 @@ class _Worker:
     def __init__(self, cfg_dict: dict, out: str):
         from pam_engine.generate import GenerateConfig, Generator
 
+        # policy and diffusion are built here, from the config, on the worker's own devices
         self.generator = Generator(from_dict(GenerateConfig, cfg_dict), out)
 
     def episode(self, index: int) -> dict:
@@ -56,17 +114,18 @@ def run_on_ray(generator, ray_cfg: RayConfig, progress: bool = True):
     generator.claims()  # sweeps what dead runs left before the list of episodes to make
     todo = [i for i in range(cfg.episodes) if i not in generator.done_indices()]
     generator.close()
-    summary = GenerateSummary(diffusion_skipped=generator.diffusion is None, skipped=cfg.episodes - len(todo))
+    summary = GenerateSummary(diffusion_skipped=not generator.diffusion_enabled, skipped=cfg.episodes - len(todo))
     if not todo:
         return summary
     started_here = not ray.is_initialized()
     if started_here:
         if ray_cfg.address:
+            check_reachable(ray_cfg.address, ray_cfg.connect_timeout_s)
             ray.init(address=ray_cfg.address, log_to_driver=False)
         else:
             ray.init(num_cpus=max(ray_cfg.workers, 1), include_dashboard=False, log_to_driver=False)
     try:
-        actor = ray.remote(num_cpus=ray_cfg.cpus_per_worker, num_gpus=ray_cfg.gpus_per_worker)(_Worker)
+        actor = ray.remote(num_cpus=ray_cfg.cpus_per_worker, num_gpus=ray_cfg.num_gpus(cfg.diffusion))(_Worker)
         workers = [actor.remote(to_dict(cfg), str(generator.out)) for _ in range(max(ray_cfg.workers, 1))]
         pool = ActorPool(workers)
         results = pool.map_unordered(lambda w, i: w.episode.remote(i), todo)

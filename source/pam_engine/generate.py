@@ -10,7 +10,7 @@ failures are skipped. Several runs may share the folder: each claims an episode 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -83,18 +83,62 @@ class GenerateConfig:
     ray: RayConfig = field(default_factory=RayConfig)
 
     def check(self) -> None:
+        """Every value in range, the prompt template renders: ConfigError naming the key, before
+        anything is written (objects and the output folder are checked by ``Generator``)."""
+        from pam_engine.stage1 import check_numbers, check_stage1
+
         check_resolution(self.width, self.height)
+        check_stage1(self.stage1)
+        if self.episodes < 1:
+            raise ConfigError(f"config key 'episodes': expected at least 1, got {self.episodes}")
+        if self.seed < 0:
+            raise ConfigError(f"config key 'seed': expected an integer >= 0, got {self.seed}")
+        r = self.randomization
+        check_numbers(r, "randomization")
+        if not r.objects:
+            raise ConfigError("config key 'randomization.objects': expected at least one object")
+        if r.distractors < 0:
+            raise ConfigError(f"config key 'randomization.distractors': expected >= 0, got {r.distractors}")
+        for key in ("start_distance", "start_lift"):
+            lo, hi = getattr(r, key)
+            if not 0 <= lo <= hi:
+                raise ConfigError(f"config key 'randomization.{key}': expected (low, high) with 0 <= low <= high, "
+                                  f"got {[lo, hi]}")
+        for key in ("placement_radius", "start_rotation"):
+            if getattr(r, key) < 0:
+                raise ConfigError(f"config key 'randomization.{key}': expected >= 0, got {getattr(r, key)}")
+        check_prompt_template(self.prompt.template)
+        self.ray.check()
         d = self.diffusion
         d.num_frames, d.height, d.width, d.fps = self.stage1.num_frames, self.height, self.width, int(self.stage1.scene.fps)
         if self.diffusion.is_configured() and (self.stage1.num_frames - 1) % 4:
             raise ConfigError(f"config key 'stage1.num_frames': the video stage needs 4k+1 frames, got {self.stage1.num_frames}")
-        if self.episodes < 1:
-            raise ConfigError(f"config key 'episodes': expected at least 1, got {self.episodes}")
-        if not self.randomization.objects:
-            raise ConfigError("config key 'randomization.objects': expected at least one object")
         cam = self.randomization.camera
         if (cam.width, cam.height) != (self.width, self.height):
             cam.width, cam.height = self.width, self.height
+
+
+PROMPT_FIELDS = ("object", "surface", "lighting")
+
+
+def check_prompt_template(template: str) -> None:
+    """The template may use only ``{object}``, ``{surface}`` and ``{lighting}`` (no attribute or
+    index look-ups: a template is data), and must render."""
+    import string
+
+    key = "config key 'prompt.template'"
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc} in {template!r} (write literal braces as {{{{ and }}}})") from exc
+    for name in fields:
+        if name not in PROMPT_FIELDS:
+            raise ConfigError(f"{key}: unknown field {{{name}}} in {template!r}; expected only "
+                              + ", ".join("{" + f + "}" for f in PROMPT_FIELDS))
+    try:
+        template.format(object="an object", surface="a table", lighting="daylight")
+    except (ValueError, KeyError, IndexError) as exc:
+        raise ConfigError(f"{key}: does not render ({type(exc).__name__}: {exc})") from exc
 
 
 @dataclass
@@ -133,7 +177,10 @@ class GenerateSummary:
 
 
 def readable_name(name: str) -> str:
-    """'006_mustard_bottle' -> 'a mustard bottle'."""
+    """'006_mustard_bottle' -> 'a mustard bottle'; a mesh file by its file name only
+    ('/home/me/scans/red_cup.obj' -> 'a red cup')."""
+    if "/" in name or "\\" in name or Path(name).suffix:
+        name = Path(name.replace("\\", "/")).stem.replace("-", "_")
     words = name.split("_")
     if words and words[0].isdigit():
         words = words[1:]
@@ -164,15 +211,22 @@ class Generator:
         from pam_engine.dataset.writer import EpisodeWriter
 
         cfg.check()
+        self.cfg = cfg
+        self.out = Path(out)
+        self._check_objects()
+        injected_policy = policy is not None
         if policy is None and cfg.policy:
             from pam_engine.policy.loading import load_policy
 
             policy = load_policy(cfg.policy)  # a bad checkpoint fails here, before anything is written
-        self.cfg = cfg
-        self.out = Path(out)
-        self.writer = EpisodeWriter(self.out)  # checks the folder before any work
+        self.writer = EpisodeWriter(self.out)  # checks the folder is usable and writable
         self._check_same_config()
-        if diffusion is None and cfg.diffusion.is_configured():
+        if cfg.ray.enabled and (diffusion is not None or injected_policy):
+            raise ConfigError("a policy or diffusion object given from Python cannot be sent to Ray workers: each worker "
+                              "builds its own from the config (keys 'policy' and 'diffusion'); pass them through the "
+                              "config, or run without Ray (ray.workers=0, no ray.address)")
+        if diffusion is None and cfg.diffusion.is_configured() and not cfg.ray.enabled:
+            # with Ray, only the workers load the models: the driver may have no GPU or memory for them
             from pam_diffusion.generator import PamVideoGenerator
 
             diffusion = video_stage(PamVideoGenerator.from_config(cfg.diffusion))
@@ -182,22 +236,62 @@ class Generator:
         self._claims = None
         #: set (by a signal handler) to stop at the next episode boundary or before writing
         self.stop_requested = False
+        self._write_dataset_json()  # only now: every check passed
+
+    @property
+    def diffusion_enabled(self) -> bool:
+        """Whether episodes get the photoreal video (here, or on the Ray workers)."""
+        return self.diffusion is not None or (self.cfg.ray.enabled and self.cfg.diffusion.is_configured())
+
+    def _check_objects(self) -> None:
+        """Every object of the pool resolves and its mesh loads (no collision decomposition)."""
+        from pam_engine.errors import AssetError
+        from pam_engine.objects.asset import check_object
+
+        for i, name in enumerate(self.cfg.randomization.objects):
+            try:
+                check_object(name)
+            except AssetError as exc:
+                raise ConfigError(f"config key 'randomization.objects[{i}]': {exc}") from exc
+
+    def _identity(self) -> dict:
+        return json.loads(json.dumps({k: v for k, v in to_dict(self.cfg).items() if k != "ray"}))
 
     def _check_same_config(self) -> None:
+        """A folder holding a dataset resumes only with the config that made it; the refusal
+        names the keys that differ."""
         path = self.out / DATASET_CONFIG_FILE
-        current = {k: v for k, v in to_dict(self.cfg).items() if k != "ray"}
+        if not path.exists():
+            return
+        try:
+            previous = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise OutputError(f"{path} is unreadable ({exc}); remove it or use another folder") from exc
+        if not isinstance(previous, dict):
+            raise OutputError(f"{path} is not a dataset description (expected a JSON object)")
+        differing = differing_keys(previous.get("config"), self._identity())
+        if differing:
+            shown = ", ".join(differing[:8]) + (f" and {len(differing) - 8} more" if len(differing) > 8 else "")
+            raise OutputError(f"{self.out} holds a dataset made with a different config (differing keys: {shown}); "
+                              "resume with the same config or choose another output folder")
+
+    def _write_dataset_json(self) -> None:
+        from pam_engine.dataset.format import dataset_description, features
+
+        path = self.out / DATASET_CONFIG_FILE
         if path.exists():
-            try:
-                previous = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise OutputError(f"{path} is unreadable ({exc}); remove it or use another folder") from exc
-            if previous.get("config") != json.loads(json.dumps(current)):
-                raise OutputError(f"{self.out} holds a dataset made with a different config; resume with the same "
-                                  "config or choose another output folder")
-        else:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps({"config": current}, indent=2))
-            tmp.replace(path)
+            return
+        tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+        cfg = self.cfg
+        n_objects = 1 + min(cfg.randomization.distractors, len(set(cfg.randomization.objects)) - 1)
+        schema = features(cfg.stage1.num_frames, cfg.height, cfg.width, n_objects, self.diffusion_enabled)
+        tmp.write_text(json.dumps(dataset_description(self._identity(), cfg.episodes, schema), indent=2))
+        try:
+            os.link(tmp, path)  # exclusive: a run started at the same moment with another config loses
+        except FileExistsError:
+            self._check_same_config()
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def claims(self):
         """This process's claims on the output folder (opened on first use; ``close()`` ends them)."""
@@ -245,13 +339,13 @@ class Generator:
     def run(self, progress: bool = True) -> GenerateSummary:
         """Make every episode not done yet, here or on Ray workers (``cfg.ray``). Episodes that
         another live run holds are left to it (``summary.busy``)."""
-        if self.cfg.ray.workers > 0 or self.cfg.ray.address:
+        if self.cfg.ray.enabled:
             return run_on_ray(self, self.cfg.ray, progress)
         try:
             self.claims()
             done = self.done_indices()
             todo = [i for i in range(self.cfg.episodes) if i not in done]
-            summary = GenerateSummary(diffusion_skipped=self.diffusion is None, skipped=self.cfg.episodes - len(todo))
+            summary = GenerateSummary(diffusion_skipped=not self.diffusion_enabled, skipped=self.cfg.episodes - len(todo))
             self.run_indices(todo, summary, progress)
         finally:
             self.close()
@@ -357,6 +451,16 @@ class Generator:
             return HandPose(make_transform(rotation, position), np.zeros(n_dof))
 
         return sample
+
+
+def differing_keys(a, b, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain-data configs."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b), key=str):
+            out += differing_keys(a.get(key, "<absent>"), b.get(key, "<absent>"), f"{prefix}.{key}" if prefix else str(key))
+        return out
+    return [] if a == b else [prefix or "<config>"]
 
 
 def video_stage(generator):

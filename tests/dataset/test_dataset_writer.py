@@ -22,11 +22,16 @@ def test_written_episode_reads_back(tmp_path, synthetic_episode):
     folder = EpisodeWriter(tmp_path / "ds").write(ep, index=7)
     assert folder.name == "episode_000007"
     names = sorted(p.name for p in folder.iterdir())
-    assert names == sorted(["meta.json", "labels.npz", "depth_raw.npz", "seg_raw.npz", "video.mp4",
+    assert names == sorted(["meta.json", "labels.npz", "depth_raw.mkv", "seg_raw.npz", "video.mp4",
                             *MAP_VIDEOS.values()])
     back = load_episode(folder)
     assert back.meta == ep.meta
-    np.testing.assert_array_equal(back.depth, ep.depth)  # lossless
+    # depth: lossless at 0.1 mm (uint16 units in FFV1), so within 0.05 mm of the float metres
+    np.testing.assert_allclose(back.depth, ep.depth, rtol=0, atol=0.5e-4 + 1e-7)
+    from pam_engine.dataset.videoio import read_depth_units
+
+    np.testing.assert_array_equal(read_depth_units(folder / "depth_raw.mkv"),
+                                  np.rint(ep.depth.astype(np.float64) * 10000).astype(np.uint16))
     np.testing.assert_array_equal(back.seg, ep.seg)
     for key, value in ep.labels.items():
         np.testing.assert_array_equal(back.labels[key], value)

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"ray.address={args.ray_address}")
     cfg = load_config(GenerateConfig, args.config, overrides)
     generator = Generator(cfg, args.out)
-    if generator.diffusion is None:
+    if not generator.diffusion_enabled:
         print(cfg.diffusion.skip_message())
     t0 = time.perf_counter()
     stopped = {}

@@ -10,7 +10,9 @@ import numpy as np
 
 from pam_engine.config import from_dict
 from pam_engine.dataset.format import (
+    DEPTH_NPZ_FILE,
     DEPTH_RAW_FILE,
+    DEPTH_UNITS_PER_METRE,
     LABELS_FILE,
     MAP_VIDEOS,
     META_FILE,
@@ -19,7 +21,7 @@ from pam_engine.dataset.format import (
     EpisodeMeta,
     is_episode_name,
 )
-from pam_engine.dataset.videoio import read_video
+from pam_engine.dataset.videoio import read_depth, read_video
 from pam_engine.errors import ConfigError
 
 
@@ -66,9 +68,12 @@ class Episode:
 
     @cached_property
     def depth(self) -> np.ndarray:
-        """(T, H, W) float32 metres along the optical axis, 0 = no surface."""
-        with np.load(self.path / DEPTH_RAW_FILE, allow_pickle=False) as data:
-            return data["depth"]
+        """(T, H, W) float32 metres along the optical axis, 0 = no surface (format 2: exact to
+        0.05 mm; format 1's float32 npz is read as it was written)."""
+        if not (self.path / DEPTH_RAW_FILE).is_file() and (self.path / DEPTH_NPZ_FILE).is_file():
+            with np.load(self.path / DEPTH_NPZ_FILE, allow_pickle=False) as data:
+                return data["depth"]
+        return read_depth(self.path / DEPTH_RAW_FILE, DEPTH_UNITS_PER_METRE)
 
     @cached_property
     def seg(self) -> np.ndarray:

@@ -15,6 +15,7 @@ from pam_engine.config import to_dict
 from pam_engine.dataset.episode import EpisodeData
 from pam_engine.dataset.format import (
     DEPTH_RAW_FILE,
+    DEPTH_UNITS_PER_METRE,
     EPISODE_RE,
     FAILURES_DIR,
     FAILURES_FILE,
@@ -29,7 +30,7 @@ from pam_engine.dataset.format import (
     is_allowed_root_entry,
     save_npz,
 )
-from pam_engine.dataset.videoio import write_video
+from pam_engine.dataset.videoio import write_depth, write_video
 from pam_engine.errors import OutputError
 
 
@@ -110,7 +111,7 @@ class EpisodeWriter:
     def _write_files(self, folder: Path, ep: EpisodeData) -> None:
         fps = ep.meta.fps
         save_npz(folder / LABELS_FILE, 6, **{k: v for k, v in ep.labels.items()})
-        save_npz(folder / DEPTH_RAW_FILE, 1, depth=ep.depth)
+        write_depth(folder / DEPTH_RAW_FILE, ep.depth, fps, DEPTH_UNITS_PER_METRE)
         save_npz(folder / SEG_RAW_FILE, 6, seg=ep.seg)
         write_video(folder / MAP_VIDEOS["sim_rgb"], ep.sim_rgb, fps, self.crf)
         for name, frames in ep.maps.items():
