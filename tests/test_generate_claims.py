@@ -145,7 +145,7 @@ def test_sigterm_discards_the_episode_in_flight_and_exits_cleanly(tmp_path):
 def test_a_live_runs_temporary_folder_and_claim_are_left_alone(tmp_path):
     """The old start-up deleted every .tmp-* folder, including one a live run was writing."""
     from pam_engine.config import load_config
-    from pam_engine.generate import GenerateConfig, Generator
+    from pam_engine.pipeline import GenerateConfig, Generator
 
     out = tmp_path / "data"
     cfg = load_config(GenerateConfig, None, TINY + ["episodes=2", "seed=7"])

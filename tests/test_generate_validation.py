@@ -8,7 +8,7 @@ import pytest
 from pam_engine.cli import main
 from pam_engine.config import load_config
 from pam_engine.errors import ConfigError, OutputError
-from pam_engine.generate import GenerateConfig, Generator
+from pam_engine.pipeline import GenerateConfig, Generator
 
 TINY = ["width=96", "height=64", "stage1.num_frames=9", "randomization.objects=[061_foam_brick]",
         "randomization.preview=false", "randomization.camera.distance=[0.5,0.6]", "keep_failed=true",
@@ -82,7 +82,7 @@ def test_an_unexpected_error_in_one_episode_is_recorded_and_the_batch_goes_on(tm
 
 
 def test_prompt_names_a_custom_mesh_by_its_file_name_only(tmp_path):
-    from pam_engine.generate import readable_name
+    from pam_engine.pipeline import readable_name
 
     assert readable_name("/home/someone/private/scans/red_cup.obj") == "a red cup"
     assert readable_name("C:\\Users\\me\\mesh-01.stl") == "a mesh 01"

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-import pam_engine.stage1 as stage1
+import pam_engine.pose as stage1
 from pam_engine.cli import main
 
 

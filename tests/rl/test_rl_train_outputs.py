@@ -9,7 +9,7 @@ import pytest
 
 from pam_engine.cli import main
 from pam_engine.errors import OutputError
-from pam_engine.rl.train import TrainConfig, check_outputs, shipped_policy_dir, train
+from pam_engine.training.policy import TrainConfig, check_outputs, shipped_policy_dir, train
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "policies" / "grasp_residual.pth"

@@ -77,7 +77,7 @@ def _require(arrays: dict, key: str, shape: tuple, path: str) -> np.ndarray:
 
 
 def load_grasp(path: str, n_dof: int):
-    from pam_engine.policy.grasp_synthesis import GraspTarget
+    from pam_engine.pose.grasp.synthesis import GraspTarget
 
     arrays = _read_arrays(path)
     return GraspTarget(
@@ -111,9 +111,9 @@ def _check_writable(out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pam_engine.stage1 import HandCache, ObjectSpec, Stage1Config, Stage1Request, simulate
+    from pam_engine.pose import HandCache, ObjectSpec, Stage1Config, Stage1Request, simulate
 
-    from pam_engine.stage1 import check_stage1
+    from pam_engine.pose.request import check_stage1
 
     out = Path(args.out)
     if out.suffix != ".npz":

@@ -92,7 +92,8 @@ def write_depth(path: str | Path, depth_m: np.ndarray, fps: float = 15.0, units_
                          f"[{np.nanmin(depth_m):g}, {np.nanmax(depth_m):g}]")
     path = Path(path)
     try:
-        with av.open(str(path), mode="w", format="matroska") as container:
+        # bitexact: no random segment UID or date, so the same depth gives the same bytes
+        with av.open(str(path), mode="w", format="matroska", options={"fflags": "+bitexact"}) as container:
             stream = container.add_stream("ffv1", rate=_rate(fps))
             stream.width, stream.height, stream.pix_fmt = depth_m.shape[2], depth_m.shape[1], "gray16le"
             stream.options = {"level": "3", "coder": "1", "context": "0", "slices": "4", "slicecrc": "1"}
