@@ -185,3 +185,25 @@ def test_failures_are_recorded_beside_episodes(tmp_path, synthetic_episode):
     report = validate_dataset(tmp_path / "ds")
     assert report.ok and any("2 episode(s) failed" in n for n in report.notes)
     EpisodeWriter(tmp_path / "ds")  # the log does not make the folder foreign
+
+
+def test_reader_checks_the_dataset_version_and_features(tmp_path, synthetic_episode):
+    from pam_engine.dataset.format import dataset_description, features
+    from pam_engine.dataset.reader import read_description
+    from pam_engine.dataset.validate import validate_dataset
+
+    root = tmp_path / "ds"
+    EpisodeWriter(root).write(synthetic_episode())
+    good = dataset_description({}, 1, features(5, 48, 64, 1, False))
+    (root / "dataset.json").write_text(json.dumps(good))
+    assert read_description(root)["features"]["labels.joint_3d"]["shape"] == [5, 21, 3]
+    assert len(list_episodes(root)) == 1 and validate_dataset(root).ok
+    (root / "dataset.json").write_text(json.dumps(dict(good, format_version=99)))
+    with pytest.raises(ConfigError, match="format version 99"):
+        list_episodes(root)
+    assert any("format version 99" in p for p in validate_dataset(root).dataset)
+    bad = json.loads(json.dumps(good))
+    bad["features"]["depth"]["dtype"] = "float32"
+    (root / "dataset.json").write_text(json.dumps(bad))
+    with pytest.raises(ConfigError, match="feature 'depth' is float32"):
+        read_description(root)

@@ -17,7 +17,6 @@ from pam_engine.capture.labels import LABEL_DTYPES, LABEL_SHAPES
 from pam_engine.conventions import SEG_HAND
 from pam_engine.dataset.format import (
     CLAIMS_DIR,
-    DATASET_FORMAT,
     DEPTH_NPZ_FILE,
     DEPTH_RAW_FILE,
     DEPTH_UNITS_PER_METRE,
@@ -125,11 +124,12 @@ def _check_description(root: Path, report: ValidationReport, failed: set[str]) -
     if not isinstance(desc, dict):
         report.dataset.append(f"{DATASET_FILE}: expected a JSON object")
         return
-    version = desc.get("format_version", 1)
-    if "format" in desc and desc["format"] != DATASET_FORMAT:
-        report.dataset.append(f"{DATASET_FILE}: format {desc['format']!r}, expected {DATASET_FORMAT!r}")
-    if version not in READABLE_VERSIONS:
-        report.dataset.append(f"{DATASET_FILE}: format version {version!r}, this engine reads {list(READABLE_VERSIONS)}")
+    from pam_engine.dataset.reader import read_description
+
+    try:
+        read_description(root)
+    except PamError as exc:
+        report.dataset.append(str(exc))
     count = desc.get("episodes", (desc.get("config") or {}).get("episodes"))
     if not isinstance(count, int) or count < 0:
         return
