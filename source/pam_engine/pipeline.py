@@ -208,7 +208,7 @@ def plan_episode(cfg: GenerateConfig, index: int) -> EpisodePlan:
 class Generator:
     """Runs a batch into one dataset folder."""
 
-    def __init__(self, cfg: GenerateConfig, out: str | Path, diffusion=None, policy=None):
+    def __init__(self, cfg: GenerateConfig, out: str | Path, diffusion=None, policy=None, check_objects: bool = True):
         """``diffusion(episode, plan) -> video`` overrides the configured diffusion stages (tests
         pass tiny models); otherwise they load from ``cfg.diffusion`` when configured."""
         from pam_engine.dataset.writer import EpisodeWriter
@@ -216,7 +216,8 @@ class Generator:
         cfg.check()
         self.cfg = cfg
         self.out = Path(out)
-        self._check_objects()
+        if check_objects:  # the Ray driver checked them already for its workers
+            self._check_objects()
         injected_policy = policy is not None
         if policy is None and cfg.policy:
             from pam_engine.policy.loading import load_policy
@@ -244,7 +245,7 @@ class Generator:
     @classmethod
     def from_config_dict(cls, cfg_dict: dict, out: str | Path) -> "Generator":
         """A generator from a plain config dict (how Ray workers receive it)."""
-        return cls(from_dict(GenerateConfig, cfg_dict), out)
+        return cls(from_dict(GenerateConfig, cfg_dict), out, check_objects=False)
 
     def new_summary(self, skipped: int = 0) -> "GenerateSummary":
         return GenerateSummary(diffusion_skipped=not self.diffusion_enabled, skipped=skipped)

@@ -106,8 +106,9 @@ def _failed_episodes(root: Path, report: ValidationReport) -> set[str]:
             names.add(str(entry["episode"]))
         except (ValueError, KeyError, TypeError):
             report.dataset.append(f"{FAILURES_FILE}: line {number} is not a failure record")
-    if names:
-        report.notes.append(f"{FAILURES_FILE}: {len(names)} episode(s) failed to be produced (see the file)")
+    unresolved = names - set(report.episodes)  # an error retried on resume may have succeeded since
+    if unresolved:
+        report.notes.append(f"{FAILURES_FILE}: {len(unresolved)} episode(s) failed to be produced (see the file)")
     return names
 
 
