@@ -116,7 +116,12 @@ def run_on_ray(generator, todo: list[int], summary, ray_cfg: RayConfig, progress
     if started_here:
         if ray_cfg.address:
             check_reachable(ray_cfg.address, ray_cfg.connect_timeout_s)
-            ray.init(address=ray_cfg.address, log_to_driver=False)
+            try:
+                ray.init(address=ray_cfg.address, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:  # e.g. "auto" with no cluster running
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ConfigError(f"--ray-address {ray_cfg.address}: cannot join the Ray cluster ({first}); start it "
+                                  "with `ray start --head` or fix the address") from None
         else:
             ray.init(num_cpus=max(ray_cfg.workers, 1), include_dashboard=False, log_to_driver=False)
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -293,7 +294,7 @@ class Generator:
         path = self.out / DATASET_CONFIG_FILE
         if path.exists():
             return
-        tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+        tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         cfg = self.cfg
         n_objects = 1 + min(cfg.randomization.distractors, len(set(cfg.randomization.objects)) - 1)
         schema = features(cfg.stage1.num_frames, cfg.height, cfg.width, n_objects, self.diffusion_enabled)

@@ -237,6 +237,12 @@ class ClaimStore:
         removed = []
         for entry in sorted(self.root.glob(f"{TMP_PREFIX}*")):
             token = entry.name[len(TMP_PREFIX):].split("-", 1)[0]
+            if entry.is_file() and entry.name.startswith(f"{TMP_PREFIX}dataset.json-"):
+                # dataset.json is written in well under a second: an old copy is a crash's
+                if time.time() - entry.stat().st_mtime > 600:
+                    entry.unlink(missing_ok=True)
+                    removed.append(entry.name)
+                continue
             if len(token) == 16 and self.owner_dead(token):
                 shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
                 removed.append(entry.name)
