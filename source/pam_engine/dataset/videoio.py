@@ -24,7 +24,9 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 15.0, crf: in
         with av.open(str(path), mode="w") as container:
             stream = container.add_stream("libx264", rate=_rate(fps))
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.options = {"crf": str(crf), "preset": preset}
+            # mbtree off: x264's macroblock tree reads uninitialised memory, so the same frames
+            # encoded to different bytes depending on the heap (found with MALLOC_PERTURB_)
+            stream.options = {"crf": str(crf), "preset": preset, "x264-params": "mbtree=0"}
             for i, frame in enumerate(frames):
                 for packet in stream.encode(_yuv_frame(frame, i, stream.codec_context.time_base)):
                     container.mux(packet)
