@@ -207,3 +207,36 @@ def test_reader_checks_the_dataset_version_and_features(tmp_path, synthetic_epis
     (root / "dataset.json").write_text(json.dumps(bad))
     with pytest.raises(ConfigError, match="feature 'depth' is float32"):
         read_description(root)
+
+
+def test_videos_and_depth_encode_to_the_same_bytes_whatever_the_heap(tmp_path):
+    """The same frames give the same files in fresh processes whose uninitialised memory differs
+    (MALLOC_PERTURB_): x264 read its row padding and its macroblock tree read garbage, and
+    Matroska wrote a random segment UID."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (9, 64, 96, 3), dtype=np.uint8)
+    frames[:, 20:40, 30:60] = 200  # some structure for the motion search
+    depth = rng.uniform(0.3, 0.9, (9, 64, 96)).astype(np.float32)
+    np.savez(tmp_path / "in.npz", frames=frames, depth=depth)
+    script = (
+        "import sys, numpy as np\n"
+        "from pam_engine.dataset.videoio import write_video, write_depth\n"
+        "d = np.load(sys.argv[1])\n"
+        "write_video(sys.argv[2] + '.mp4', d['frames'], 15.0)\n"
+        "write_depth(sys.argv[2] + '.mkv', d['depth'], 15.0)\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    digests = set()
+    for perturb in ("165", "77", "3"):
+        env = dict(os.environ, MALLOC_PERTURB_=perturb,
+                   PYTHONPATH=os.pathsep.join([str(repo / "source"), str(repo / "diffusion")]))
+        out = tmp_path / f"run{perturb}"
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / "in.npz"), str(out)], env=env, check=True)
+        digests.add(tuple(hashlib.sha256(Path(f"{out}{ext}").read_bytes()).hexdigest() for ext in (".mp4", ".mkv")))
+    assert len(digests) == 1
