@@ -18,7 +18,7 @@ from pam_engine.config import to_dict
 from pam_engine.errors import ConfigError
 
 
-@dataclass
+@dataclass(frozen=True)
 class RayConfig:
     """Where to run: ``workers`` 0 runs in this process; ``address`` joins a cluster ("auto" or
     ``ray://host:10001``), else a local Ray starts with ``workers`` CPUs."""

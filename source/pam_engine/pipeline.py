@@ -16,7 +16,7 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
 from pam_engine.capture.camera import CameraRange, check_resolution, sample_camera
-from pam_engine.config import from_dict, to_dict
+from pam_engine.config import derive, from_dict, has_key, to_dict
 from pam_engine.distributed import RayConfig, run_on_ray
 from pam_engine.errors import ConfigError, OutputError, PamError
 from pam_engine.pose.request import ObjectSpec, Stage1Config, Stage1Request
@@ -40,7 +40,7 @@ def _dexycb_names() -> list[str]:
     return list(YCB_CLASSES.values())
 
 
-@dataclass
+@dataclass(frozen=True)
 class PromptConfig:
     """Prompt template; ``{object}``, ``{surface}`` and ``{lighting}`` are filled per episode."""
 
@@ -51,7 +51,7 @@ class PromptConfig:
         "soft daylight", "warm indoor light", "bright studio lighting", "natural window light"])
 
 
-@dataclass
+@dataclass(frozen=True)
 class RandomizationConfig:
     """What varies between episodes."""
 
@@ -65,7 +65,7 @@ class RandomizationConfig:
     preview: bool = True  # random lighting, colours and textures of the sim preview
 
 
-@dataclass
+@dataclass(frozen=True)
 class GenerateConfig:
     """Everything ``pam generate`` needs (YAML + ``key=value`` overrides)."""
 
@@ -87,12 +87,15 @@ class GenerateConfig:
     ray: RayConfig = field(default_factory=RayConfig)
 
     def check(self) -> None:
-        """Every value in range, the prompt template renders: ConfigError naming the key, before
-        anything is written (objects and the output folder are checked by ``Generator``)."""
+        """Validate (nothing is changed: derived values come from :meth:`resolve`): every value in
+        range, the prompt template renders; ConfigError naming the key, before anything is written
+        (objects and the output folder are checked by ``Generator``)."""
         from pam_engine.pose.request import check_numbers, check_stage1
 
         check_resolution(self.width, self.height)
         check_stage1(self.stage1)
+        if self.diffusion.is_configured() and (self.stage1.num_frames - 1) % 4:
+            raise ConfigError(f"config key 'stage1.num_frames': the video stage needs 4k+1 frames, got {self.stage1.num_frames}")
         if self.episodes < 1:
             raise ConfigError(f"config key 'episodes': expected at least 1, got {self.episodes}")
         if self.seed < 0:
@@ -113,13 +116,26 @@ class GenerateConfig:
                 raise ConfigError(f"config key 'randomization.{key}': expected >= 0, got {getattr(r, key)}")
         check_prompt_template(self.prompt.template)
         self.ray.check()
-        d = self.diffusion
-        d.num_frames, d.height, d.width, d.fps = self.stage1.num_frames, self.height, self.width, int(self.stage1.scene.fps)
-        if self.diffusion.is_configured() and (self.stage1.num_frames - 1) % 4:
-            raise ConfigError(f"config key 'stage1.num_frames': the video stage needs 4k+1 frames, got {self.stage1.num_frames}")
-        cam = self.randomization.camera
-        if (cam.width, cam.height) != (self.width, self.height):
-            cam.width, cam.height = self.width, self.height
+
+    def resolve(self, given: dict | None = None) -> "GenerateConfig":
+        """The validated config with its derived values filled in, as a new object: the video's
+        frame count, size and fps follow the capture's, the camera's size the output's, Stage I's
+        placement radius the randomization's. A value the user set (a key of ``given``, their raw
+        mapping; without it, a value other than the default) that disagrees is an error naming
+        both keys. Resolving a resolved config changes nothing."""
+        self.check()
+        if self.stage1.synthesis.seed != 0 and (given is None or has_key(given, "stage1.synthesis.seed")):
+            raise ConfigError(f"config key 'stage1.synthesis.seed' = {self.stage1.synthesis.seed!r} conflicts with the "
+                              "per-episode synthesis seed (each episode synthesizes with its own seed); leave it unset")
+        return derive(self, {
+            "diffusion.num_frames": (self.stage1.num_frames, "'stage1.num_frames'"),
+            "diffusion.height": (self.height, "'height'"),
+            "diffusion.width": (self.width, "'width'"),
+            "diffusion.fps": (int(self.stage1.scene.fps), "'stage1.scene.fps'"),
+            "randomization.camera.width": (self.width, "'width'"),
+            "randomization.camera.height": (self.height, "'height'"),
+            "stage1.placement_radius": (self.randomization.placement_radius, "'randomization.placement_radius'"),
+        }, given)
 
 
 PROMPT_FIELDS = ("object", "surface", "lighting")
@@ -186,6 +202,7 @@ def readable_name(name: str) -> str:
     if "/" in name or "\\" in name or Path(name).suffix:
         name = Path(name.replace("\\", "/")).stem.replace("-", "_")
     words = name.split("_")
+
     if words and words[0].isdigit():
         words = words[1:]
     text = " ".join(words) or name
@@ -206,15 +223,36 @@ def plan_episode(cfg: GenerateConfig, index: int) -> EpisodePlan:
     return EpisodePlan(index, int(rng.integers(2**31 - 1)), [ObjectSpec(o) for o in chosen], prompt)
 
 
+#: Settings that change how a batch runs, never what it produces: a resumed batch may change
+#: them (the dataset's identity, :func:`dataset_identity`, leaves them out).
+RUNTIME_KEYS = ("ray", "diffusion.device", "diffusion.offload", "diffusion.stage2.offload", "diffusion.stage3.offload",
+                "diffusion.vae_tiling", "diffusion.vae_slicing", "diffusion.local_files_only")
+
+
+def dataset_identity(config: dict) -> dict:
+    """The content-defining part of a config (as plain data): what makes a resume "the same run"."""
+    out = json.loads(json.dumps(config))
+    for key in RUNTIME_KEYS:
+        node = out
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
+
+
 class Generator:
     """Runs a batch into one dataset folder."""
 
-    def __init__(self, cfg: GenerateConfig, out: str | Path, diffusion=None, policy=None, check_objects: bool = True):
+    def __init__(self, cfg: GenerateConfig, out: str | Path, diffusion=None, policy=None, given: dict | None = None,
+                 check_objects: bool = True):
         """``diffusion(episode, plan) -> video`` overrides the configured diffusion stages (tests
-        pass tiny models); otherwise they load from ``cfg.diffusion`` when configured."""
+        pass tiny models); otherwise they load from ``cfg.diffusion`` when configured. ``given``
+        is the user's raw config mapping, when known (see :meth:`GenerateConfig.resolve`)."""
         from pam_engine.dataset.writer import EpisodeWriter
 
-        cfg.check()
+        cfg = cfg.resolve(given)
         self.cfg = cfg
         self.out = Path(out)
         if check_objects:  # the Ray driver checked them already for its workers
@@ -268,7 +306,7 @@ class Generator:
                 raise ConfigError(f"config key 'randomization.objects[{i}]': {exc}") from exc
 
     def _identity(self) -> dict:
-        return json.loads(json.dumps({k: v for k, v in to_dict(self.cfg).items() if k != "ray"}))
+        return dataset_identity(to_dict(self.cfg))
 
     def _check_same_config(self) -> None:
         """A folder holding a dataset resumes only with the config that made it; the refusal
@@ -282,7 +320,7 @@ class Generator:
             raise OutputError(f"{path} is unreadable ({exc}); remove it or use another folder") from exc
         if not isinstance(previous, dict):
             raise OutputError(f"{path} is not a dataset description (expected a JSON object)")
-        differing = differing_keys(previous.get("config"), self._identity())
+        differing = differing_keys(dataset_identity(previous.get("config") or {}), self._identity())
         if differing:
             shown = ", ".join(differing[:8]) + (f" and {len(differing) - 8} more" if len(differing) > 8 else "")
             raise OutputError(f"{self.out} holds a dataset made with a different config (differing keys: {shown}); "
@@ -399,17 +437,13 @@ class Generator:
             bar.set_postfix(ok=summary.written, failed=summary.failed)
 
     def _episode(self, plan: EpisodePlan, summary: GenerateSummary, capture_buffer):
-        from pam_engine.capture.renderer import MujocoCapture, SegLookup
-        from pam_engine.capture.replay import capture_sequence
-        from pam_engine.capture.style import sample_preview_style
         from pam_engine.dataset.episode import make_episode
 
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, plan.index, 1])
         t0 = time.perf_counter()
-        stage1 = replace(cfg.stage1, placement_radius=cfg.randomization.placement_radius)
         request = Stage1Request(plan.objects, target=0, seed=plan.seed)
-        run = run_stage1(request, stage1, self.policy, start_sampler=self._start_sampler(rng))
+        run = run_stage1(request, cfg.stage1, self.policy, start_sampler=self._start_sampler(rng))
         traj = run.trajectory
         summary.stage_seconds["stage1"] += time.perf_counter() - t0
         summary.grasped += int(traj.success)
@@ -424,11 +458,7 @@ class Generator:
         scene = run.scene
         target = traj.pose_y[0, 0, :, 3] + np.array([0.0, 0.0, 0.08])
         camera = sample_camera(rng, target, cfg.randomization.camera)
-        geoms, skins = scene.segmentation_ids()
-        style = (sample_preview_style(rng, list(geoms), [scene.table_geom]) if cfg.randomization.preview else None)
-        with MujocoCapture(scene.model, camera, SegLookup(geoms=geoms, skins=skins), preview=style) as cap:
-            seq = capture_sequence(cap, scene.data, lambda data, t: scene.pose_frame(traj, t), traj.num_frames,
-                                   out=capture_buffer if _fits(capture_buffer, traj.num_frames, camera) else None)
+        seq = scene.capture(traj, camera, rng if cfg.randomization.preview else None, out=capture_buffer)
         episode = make_episode(traj, camera, seq, prompt=plan.prompt, policy_version=traj.policy.rsplit("-", 1)[-1])
         summary.stage_seconds["capture"] += time.perf_counter() - t0
 
@@ -488,6 +518,3 @@ def video_stage(generator):
 
     return run
 
-
-def _fits(buffer, num_frames: int, camera) -> bool:
-    return buffer is not None and buffer.depth.shape == (num_frames, camera.height, camera.width)

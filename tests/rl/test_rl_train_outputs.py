@@ -21,10 +21,10 @@ def _digest(path: Path) -> str:
 
 def test_readme_command_does_not_touch_the_shipped_policy(tmp_path, monkeypatch):
     cfg_path = REPO / "policies" / "grasp_residual.yaml"
-    from pam_engine.config import load_config
+    from pam_engine.training.policy import load_train_config
 
     monkeypatch.chdir(tmp_path)
-    cfg = load_config(TrainConfig, cfg_path)
+    cfg = load_train_config(cfg_path)
     assert cfg.output_path == Path("runs/policies/grasp_residual/grasp_residual.pth")
     assert cfg.output_path.resolve() != SHIPPED.resolve()
 

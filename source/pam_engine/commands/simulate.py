@@ -123,9 +123,11 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise OutputError(f"--out {out} is a folder; expected a file name ending in .npz")
     _check_writable(out)
-    config = Stage1Config(num_frames=args.frames, mano=args.mano)
-    config.scene.fps = args.fps
-    config.plan.lift_height = args.lift
+    from dataclasses import replace
+
+    default = Stage1Config()
+    config = Stage1Config(num_frames=args.frames, mano=args.mano, scene=replace(default.scene, fps=args.fps),
+                          plan=replace(default.plan, lift_height=args.lift))
     flags = {"num_frames": "--frames", "scene.fps": "--fps", "plan.lift_height": "--lift"}
     try:
         check_stage1(config, prefix="")

@@ -92,9 +92,10 @@ class EpisodeWriter:
         return final
 
     def record_failure(self, index: int, reason: str, traceback: str | None = None, **info) -> None:
-        """Append a line to ``failures.jsonl`` for an episode that could not be produced (SPEC §6:
-        a failed episode is recorded and the batch goes on). ``info`` must be JSON data; a
-        ``traceback`` goes to ``failures/episode_NNNNNN.txt``, named in the line."""
+        """Append a line to ``failures.jsonl`` for an episode that could not be produced
+        (docs/design.md, "Bad input and user files": a failed episode is recorded and the batch
+        goes on). ``info`` must be JSON data; a ``traceback`` goes to
+        ``failures/episode_NNNNNN.txt``, named in the line."""
         entry = {"episode": episode_name(index), "reason": str(reason), **to_dict(info)}
         if traceback is not None:
             folder = self.root / FAILURES_DIR

@@ -70,8 +70,8 @@ def validate_mesh(mesh: trimesh.Trimesh, what: str) -> None:
         raise AssetError(f"{what}: mesh has non-finite (NaN or inf) vertex coordinates")
     extent = float(np.max(mesh.extents))
     if extent > MAX_EXTENT or extent < MIN_EXTENT:
-        hint = (f"; if the file is in millimetres, save it in metres or load it with scale=0.001 "
-                f"(ObjectSpec.scale / load_object(scale=...))" if extent > MAX_EXTENT else "")
+        hint = ("; if the file is in millimetres, save it in metres or load it with scale=0.001 "
+                "(ObjectSpec.scale / load_object(scale=...))" if extent > MAX_EXTENT else "")
         raise AssetError(
             f"{what}: largest extent is {extent:.4g} m: expected {MIN_EXTENT} m to {MAX_EXTENT} m (mesh files are "
             f"read in metres){hint}"
