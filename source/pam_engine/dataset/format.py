@@ -59,8 +59,9 @@ FAILURES_FILE = "failures.jsonl"
 FAILURES_DIR = "failures"
 #: Folder of the claims of runs making episodes (``dataset.claims``); empty when none runs.
 CLAIMS_DIR = ".claims"
-#: Files a dataset folder may hold besides episodes (viewer page, dataset index, failure log).
-ROOT_FILES = frozenset({"index.html", "dataset.json", FAILURES_FILE})
+#: Files a dataset folder may hold besides episodes (viewer page, dataset index, failure log, the s0
+#: split lists ``pam import-dexycb`` writes).
+ROOT_FILES = frozenset({"index.html", "dataset.json", FAILURES_FILE, "s0_train.txt", "s0_val.txt"})
 ROOT_DIRS = frozenset({FAILURES_DIR, CLAIMS_DIR})
 
 
