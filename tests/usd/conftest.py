@@ -75,8 +75,9 @@ def mujoco_hand(hand, articulation):
     return model, data
 
 
-def parse_physics(stage):
-    """UsdPhysics' own parser over the whole stage: {descriptor type name: count}."""
+def parse_physics(stage, descriptors=False):
+    """UsdPhysics' own parser over the whole stage: {descriptor type name: count} (and, with
+    ``descriptors``, {type name: (paths, descriptors)})."""
     import warnings
 
     from pxr import UsdPhysics
@@ -84,4 +85,5 @@ def parse_physics(stage):
     with warnings.catch_warnings():  # USD 26 renamed it; both releases in use keep this name
         warnings.simplefilter("ignore", DeprecationWarning)
         result = UsdPhysics.LoadUsdPhysicsFromRange(stage, ["/"])
-    return {str(k): len(v[0]) for k, v in result.items()}
+    counts = {str(k): len(v[0]) for k, v in result.items()}
+    return (counts, {str(k): v for k, v in result.items()}) if descriptors else counts

@@ -57,11 +57,67 @@ def test_quickstart_scene(tmp_path, capsys):
 
 
 def test_trajectory_export(tmp_path, capsys, recorded):
+    import json
+
     traj, _ = recorded
     traj.save(tmp_path / "traj.npz")
-    code, out = run(capsys, "--trajectory", tmp_path / "traj.npz", "--out", tmp_path / "episode.usdc")
+    K = [[610.0, 0.0, 300.0], [0.0, 605.0, 250.0], [0.0, 0.0, 1.0]]
+    w2c = [[1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.8], [0.0, 0.0, 0.0, 1.0]]
+    (tmp_path / "camera.json").write_text(json.dumps({"K": K, "world_to_cam": w2c, "width": 640, "height": 480}))
+    code, out = run(capsys, "--trajectory", tmp_path / "traj.npz", "--camera", tmp_path / "camera.json",
+                    "--out", tmp_path / "episode.usdc")
     assert code == 0, out.err
     stage = Usd.Stage.Open(str(tmp_path / "episode.usdc"))
+    np.testing.assert_allclose(np.array(stage.GetPrimAtPath("/World/Camera").GetAttribute("pam:K").Get()), K)
     attr = stage.GetPrimAtPath("/World/Objects/object_0").GetAttribute("xformOp:translate")
     assert attr.GetTimeSamples() == list(range(T))
     np.testing.assert_allclose(attr.Get(T - 1), traj.pose_y[T - 1, 0, :, 3], atol=1e-9)
+
+
+def test_episode_export_has_the_episodes_camera_and_frames(tmp_path, capsys, recorded, builtin_hand):
+    """An episode folder (meta.json + world-frame labels, float32 as the writer stores them)."""
+    import json
+
+    from pam_engine.capture.camera import Camera
+    from pam_engine.config import to_dict
+    from pam_engine.dataset.format import EpisodeMeta
+    from pam_engine.hand.pose import HandPose, to_pose_m
+    from pam_engine.usd.stage import DEG, world_pose
+
+    traj, _ = recorded
+    hand, art = builtin_hand
+    rest_wrist = hand.shaped()[1][0]
+    angles = traj.joint_angles.copy()
+    angles[-1, 0] = art.upper[0] + 0.015  # simulated joints may press a little past their soft limits
+    pose_m = np.array([to_pose_m(HandPose(w, a), art, rest_wrist) for w, a in zip(traj.wrist_pose, angles)])
+    folder = tmp_path / "episode_000000"
+    folder.mkdir()
+    np.savez(folder / "labels.npz", pose_m_world=pose_m.astype(np.float32), wrist_pose_world=traj.wrist_pose.astype(np.float32),
+             pose_y_world=traj.pose_y.astype(np.float32), joint_3d_world=traj.joint_3d.astype(np.float32),
+             contacts=traj.contacts)
+    camera = Camera.from_focal(600.0, principal=(350.0, 250.0)).looking_at([0.5, -0.4, 0.5], [0.0, 0.0, 0.1])
+    meta = EpisodeMeta(K=camera.K.tolist(), world_to_cam=camera.world_to_cam.tolist(), width=720, height=480,
+                       fps=15.0, num_frames=T, object_ids=[5], object_names=["006_mustard_bottle"], seed=0)
+    (folder / "meta.json").write_text(json.dumps(to_dict(meta)))
+    out_path = tmp_path / "episode.usda"
+    code, out = run(capsys, "--episode", folder, "--out", out_path)
+    assert code == 0, out.err
+    stage = Usd.Stage.Open(str(out_path))
+    np.testing.assert_allclose(np.array(stage.GetPrimAtPath("/World/Camera").GetAttribute("pam:K").Get()), camera.K)
+    for t in range(T):
+        np.testing.assert_allclose(world_pose(stage.GetPrimAtPath("/World/Hand/hand_wrist"), t), traj.wrist_pose[t], atol=1e-5)
+        usd_angles = [stage.GetPrimAtPath(f"/World/Hand/joints/{n}").GetAttribute("state:angular:physics:position").Get(t) / DEG
+                      for n in art.names]
+        np.testing.assert_allclose(usd_angles, angles[t], atol=1e-5)  # back from float32 pose_m, unclamped
+
+
+def test_a_bad_camera_file_is_named(tmp_path, capsys):
+    (tmp_path / "camera.json").write_text('{"K": [[1, 0, 0]]}')
+    code, out = run(capsys, "--object", "006_mustard_bottle", "--camera", tmp_path / "camera.json", "--out", tmp_path / "a.usda")
+    assert code == 2 and "camera.json" in out.err and "world_to_cam" in out.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["camera.json"]
+
+
+def test_one_source_at_a_time(tmp_path, capsys):
+    code, out = run(capsys, "--object", "006_mustard_bottle", "--episode", tmp_path, "--out", tmp_path / "a.usda")
+    assert code == 2 and "--object and --episode" in out.err

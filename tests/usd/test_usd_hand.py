@@ -139,14 +139,39 @@ def test_colliders_match_mujoco_geometry(hand_pair):
 
 
 def test_usd_physics_parser_reads_the_hand_without_warnings(hand_pair, capfd):
+    """USD's own parser: no warnings, one fixed-base articulation over every joint, and the
+    joints' limits and drives as it reads them equal MuJoCo's."""
     stage, (model, _) = hand_pair
     capfd.readouterr()
-    counts = parse_physics(stage)
+    counts, parsed = parse_physics(stage, descriptors=True)
     out, err = capfd.readouterr()
     assert "warning" not in (out + err).lower(), err
     assert counts["Articulation"] == 1
     assert counts["RevoluteJoint"] + counts["PrismaticJoint"] == model.njnt
     assert counts["CapsuleShape"] == 15 and counts["MeshShape"] == 1
+    articulation = parsed["Articulation"][1][0]
+    assert [str(p) for p in articulation.rootPrims] == ["/Hand/joints/hand_root_joint"]  # anchored to the world
+    assert len(articulation.articulatedJoints) == model.njnt + 1
+    bodies = {str(p) for p in parsed["RigidBody"][0]}
+    for kind in ("RevoluteJoint", "PrismaticJoint"):
+        for path, desc in zip(*parsed[kind]):
+            name = str(path).rsplit("/", 1)[-1]
+            j = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
+            assert desc.isValid and desc.jointEnabled and str(desc.body0) in bodies and str(desc.body1) in bodies
+            assert desc.body0 != desc.body1
+            scale = DEG if kind == "RevoluteJoint" else 1.0
+            if model.jnt_limited[j]:
+                np.testing.assert_allclose([desc.limit.lower / scale, desc.limit.upper / scale], model.jnt_range[j], atol=TOL)
+            else:
+                assert not desc.limit.enabled
+            a = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, name)
+            assert desc.drive.stiffness * scale == pytest.approx(model.actuator_gainprm[a, 0], rel=TOL)
+    # each bone's colliders belong to it
+    for path, desc in zip(*parsed["RigidBody"]):
+        colliders = [str(c) for c in desc.collisions]
+        assert all(c.startswith(str(path) + "/") for c in colliders)
+        if str(path).endswith(("1", "2", "3")):
+            assert len(colliders) == 1, path
 
 
 def test_every_hand_prim_is_labelled_and_the_skin_is_skinned(hand_pair, builtin_hand):

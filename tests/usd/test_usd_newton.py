@@ -1,5 +1,6 @@
 """A second physics engine: the hand and an object USD loaded into Newton (``ModelBuilder.add_usd``,
-CPU) agree with MuJoCo: forward kinematics, joint targets held for 1 s, the 21 keypoints.
+CPU) agree with MuJoCo: forward kinematics, joint targets held for 1 s (through Newton's MuJoCo-Warp
+solver and through its own Featherstone solver), the 21 keypoints.
 
 Runs in the Newton environment only (``tools/make_isaac_env.sh`` builds ``.venv-isaac``;
 ``.ci/run`` runs ``pytest -m newton`` there); elsewhere the module is skipped. Both engines run
@@ -128,7 +129,9 @@ def test_masses_arrive_in_newton(engines):
     assert len(shapes) == len(asset.collision_parts)
 
 
-def test_joint_targets_held_for_one_second_and_keypoints(engines):
+@pytest.mark.parametrize("solver_name", ["mujoco_warp", "featherstone"])
+def test_joint_targets_held_for_one_second_and_keypoints(engines, solver_name):
+    """Newton's MuJoCo-Warp solver (Isaac Lab's Newton path) and its own Featherstone solver."""
     model, mj, _, hand, art = engines
     rig = build_rig(hand, art)
     rng = np.random.default_rng(1)
@@ -143,7 +146,10 @@ def test_joint_targets_held_for_one_second_and_keypoints(engines):
     mujoco.mj_step(mj, data, nstep=steps)
     mujoco.mj_kinematics(mj, data)
 
-    solver = newton.solvers.SolverMuJoCo(model, integrator="implicitfast", disable_contacts=True)
+    if solver_name == "mujoco_warp":
+        solver = newton.solvers.SolverMuJoCo(model, integrator="implicitfast", disable_contacts=True)
+    else:  # no contacts are passed: the hand alone, as the MuJoCo reference
+        solver = newton.solvers.SolverFeatherstone(model)
     control = model.control()
     target_q = control.joint_target_q.numpy()
     for name, value in zip(names, targets):
@@ -170,7 +176,7 @@ def test_scene_hand_starts_at_h0_in_newton(builtin_hand, tmp_path):
     """A scene file's hand (anchored at h0's wrist, fingers at h0 through the joints' initial
     state) and object stand in Newton where the MuJoCo scene puts them."""
     from pam_engine.hand.pose import HandPose, make_transform
-    from pam_engine.sim.base import PlacedObject
+    from pam_engine.sim.base import PlacedObject, SceneSpec
     from pam_engine.sim.mujoco.scene import HandObjectScene
     from pam_engine.usd import export_scene
     from pam_engine.usd.scene import EpisodeScene
@@ -181,7 +187,7 @@ def test_scene_hand_starts_at_h0_in_newton(builtin_hand, tmp_path):
     mustard = load_object("006_mustard_bottle")
     o0 = make_transform(Rotation.from_euler("z", 0.4), [0.03, 0.0, 0.001])
     h0 = HandPose(make_transform(Rotation.from_rotvec([0.4, -1.1, 0.2]), [0.0, 0.15, 0.2]), rng.uniform(art.lower, art.upper))
-    export_scene(tmp_path / "scene.usda", EpisodeScene(hand, art, [PlacedObject(mustard, o0)], h0))
+    export_scene(tmp_path / "scene.usda", EpisodeScene(SceneSpec(hand, art, (PlacedObject(mustard, o0),)), h0))
     builder = newton.ModelBuilder()
     builder.add_usd(str(tmp_path / "scene.usda"), load_visual_shapes=False,
                     schema_resolvers=[newton.usd.SchemaResolverNewton(), newton.usd.SchemaResolverPhysx()])
@@ -197,3 +203,34 @@ def test_scene_hand_starts_at_h0_in_newton(builtin_hand, tmp_path):
     np.testing.assert_allclose(ours, mujoco_bone_poses(sim.model, sim.data, rig.body_names), atol=1e-5)
     obj = newton_bone_poses(model, state.body_q.numpy(), ["object_0"])[0]
     np.testing.assert_allclose(obj, sim.object_pose(0), atol=1e-5)
+
+
+def test_a_mano_hand_loads_with_its_kinematics_and_masses(mano_hand, tmp_path):
+    """A user's MANO (here the synthetic MANO_RIGHT.pkl of the hand tests): the same importer
+    gives MuJoCo's forward kinematics and masses for its shape."""
+    hand, art = mano_hand
+    export_hand(tmp_path / "mano.usda", hand, art)
+    builder = newton.ModelBuilder(gravity=(0.0, 0.0, 0.0))
+    builder.add_usd(str(tmp_path / "mano.usda"), enable_self_collisions=False, load_visual_shapes=False)
+    model = builder.finalize(device="cpu")
+    spec = mujoco.MjSpec()
+    spec.compiler.degree = False
+    from pam_engine.sim.mujoco.hand_builder import add_hand
+
+    add_hand(spec, hand, art)
+    mj = spec.compile()
+    data = mujoco.MjData(mj)
+    rng = np.random.default_rng(4)
+    q = np.concatenate([rng.uniform(-0.1, 0.1, 3), rng.uniform(-0.6, 0.6, 3), rng.uniform(art.lower, art.upper)])
+    slots, joint_q = joint_slots(model), model.joint_q.numpy()
+    for name, value in zip(joint_names(mj), q):
+        joint_q[slots[name]] = value
+    data.qpos[:] = q
+    mujoco.mj_kinematics(mj, data)
+    state = model.state()
+    newton.eval_fk(model, wp.array(joint_q, dtype=float, device="cpu"), model.joint_qd, state)
+    names = build_rig(hand, art).body_names
+    np.testing.assert_allclose(newton_bone_poses(model, state.body_q.numpy(), names), mujoco_bone_poses(mj, data, names), atol=1e-5)
+    mass = model.body_mass.numpy()
+    for name in names:
+        assert mass[bone_index(model, name)] == pytest.approx(mj.body_mass[mujoco.mj_name2id(mj, mujoco.mjtObj.mjOBJ_BODY, name)], rel=1e-6)

@@ -95,3 +95,20 @@ def test_a_hull_set_that_is_not_the_meshs_is_refused_before_writing(mustard, tmp
     with pytest.raises(AssetError, match="does not match its mesh"):
         export_object(out, replace(mustard, collision_parts=moved))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_users_mesh_keeps_its_name_and_the_other_object_id(tmp_path, monkeypatch):
+    from pam_engine.conventions import SEG_OTHER_OBJECT
+
+    monkeypatch.setenv("PAM_CACHE_DIR", str(tmp_path / "cache"))
+    box = trimesh.creation.box([0.06, 0.04, 0.1])
+    box.apply_translation([0.0, 0.0, 0.05])
+    box.export(tmp_path / "my_box.stl")
+    asset = load_object(tmp_path / "my_box.stl")
+    export_object(tmp_path / "box.usda", tmp_path / "my_box.stl")  # a path is loaded as load_object does
+    stage = Usd.Stage.Open(str(tmp_path / "box.usda"))
+    prim = stage.GetPrimAtPath("/Object")
+    assert prim.GetAttribute("semantics:labels:class").Get() == ["my_box"]
+    assert prim.GetAttribute("semantics:labels:dexycb_id").Get() == [str(SEG_OTHER_OBJECT)]
+    assert UsdPhysics.MassAPI(prim).GetMassAttr().Get() == pytest.approx(asset.mass, rel=1e-6)
+    assert asset.mass == pytest.approx(0.06 * 0.04 * 0.1 * asset.density, rel=1e-6)

@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 from pam_engine.capture.camera import Camera, intrinsics, look_at
 from pam_engine.hand.pose import HandPose, make_transform
 from pam_engine.objects import load_object
-from pam_engine.sim.base import PlacedObject
+from pam_engine.sim.base import PlacedObject, SceneSpec
 from pam_engine.sim.mujoco.scene import HandObjectScene
 from pam_engine.usd import export_scene
 from pam_engine.usd.camera import OPENCV_FLIP
@@ -36,7 +36,7 @@ def scene_pair(builtin_hand, tmp_path_factory):
     o0 = make_transform(Rotation.from_euler("z", 0.7), [0.02, -0.03, 0.001])
     h0 = HandPose(make_transform(Rotation.from_rotvec([0.3, -1.2, 0.4]), [0.05, 0.12, 0.18]),
                   rng.uniform(art.lower, art.upper))
-    scene = EpisodeScene(hand, art, [PlacedObject(mustard, o0)], h0, camera=off_centre_camera())
+    scene = EpisodeScene(SceneSpec(hand, art, (PlacedObject(mustard, o0),)), h0, camera=off_centre_camera())
     path = tmp_path_factory.mktemp("usd") / "scene.usda"
     export_scene(path, scene)
     sim = HandObjectScene(hand, art, [PlacedObject(mustard, o0)])
@@ -148,3 +148,22 @@ def test_the_skinned_skin_stands_at_h0(scene_pair):
     query = cache.GetSkelQuery(UsdSkel.Skeleton(stage.GetPrimAtPath("/World/Hand/skin/skeleton")))
     joints = np.array(query.ComputeJointWorldTransforms(UsdGeom.XformCache()), dtype=np.float64)
     np.testing.assert_allclose(joints[:, 3, :3], sim.data.xpos[sim.joint_bodies], atol=1e-5)
+
+
+def test_frictions_are_the_mujoco_scenes(scene_pair):
+    """Each surface's sliding friction as the MuJoCo scene's geoms have it, combined by max."""
+    from pxr import UsdPhysics, UsdShade
+
+    stage, sim, _ = scene_pair
+    m = sim.model
+
+    def friction(prim_path):
+        binding = UsdShade.MaterialBindingAPI(stage.GetPrimAtPath(prim_path))
+        material = binding.ComputeBoundMaterial("physics")[0].GetPrim()
+        assert material.GetAttribute("physxMaterial:frictionCombineMode").Get() == "max"
+        return UsdPhysics.MaterialAPI(material).GetDynamicFrictionAttr().Get()
+
+    geom = lambda name: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, name)  # noqa: E731
+    assert friction("/World/Table") == pytest.approx(m.geom_friction[geom("table"), 0])
+    assert friction("/World/Objects/object_0/collision/hull_0") == pytest.approx(m.geom_friction[geom("object_0_hull0"), 0])
+    assert friction("/World/Hand/hand_index3/hand_index3_col") == pytest.approx(m.geom_friction[geom("hand_index3_col"), 0])

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         "export-usd",
         help="write the scene of an episode (table, objects at o0, hand at h0, lights, camera) as USD",
         description="Write USD (UsdPhysics) for Isaac Sim / Isaac Lab / usdview: the scene Stage I sets up for "
-        "--object/--seed, or the scene of a recorded --trajectory with its frames as time samples; "
+        "--object/--seed, or the scene of a recorded --trajectory or --episode with its frames as time samples; "
         "--asset hand|object writes the hand articulation or one object alone.",
     )
     p.add_argument("--out", required=True, help="output .usd, .usda or .usdc")
@@ -25,6 +25,7 @@ def register(subparsers) -> None:
                    help="DexYCB id, YCB name or mesh file; repeat for several objects (the first is grasped)")
     p.add_argument("--seed", type=int, default=0, help="episode seed (object placement, grasp, h0, camera)")
     p.add_argument("--trajectory", default=None, help="trajectory .npz from `pam simulate`: its scene and its frames as animation")
+    p.add_argument("--episode", default=None, help="episode folder from `pam generate`: its scene, its camera and its frames as animation")
     p.add_argument("--asset", choices=("hand", "object"), default=None,
                    help="write only the hand articulation, or only the (first) --object, at the origin")
     p.add_argument("--camera", default=None, help="camera .json with K (3x3), world_to_cam (4x4), width, height "
@@ -59,8 +60,12 @@ def run(args: argparse.Namespace) -> int:
 
     out = check_output_path(args.out)  # before any work
     camera = read_camera(args.camera) if args.camera else None
-    if args.trajectory and args.objects:
-        raise ConfigError("give --trajectory or --object, not both (a trajectory names its objects)")
+    sources = [flag for flag, given in (("--object", args.objects), ("--trajectory", args.trajectory),
+                                        ("--episode", args.episode)) if given]
+    if len(sources) > 1 and not args.asset:
+        raise ConfigError(f"give one of --object, --trajectory, --episode, not {' and '.join(sources)}")
+    if args.asset and (args.trajectory or args.episode):
+        raise ConfigError("--asset writes one asset at rest; it takes no --trajectory or --episode")
     hand, articulation = HandCache.get(args.mano)  # a MANO file the engine refuses fails here
     if args.asset == "hand":
         export_hand(out, hand, articulation)
@@ -76,10 +81,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"object {asset.name} ({asset.mass:.3f} kg, {len(asset.collision_parts)} hulls) -> {out}")
         return 0
 
-    from pam_engine.usd.scene import default_camera, scene_from_request, scene_from_trajectory
+    from pam_engine.usd.scene import default_camera, scene_from_episode, scene_from_request, scene_from_trajectory
 
     trajectory = None
-    if args.trajectory:
+    if args.episode:
+        scene, trajectory = scene_from_episode(args.episode, hand, articulation)
+    elif args.trajectory:
         from pam_engine.trajectory import Trajectory
 
         trajectory = Trajectory.load(args.trajectory)
@@ -90,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
         request = Stage1Request([ObjectSpec(o) for o in args.objects], seed=args.seed)
         scene = scene_from_request(request, Stage1Config(mano=args.mano))
     else:
-        raise ConfigError("give --object (with --seed) or --trajectory")
-    scene = replace(scene, camera=camera or default_camera(scene, args.seed))
+        raise ConfigError("give --object (with --seed), --trajectory or --episode")
+    scene = replace(scene, camera=camera or scene.camera or default_camera(scene, args.seed))
     export_scene(out, scene, trajectory)
     frames = f", {trajectory.num_frames} frames at {trajectory.fps:g} fps" if trajectory is not None else ""
     print(f"scene ({', '.join(p.asset.name for p in scene.objects)}; {hand.name} hand{frames}) -> {out}")

@@ -145,6 +145,17 @@ def _palm_hull(hand: HandModel, vertices: np.ndarray, joints: np.ndarray) -> np.
     return palm[ConvexHull(palm).vertices].astype(np.float64)
 
 
+def wrist_joint_values(base: np.ndarray, wrist: np.ndarray) -> np.ndarray:
+    """The six wrist joint values (x, y, z, rx, ry, rz) that put the wrist at ``wrist`` (world,
+    (4, 4) or a batch (n, 4, 4)) when the base is at ``base``: slides along the base's axes, then
+    intrinsic X-Y-Z hinges."""
+    from scipy.spatial.transform import Rotation
+
+    rel = np.linalg.inv(base) @ wrist
+    euler = Rotation.from_matrix(rel[..., :3, :3]).as_euler("XYZ")
+    return np.concatenate([rel[..., :3, 3], euler], axis=-1)
+
+
 def keypoints_from_bones(hand: HandModel, rig: HandRig, bone_poses: np.ndarray) -> np.ndarray:
     """The 21 DexYCB keypoints from the 16 bones' world poses ((16, 4, 4), MANO order), as any
     engine's state gives them: the joints are the bone origins, the fingertips the skinned tip

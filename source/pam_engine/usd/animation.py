@@ -12,19 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 from pxr import Usd, UsdGeom
-from scipy.spatial.transform import Rotation
 
 from pam_engine.errors import PoseError
+from pam_engine.sim.rig import wrist_joint_values
 from pam_engine.usd.hand import link_poses, pose_skin
 from pam_engine.usd.stage import DEG, set_pose
-
-
-def wrist_joint_values(anchor: np.ndarray, wrist: np.ndarray) -> np.ndarray:
-    """(..., 6) wrist joint values (x, y, z, rx, ry, rz: intrinsic X-Y-Z) that put the wrist at
-    ``wrist`` (world, (..., 4, 4)) when the base is at ``anchor``: as the MuJoCo scene computes."""
-    rel = np.linalg.inv(anchor) @ wrist
-    euler = Rotation.from_matrix(rel[..., :3, :3].reshape(-1, 3, 3)).as_euler("XYZ").reshape(rel.shape[:-2] + (3,))
-    return np.concatenate([rel[..., :3, 3], euler], axis=-1)
 
 
 def add_trajectory(stage: Usd.Stage, layout, trajectory) -> None:

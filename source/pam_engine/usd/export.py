@@ -29,10 +29,14 @@ def export_hand(path: str | os.PathLike, hand=None, articulation=None, *, betas=
 
 
 def export_object(path: str | os.PathLike, asset) -> Path:
-    """One object asset as a rigid body at the origin (default prim ``/Object``)."""
+    """One object as a rigid body at the origin (default prim ``/Object``): an ``ObjectAsset``, or
+    anything ``load_object`` takes (a DexYCB id, a YCB name, a mesh file)."""
+    from pam_engine.objects import ObjectAsset, load_object
     from pam_engine.usd.objects import add_object
 
     path = check_output_path(path)
+    if not isinstance(asset, ObjectAsset):
+        asset = load_object(asset)
     stage = new_stage("Object")
     add_object(stage, "/Object", asset)
     return save_stage(stage, path)

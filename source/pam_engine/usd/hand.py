@@ -55,8 +55,7 @@ class Link:
     parent: str | None
     joint: RigJoint | None
     bone: int  # MANO joint whose bone this is, -1 for the base and virtual links
-    rest: np.ndarray  # (3,) origin in the base frame at rest (orientation: the base's)
-    offset: np.ndarray  # (3,) origin in the parent link's frame at rest
+    offset: np.ndarray  # (3,) origin in the parent link's frame at rest (all links: the base's axes)
 
 
 @dataclass(frozen=True)
@@ -89,21 +88,20 @@ class HandLayout:
 def hand_links(rig: HandRig) -> tuple[Link, ...]:
     """The articulation's links in parent-first order: base, wrist chain, then each bone's chain."""
     zero = np.zeros(3)
-    links = [Link("hand_base", None, None, -1, zero, zero)]
+    links = [Link("hand_base", None, None, -1, zero)]
     parent = "hand_base"
     for k, rj in enumerate(rig.wrist_joints):
         last = k == len(rig.wrist_joints) - 1
         name = rig.body_names[0] if last else f"hand_{rj.name}"
-        links.append(Link(name, parent, rj, 0 if last else -1, zero, zero))
+        links.append(Link(name, parent, rj, 0 if last else -1, zero))
         parent = name
-    rest = rig.rest_joints - rig.rest_joints[0]
     for j in range(1, NUM_JOINTS):
         dofs = [rj for rj in rig.finger_joints if rj.body == j]
         parent = rig.body_names[rig.parents[j]]
         for k, rj in enumerate(dofs):
             last = k == len(dofs) - 1
             name = rig.body_names[j] if last else f"hand_{rj.name}"
-            links.append(Link(name, parent, rj, j if last else -1, rest[j], rig.body_offsets[j] if k == 0 else zero))
+            links.append(Link(name, parent, rj, j if last else -1, rig.body_offsets[j] if k == 0 else zero))
             parent = name
     return tuple(links)
 

@@ -140,14 +140,18 @@ def define_mesh(stage: Usd.Stage, path: str | Sdf.Path, vertices: np.ndarray, fa
 
 
 def physics_material(stage: Usd.Stage, path: str, friction: float) -> UsdPhysics.MaterialAPI:
-    """A physics material with equal static and dynamic friction."""
+    """A physics material with equal static and dynamic friction, combined with the other
+    surface's by the larger of the two, as MuJoCo combines geom frictions."""
     from pxr import UsdShade
 
     material = UsdShade.Material.Define(stage, path)
-    api = UsdPhysics.MaterialAPI.Apply(material.GetPrim())
+    prim = material.GetPrim()
+    api = UsdPhysics.MaterialAPI.Apply(prim)
     api.CreateStaticFrictionAttr(float(friction))
     api.CreateDynamicFrictionAttr(float(friction))
     api.CreateRestitutionAttr(0.0)
+    prim.AddAppliedSchema("PhysxMaterialAPI")
+    prim.CreateAttribute("physxMaterial:frictionCombineMode", Sdf.ValueTypeNames.Token).Set("max")
     return api
 
 
