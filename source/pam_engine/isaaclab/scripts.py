@@ -45,10 +45,8 @@ def engine_config(objects, bank_dir=None, synthesis_seeds=None):
     from pam_engine.rl.bank import BankConfig
     from pam_engine.rl.env import EnvConfig
 
-    engine = EnvConfig()
-    engine.bank = BankConfig(objects=list(objects), cache_dir=bank_dir,
-                             **({"synthesis_seeds": list(synthesis_seeds)} if synthesis_seeds else {}))
-    return engine
+    return EnvConfig(bank=BankConfig(objects=list(objects), cache_dir=bank_dir,
+                                     **({"synthesis_seeds": list(synthesis_seeds)} if synthesis_seeds else {})))
 
 
 def rl_games_config(num_envs: int, device: str, seed: int, max_epochs: int, train_dir: str,

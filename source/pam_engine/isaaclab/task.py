@@ -21,7 +21,7 @@ targets change every control step as in MuJoCo).
 
 from __future__ import annotations
 
-from dataclasses import MISSING
+from dataclasses import MISSING, replace
 from typing import Sequence
 
 import numpy as np
@@ -100,8 +100,22 @@ class PamGraspEnvCfg(DirectRLEnvCfg):
     seed_episodes: int = 0  # episode draws: env i uses default_rng([seed_episodes, i]) as GraspVecEnv slot i
     physics_preset: str = "newton"
     asset_dir: str = ""
-    #: the engine's EnvConfig (task, reward, bank, Stage I settings); None: the default one
+    #: the engine's EnvConfig (task, reward, bank, Stage I settings) in an :class:`EngineConfigRef`
+    #: (a frozen dataclass that configclass must not walk into); None: the default one
     engine: object = None
+
+
+class EngineConfigRef:
+    """Holds the engine's frozen ``EnvConfig`` inside the configclass: Isaac Lab's post-init walks
+    (and assigns into) nested dataclasses, which a frozen one refuses."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"EngineConfigRef({self.value!r})"
 
 
 def make_env_cfg(objects: Sequence[str] = ("006_mustard_bottle",), num_envs: int = 4, device: str = "cpu",
@@ -147,7 +161,7 @@ def make_env_cfg(objects: Sequence[str] = ("006_mustard_bottle",), num_envs: int
     scene = PamGraspSceneCfg(num_envs=num_envs, env_spacing=env_spacing, replicate_physics=True,
                              robot=robot, object=obj, table=table)
     cfg = PamGraspEnvCfg(scene=scene, objects=list(files.names), physics_preset=preset, asset_dir=folder,
-                         engine=engine, seed_episodes=seed)
+                         engine=EngineConfigRef(engine), seed_episodes=seed)
     cfg.decimation = sc.substeps
     cfg.control_per_frame = sc.control_per_frame
     cfg.observation_space = spec.observation_size(art.size)
@@ -213,11 +227,11 @@ class PamGraspEnv(DirectRLEnv):
         from pam_engine.sim.rig import build_rig
 
         check_num_envs(cfg.scene.num_envs)
-        engine = cfg.engine or EnvConfig()
+        engine = cfg.engine.value if isinstance(cfg.engine, EngineConfigRef) else (cfg.engine or EnvConfig())
+        # episode source: the MuJoCo GraspVecEnv's slots, pinned to each env's object
+        engine = replace(engine, bank=replace(engine.bank, objects=list(cfg.objects)))
         self.engine_config = engine
         self.hand_model, self.articulation = HandCache.get(engine.stage1.mano)
-        # episode source: the MuJoCo GraspVecEnv's slots, pinned to each env's object
-        engine.bank.objects = list(cfg.objects)
         bank = load_bank(engine.bank, engine.stage1, progress=False)
         self.source = EpisodeSource(engine, cfg.scene.num_envs, cfg.seed_episodes, bank, len(cfg.objects))
         super().__init__(cfg, render_mode, **kwargs)
