@@ -80,7 +80,7 @@ def success(objects, policy, seeds: int, seed: int, bank_dir: str, asset_dir: st
 
     print(f"sim-to-sim: grasp success (GraspXL rule), bank grasps (synthesis seed 100), {seeds} episode(s) per "
           f"object, seed {seed}; Isaac Lab (Newton, kit-less CPU) | MuJoCo (same venv), the same episodes", flush=True)
-    print(f"{'object':24s} {'scripted I|M':>13s} {'learned I|M':>13s}   rise scripted I|M (m)   s (build, run)", flush=True)
+    print(f"{'object':24s} {'scripted I|M':>13s} {'learned I|M':>13s}   scripted: rise I|M (m), hand error I|M (m)   s (build, run)", flush=True)
     rows = []
     for name in objects:
         t0 = time.perf_counter()
@@ -96,8 +96,10 @@ def success(objects, policy, seeds: int, seed: int, bank_dir: str, asset_dir: st
         rows.append({"object": name, "isaac": isaac, "mujoco": mujoco})
         cell = lambda rs, k: f"{sum(r['success'] for r in rs[k::2]):d}/{len(rs[k::2])}"  # noqa: E731
         rise = lambda rs: np.mean([r["rise"] for r in rs[0::2]])  # noqa: E731
+        herr = lambda rs: np.mean([r["hand_error"] for r in rs[0::2]])  # noqa: E731
         print(f"{name:24s} {cell(isaac, 0) + '|' + cell(mujoco, 0):>13s} {cell(isaac, 1) + '|' + cell(mujoco, 1):>13s}"
-              f"   {rise(isaac):7.3f}|{rise(mujoco):7.3f}          {t1 - t0:4.0f}, {t2 - t1:4.0f}", flush=True)
+              f"   {rise(isaac):7.3f}|{rise(mujoco):7.3f}  hand error {herr(isaac):.3f}|{herr(mujoco):.3f}"
+              f"   {t1 - t0:4.0f}, {t2 - t1:4.0f}", flush=True)
     for k, label in ((0, "scripted"), (1, "learned")):
         i = [r for row in rows for r in row["isaac"][k::2]]
         m = [r for row in rows for r in row["mujoco"][k::2]]
