@@ -1,0 +1,193 @@
+"""The Replicator writer's conversion on CPU: annotator dicts filled exactly as Replicator lays
+them out, from a MuJoCo capture put into Replicator's conventions, must give back the MuJoCo
+episode."""
+
+import numpy as np
+import pytest
+
+from pam_engine.cli import main
+from pam_engine.dataset.reader import list_episodes, load_episode
+from pam_engine.dataset.writer import EpisodeWriter
+from pam_engine.kitless.replicator_format import (
+    ArticulationState,
+    ReplicatorDataError,
+    ReplicatorEpisodeBuilder,
+    ReplicatorScene,
+    camera_from_params,
+    camera_params_from_camera,
+    usd_camera_attributes,
+)
+
+HAND_PRIM = "/World/PAM/Hand"
+TABLE_PRIM = "/World/PAM/Table"
+
+
+def object_prim(k):
+    return f"/World/PAM/Objects/object_{k}"
+
+
+def scene_of(run, **kw):
+    traj = run.trajectory
+    semantics = {HAND_PRIM: "hand", TABLE_PRIM: "table"}
+    semantics.update({object_prim(k): name for k, name in enumerate(traj.object_names)})
+    return ReplicatorScene(object_names=tuple(traj.object_names), semantics=semantics, fps=traj.fps,
+                           target_object=traj.target_object, seed=traj.seed, prompt="a hand grasps a foam brick",
+                           success=traj.success, failure_reason=traj.failure_reason, policy=traj.policy, **kw)
+
+
+def replicator_frames(run, meters_per_unit=1.0):
+    """Per frame: (Replicator annotator dict, articulation state) in Replicator's conventions:
+    RGBA uint8, depth in stage units with inf for misses, uint32 instance ids with idToLabels
+    naming mesh prims below the labelled asset prims, row-major camera matrices."""
+    traj, cap = run.trajectory, run.capture
+    seg_ids = {0: None, 255: 7}
+    seg_ids.update({int(i): 11 + 2 * k for k, i in enumerate(traj.object_ids)})
+    id_to_labels = {"0": "BACKGROUND", "1": "UNLABELLED", "5": f"{TABLE_PRIM}/top", "7": f"{HAND_PRIM}/skin/mesh"}
+    id_to_labels.update({str(11 + 2 * k): f"{object_prim(k)}/visual/mesh" for k in range(len(traj.object_ids))})
+    params = camera_params_from_camera(run.camera, meters_per_unit=meters_per_unit)
+    frames = []
+    for t in range(traj.num_frames):
+        depth = cap.depth[t].astype(np.float64) / meters_per_unit
+        seg = np.zeros(cap.seg[t].shape, np.uint32)
+        for engine_id, instance in seg_ids.items():
+            if instance is not None:
+                seg[cap.seg[t] == engine_id] = instance
+        background = cap.seg[t] == 0
+        seg[background & (cap.depth[t] > 0)] = 5  # the table
+        data = {
+            "rgb": np.concatenate([cap.rgb[t], np.full(cap.rgb[t].shape[:2] + (1,), 255, np.uint8)], axis=2),
+            "distance_to_image_plane": np.where(cap.depth[t] > 0, depth, np.inf).astype(np.float32),
+            "instance_id_segmentation_fast": {"data": seg, "info": {"idToLabels": dict(id_to_labels)}},
+            "camera_params": {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in params.items()},
+        }
+        wrist = traj.wrist_pose[t].copy()
+        wrist[:3, 3] /= meters_per_unit
+        objects = []
+        for k in range(len(traj.object_ids)):
+            pose = np.vstack([traj.pose_y[t, k], [0, 0, 0, 1]])
+            pose[:3, 3] /= meters_per_unit
+            objects.append(pose)
+        state = ArticulationState(wrist, dict(zip(traj.joint_names, traj.joint_angles[t])), objects,
+                                  traj.contacts[t].tolist())
+        frames.append((data, state))
+    return frames
+
+
+@pytest.fixture(scope="module")
+def datasets(mujoco_run, tmp_path_factory):
+    root = tmp_path_factory.mktemp("replicator")
+    EpisodeWriter(root / "mujoco").write(mujoco_run.episode, index=0)
+    builder = ReplicatorEpisodeBuilder(scene_of(mujoco_run))
+    for data, state in replicator_frames(mujoco_run):
+        builder.add_frame(data, state)
+    builder.write(root / "replicator", index=0)
+    return root
+
+
+def test_replicator_episode_equals_the_mujoco_episode(datasets):
+    ref = load_episode(list_episodes(datasets / "mujoco")[0])
+    got = load_episode(list_episodes(datasets / "replicator")[0])
+    assert set(got.labels) == set(ref.labels)
+    for key, value in ref.labels.items():
+        assert got.labels[key].shape == value.shape, key
+        if value.dtype == bool:
+            np.testing.assert_array_equal(got.labels[key], value, err_msg=key)
+        else:
+            np.testing.assert_allclose(got.labels[key], value, atol=1e-6, rtol=0, err_msg=key)
+    np.testing.assert_array_equal(got.seg, ref.seg)
+    np.testing.assert_array_equal(got.depth, ref.depth)
+    np.testing.assert_allclose(got.K, ref.K, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(got.world_to_cam, ref.world_to_cam, atol=1e-9, rtol=0)
+    assert got.meta.object_ids == ref.meta.object_ids and got.meta.object_names == ref.meta.object_names
+    assert {255, 21, 9} <= set(np.unique(got.seg).tolist())  # hand and both objects in view
+
+
+def test_replicator_dataset_passes_pam_validate(datasets, capsys):
+    assert main(["validate", str(datasets / "replicator")]) == 0
+
+
+def test_camera_params_round_trip_in_centimetre_stages(mujoco_run):
+    cam = camera_from_params(camera_params_from_camera(mujoco_run.camera, meters_per_unit=0.01))
+    np.testing.assert_allclose(cam.K, mujoco_run.camera.K, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(cam.world_to_cam, mujoco_run.camera.world_to_cam, atol=1e-9, rtol=0)
+
+
+def test_replicator_projection_of_a_point_lands_on_the_engine_pixel(mujoco_run):
+    """Replicator's documented use of camera_params (row vectors, p @ view @ proj, NDC y up,
+    raster pixel centres at +0.5) agrees with the engine's OpenCV projection."""
+    params = camera_params_from_camera(mujoco_run.camera)
+    view, proj = params["cameraViewTransform"].reshape(4, 4), params["cameraProjection"].reshape(4, 4)
+    points = mujoco_run.trajectory.joint_3d[4]
+    clip = np.pad(points, ((0, 0), (0, 1)), constant_values=1.0) @ view @ proj
+    ndc = clip[:, :2] / clip[:, 3:]
+    raster = np.stack([(ndc[:, 0] + 1) / 2 * 160, (1 - ndc[:, 1]) / 2 * 128], axis=1)
+    uv, _ = mujoco_run.camera.project(points)
+    np.testing.assert_allclose(raster - 0.5, uv, atol=1e-9)
+
+
+def test_usd_camera_attributes_agree_with_usd_own_frustum(mujoco_run):
+    """USD's own camera maths (pxr's GfCamera) on the authored attributes gives the view and
+    projection matrices the conversion reads (checks -Z forward, +Y up, row-major, offsets)."""
+    Gf = pytest.importorskip("pxr.Gf")
+    from pxr import Usd, UsdGeom
+
+    cam = mujoco_run.camera
+    attrs = usd_camera_attributes(cam)
+    stage = Usd.Stage.CreateInMemory()
+    UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z)
+    prim = UsdGeom.Camera.Define(stage, "/World/Camera")
+    for name in ("focalLength", "horizontalAperture", "verticalAperture", "horizontalApertureOffset",
+                 "verticalApertureOffset"):
+        prim.GetPrim().GetAttribute(name).Set(float(attrs[name]))
+    prim.AddTransformOp().Set(Gf.Matrix4d(attrs["transform"].T.tolist()))  # USD stores row-vector matrices
+    frustum = prim.GetCamera(Usd.TimeCode.Default()).frustum
+    params = {"cameraViewTransform": np.array(frustum.ComputeViewMatrix()).reshape(-1),
+              "cameraProjection": np.array(frustum.ComputeProjectionMatrix()).reshape(-1),
+              "renderProductResolution": [cam.width, cam.height], "metersPerSceneUnit": 1.0}
+    got = camera_from_params(params)
+    # USD's camera attributes are 32-bit floats: K survives to float precision; the pose (a
+    # double matrix) exactly. A sign or half-pixel slip would be off by far more.
+    np.testing.assert_allclose(got.K, cam.K, rtol=3e-7, atol=0)
+    np.testing.assert_allclose(got.world_to_cam, cam.world_to_cam, atol=1e-9, rtol=0)
+
+
+def test_missing_annotator_is_named_and_nothing_is_written(mujoco_run, tmp_path):
+    frames = replicator_frames(mujoco_run)
+    builder = ReplicatorEpisodeBuilder(scene_of(mujoco_run))
+    builder.add_frame(*frames[0])
+    data, state = frames[1]
+    del data["distance_to_image_plane"]
+    with pytest.raises(ReplicatorDataError, match="distance_to_image_plane"):
+        builder.add_frame(data, state)
+    out = tmp_path / "out"
+    with pytest.raises(ReplicatorDataError):
+        bad = ReplicatorEpisodeBuilder(scene_of(mujoco_run))
+        data, state = replicator_frames(mujoco_run)[0]
+        del data["camera_params"]
+        bad.add_frame(data, state)
+        bad.write(out)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_unknown_segmentation_label_is_named_and_nothing_is_written(mujoco_run, tmp_path):
+    frames = replicator_frames(mujoco_run)
+    scene = scene_of(mujoco_run)
+    scene.semantics["/World/Stray/mug"] = "025_mug"  # labelled in the stage, not part of the episode
+    frames[3][0]["instance_id_segmentation_fast"]["info"]["idToLabels"]["40"] = "/World/Stray/mug/mesh"
+    builder = ReplicatorEpisodeBuilder(scene)
+    out = tmp_path / "out"
+    with pytest.raises(ReplicatorDataError, match="025_mug"):
+        for data, state in frames:
+            builder.add_frame(data, state)
+        builder.write(out)
+    assert not out.exists()
+
+
+def test_missing_hand_joint_is_named(mujoco_run):
+    data, state = replicator_frames(mujoco_run)[0]
+    joints = dict(state.joint_positions)
+    name = next(iter(joints))
+    del joints[name]
+    builder = ReplicatorEpisodeBuilder(scene_of(mujoco_run))
+    with pytest.raises(ReplicatorDataError, match=name):
+        builder.add_frame(data, ArticulationState(state.wrist_pose, joints, state.object_poses))
