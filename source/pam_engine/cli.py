@@ -11,7 +11,7 @@ from pam_engine import __version__
 from pam_engine.errors import PamError
 
 #: Modules under pam_engine.commands, in the order ``pam --help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("generate", "simulate", "train-policy", "validate", "view")
+COMMAND_MODULES: tuple[str, ...] = ("generate", "simulate", "train-policy", "validate", "view", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
