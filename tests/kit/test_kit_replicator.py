@@ -191,3 +191,18 @@ def test_missing_hand_joint_is_named(mujoco_run):
     builder = ReplicatorEpisodeBuilder(scene_of(mujoco_run))
     with pytest.raises(ReplicatorDataError, match=name):
         builder.add_frame(data, ArticulationState(state.wrist_pose, joints, state.object_poses))
+
+
+def test_lens_model_cameras_take_k_from_the_prim(mujoco_run):
+    from pam_engine.kitless.replicator_format import intrinsics_from_lens
+
+    cam = mujoco_run.camera
+    params = camera_params_from_camera(cam)
+    params["cameraModel"] = "opencvPinhole"
+    with pytest.raises(ReplicatorDataError, match="opencvPinhole"):
+        camera_from_params(params)
+    prefix = "omni:lensdistortion:opencvPinhole:"
+    lens = {prefix + "fx": cam.fx, prefix + "fy": cam.fy, prefix + "cx": cam.cx, prefix + "cy": cam.cy}
+    got = camera_from_params(params, intrinsics_from_lens(lens))
+    np.testing.assert_allclose(got.K, cam.K, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(got.world_to_cam, cam.world_to_cam, atol=1e-9, rtol=0)

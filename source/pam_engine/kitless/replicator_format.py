@@ -69,14 +69,31 @@ def _matrix(params: Mapping, key: str) -> np.ndarray:
     return m.reshape(4, 4)
 
 
-def camera_from_params(params: Mapping) -> Camera:
+def intrinsics_from_lens(attributes: Mapping[str, float]) -> np.ndarray:
+    """K of a camera prim's OpenCV pinhole lens (``omni:lensdistortion:opencvPinhole:fx/fy/cx/cy``,
+    OpenCV pixel convention), as the engine's USD cameras author it next to the exact ``pam:K``."""
+    prefix = "omni:lensdistortion:opencvPinhole:"
+    try:
+        fx, fy, cx, cy = (float(attributes[prefix + k]) for k in ("fx", "fy", "cx", "cy"))
+    except KeyError as exc:
+        raise ReplicatorDataError(f"camera lens attributes lack {exc.args[0]!r}") from exc
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
+def camera_from_params(params: Mapping, intrinsics: np.ndarray | None = None) -> Camera:
     """The engine's ``Camera`` (OpenCV K, world->camera in metres) of a ``camera_params`` dict.
 
-    Intrinsics come from ``cameraProjection`` (what the renderer used, after any aperture
-    fitting); extrinsics from ``cameraViewTransform``.
+    Intrinsics come from ``cameraProjection`` (what a plain pinhole camera renders, after any
+    aperture fitting) unless ``intrinsics`` gives K: cameras with a lens model (the OpenCV
+    pinhole lens RTX renders, since it ignores aperture offsets) report a model other than
+    ``pinhole``, and their K must come from the prim (``pam:K`` or ``intrinsics_from_lens``).
+    Extrinsics come from ``cameraViewTransform``.
     """
-    if "cameraModel" in params and str(params["cameraModel"]).lower() not in ("pinhole", ""):
-        raise ReplicatorDataError(f"camera_params cameraModel {params['cameraModel']!r}: only 'pinhole' cameras are supported")
+    model = str(params.get("cameraModel", "pinhole") or "pinhole")
+    if intrinsics is None and model.lower() != "pinhole":
+        raise ReplicatorDataError(f"camera_params cameraModel {model!r}: give the lens's K (the camera prim's pam:K "
+                                  "or its opencvPinhole fx, fy, cx, cy); only plain 'pinhole' cameras are read from "
+                                  "cameraProjection")
     res = np.asarray(params.get("renderProductResolution", ()), dtype=np.float64).reshape(-1)
     if res.size != 2:
         raise ReplicatorDataError("camera_params lacks 'renderProductResolution' (expected (width, height))")
@@ -91,6 +108,8 @@ def camera_from_params(params: Mapping) -> Camera:
     cx = (1.0 - proj[2, 0]) * width / 2.0 - 0.5
     cy = (1.0 + proj[2, 1]) * height / 2.0 - 0.5
     K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+    if intrinsics is not None:
+        K = np.asarray(intrinsics, dtype=np.float64)
     world_to_view = view.T  # row-vector matrix -> column-vector matrix
     scale = float(params.get("metersPerSceneUnit", 1.0) or 1.0)
     rot = world_to_view[:3, :3]
@@ -238,6 +257,7 @@ class ReplicatorScene:
     success: bool = True
     failure_reason: str = ""
     policy: str = "scripted-1"
+    intrinsics: tuple | None = None  # K (3x3) of a camera with a lens model (see camera_from_params)
     mano: str | None = None
     betas: tuple[float, ...] | None = None
     extra: Mapping = field(default_factory=dict)
@@ -293,7 +313,7 @@ class ReplicatorEpisodeBuilder:
         """One frame: Replicator's annotator dict and the articulation state at that instant."""
         t = self.num_frames
         params = _annotator(data, "camera_params", t)
-        camera = camera_from_params(params)
+        camera = camera_from_params(params, None if self.scene.intrinsics is None else np.asarray(self.scene.intrinsics))
         if self.camera is None:
             self.camera = camera
             self._scale = float(params.get("metersPerSceneUnit", 1.0) or 1.0)
