@@ -1,0 +1,40 @@
+"""The window's stage work: an episode's scene and trajectory put into a USD stage through
+pam_engine.usd, read back as the Replicator writer reads it (labels, articulation state)."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pxr")
+usd_scene = pytest.importorskip("pam_engine.usd.scene", reason="USD scene authoring (pam_engine.usd) not present")
+
+from pxr import Usd  # noqa: E402
+
+from pam_engine.kitless.replicator_format import label_to_seg_id  # noqa: E402
+from pam_engine.kitless.usd_stage import articulation_state, load_trajectory, semantics_from_stage  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def stage_scene(mujoco_run):
+    stage = Usd.Stage.CreateInMemory()
+    scene = load_trajectory(stage, mujoco_run.trajectory, camera=mujoco_run.camera)
+    return stage, scene
+
+
+def test_labels_of_the_stage_map_to_dexycb_ids(stage_scene, mujoco_run):
+    stage, scene = stage_scene
+    semantics = semantics_from_stage(stage)
+    names = mujoco_run.trajectory.object_names
+    for k, path in enumerate(scene.objects):
+        assert label_to_seg_id(semantics[path], names) == mujoco_run.trajectory.object_ids[k]
+    assert "hand" in semantics.values() and "table" in semantics.values()
+
+
+def test_articulation_state_read_back_from_the_time_samples(stage_scene, mujoco_run):
+    stage, scene = stage_scene
+    traj = mujoco_run.trajectory
+    for t in (0, traj.num_frames // 2, traj.num_frames - 1):
+        state = articulation_state(stage, scene, t)
+        np.testing.assert_allclose([state.joint_positions[n] for n in traj.joint_names], traj.joint_angles[t], atol=1e-5)
+        np.testing.assert_allclose(state.wrist_pose, traj.wrist_pose[t], atol=1e-5)
+        for k, pose in enumerate(state.object_poses):
+            np.testing.assert_allclose(pose[:3], traj.pose_y[t, k], atol=1e-5)
