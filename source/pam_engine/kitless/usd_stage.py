@@ -120,3 +120,45 @@ def articulation_state(stage, scene: StageScene, time):
         joints[name] = float(np.radians(attr.Get(code)))
     return ArticulationState(wrist_pose=world_pose(stage, scene.wrist_link, code), joint_positions=joints,
                              object_poses=[world_pose(stage, p, code) for p in scene.objects])
+
+
+def apply_draws(stage, scene: StageScene, draws, root: str = SCENE_ROOT) -> None:
+    """Put one episode's random look (``kitless.randomization.ReplicatorDraws``, drawn from
+    ``pam generate``'s randomisation config) on the stage: the camera (re-authored at the scene's
+    camera path), the key light's direction and intensity, the dome light's intensity, and the
+    display colours of the objects and the table. Replicator renders whatever the stage holds."""
+    from pxr import Gf, UsdGeom, UsdLux
+    from scipy.spatial.transform import Rotation
+
+    if scene.camera is not None:
+        from pam_engine.usd.camera import add_camera
+
+        add_camera(stage, scene.camera, draws.camera)
+    if draws.light_direction is None:
+        return
+    key = UsdLux.DistantLight(stage.GetPrimAtPath(f"{root}/Lights/key"))
+    if key:
+        # a distant light shines along its -Z: rotate -Z onto the drawn direction
+        rot, _ = Rotation.align_vectors([-np.asarray(draws.light_direction)], [[0.0, 0.0, 1.0]])
+        pose = np.eye(4)
+        pose[:3, :3] = rot.as_matrix()
+        xform = UsdGeom.Xformable(key.GetPrim())
+        xform.ClearXformOpOrder()
+        xform.AddTransformOp().Set(Gf.Matrix4d(pose.T.tolist()))
+        key.CreateIntensityAttr().Set(float(draws.key_intensity))
+    dome = UsdLux.DomeLight(stage.GetPrimAtPath(f"{root}/Lights/ambient"))
+    if dome:
+        dome.CreateIntensityAttr().Set(float(draws.dome_intensity))
+    from pxr import Usd
+
+    def paint(path: str, colour) -> None:
+        start = stage.GetPrimAtPath(path)
+        for prim in Usd.PrimRange(start) if start else ():
+            gprim = UsdGeom.Gprim(prim)
+            if gprim:
+                gprim.CreateDisplayColorAttr().Set([Gf.Vec3f(*colour)])
+
+    for path, colour in zip(scene.objects, draws.object_colours):
+        paint(path, colour)
+    if draws.table_colour is not None:
+        paint(f"{root}/Table", draws.table_colour)
