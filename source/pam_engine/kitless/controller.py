@@ -35,7 +35,7 @@ TARGETS = ("synthesize", "prim")
 POLICIES = ("scripted", "checkpoint")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class WindowState:
     """Every field of the PAM window. Poses of selected prims are world transforms (4x4, metres,
     z up) as the Kit module reads them from the stage."""
@@ -223,7 +223,7 @@ def validate(state: WindowState) -> list[FieldError]:
     return errors
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class JobSpec:
     """A validated job: Stage I's request and settings, the camera rule, prompt, output and the
     diffusion settings (None: skipped)."""

@@ -230,7 +230,7 @@ def segmentation_lookup(id_to_labels: Mapping, semantics: Mapping[str, str], obj
 
 # --- the articulation state -----------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ArticulationState:
     """The hand and objects at one captured frame (world frame, stage units for positions):
     the wrist's pose, the finger joints by the engine's joint names, the objects' poses in the
@@ -242,7 +242,7 @@ class ArticulationState:
     contacts: Sequence[bool] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ReplicatorScene:
     """What the writer knows about the scene besides pixels: objects in order (YCB names or
     custom names), which is grasped, the prim path -> semantic label map of the stage, the
