@@ -61,8 +61,8 @@ def _omni_imports(path: Path) -> list[str]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [a.name for a in node.names if a.name.split(".")[0] in ("omni", "carb")]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("omni", "carb"):
+            found += [a.name for a in node.names if a.name.split(".")[0] == "omni"]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "omni":
             found.append(node.module)
     return found
 
