@@ -49,6 +49,15 @@ def _stage():
     return omni.usd.get_context().get_stage()
 
 
+def stage_frame_error() -> str:
+    """Why poses of this stage cannot be used as the engine's world frame (z up), or ''."""
+    from pxr import UsdGeom
+
+    axis = UsdGeom.GetStageUpAxis(_stage())
+    return "" if axis == UsdGeom.Tokens.z else (f"the stage is {axis}-up; the engine's world is z-up (Isaac Sim's "
+                                                "default): set the stage's up axis to Z to use its prims and cameras")
+
+
 def selected_prim_pose() -> np.ndarray | None:
     """World pose (column-vector 4x4, metres) of the first selected prim, or None."""
     paths = omni.usd.get_context().get_selection().get_selected_prim_paths()
@@ -254,6 +263,10 @@ class PamKitExtension(omni.ext.IExt):
             **{k: f.model.get_value_as_string().strip() for k, f in self._weights.items()})
 
     def _take_pose(self, field: str, label=None) -> None:
+        problem = stage_frame_error()
+        if problem:
+            self._show_error(f"{field}: {problem}")
+            return
         pose = selected_prim_pose()
         if pose is None:
             self._show_error("select a prim in the stage first")
@@ -292,6 +305,9 @@ class PamKitExtension(omni.ext.IExt):
     async def _start_async(self, action: str) -> None:
         state = self._read_state()
         if state.camera == "viewport":
+            if stage_frame_error():
+                self._show_error(f"camera: {stage_frame_error()}")
+                return
             try:
                 _, params = await viewport_camera_params(state.width, state.height)
                 state = replace(state, camera_params=params)
