@@ -206,3 +206,15 @@ def test_lens_model_cameras_take_k_from_the_prim(mujoco_run):
     got = camera_from_params(params, intrinsics_from_lens(lens))
     np.testing.assert_allclose(got.K, cam.K, atol=1e-9, rtol=0)
     np.testing.assert_allclose(got.world_to_cam, cam.world_to_cam, atol=1e-9, rtol=0)
+
+
+def test_centimetre_stage_gives_the_same_episode(mujoco_run):
+    """Stage units are converted with metersPerSceneUnit: depth, poses and extrinsics."""
+    builder = ReplicatorEpisodeBuilder(scene_of(mujoco_run))
+    for data, state in replicator_frames(mujoco_run, meters_per_unit=0.01):
+        builder.add_frame(data, state)
+    got, ref = builder.build(), mujoco_run.episode
+    np.testing.assert_allclose(got.depth, ref.depth, rtol=1e-6, atol=0)
+    for key in ("joint_3d", "pose_m", "pose_y", "joint_3d_world", "wrist_pose_world"):
+        np.testing.assert_allclose(got.labels[key], ref.labels[key], atol=1e-6, rtol=0, err_msg=key)
+    np.testing.assert_allclose(got.meta.world_to_cam, ref.meta.world_to_cam, atol=1e-9, rtol=0)
