@@ -419,7 +419,7 @@ class PamKitExtension(omni.ext.IExt):
                 camera_path = scene.camera
             if self._randomise.model.get_value_as_bool():
                 from pam_engine.config import load_config
-                from pam_engine.generate import GenerateConfig
+                from pam_engine.pipeline import GenerateConfig
                 from pam_engine.kitless.randomization import episode_draws
                 from pam_engine.kitless.usd_stage import apply_draws
 

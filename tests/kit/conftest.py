@@ -20,7 +20,8 @@ def mujoco_run():
     from pam_engine.capture.renderer import MujocoCapture, SegLookup
     from pam_engine.capture.replay import capture_sequence
     from pam_engine.dataset.episode import make_episode
-    from pam_engine.stage1 import ObjectSpec, Stage1Config, Stage1Request, run_stage1
+    from pam_engine.pose.request import ObjectSpec, Stage1Config, Stage1Request
+    from pam_engine.pose.stage import run_stage1
 
     run = run_stage1(Stage1Request([ObjectSpec("061_foam_brick"), ObjectSpec("010_potted_meat_can")], seed=0),
                      Stage1Config(num_frames=9))

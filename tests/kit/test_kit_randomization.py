@@ -3,7 +3,7 @@
 import numpy as np
 
 from pam_engine.config import load_config
-from pam_engine.generate import GenerateConfig
+from pam_engine.pipeline import GenerateConfig
 from pam_engine.kitless.randomization import episode_draws
 
 

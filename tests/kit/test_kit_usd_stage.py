@@ -44,7 +44,7 @@ def test_randomised_look_lands_on_the_stage(mujoco_run):
     from pxr import UsdGeom, UsdLux
 
     from pam_engine.config import load_config
-    from pam_engine.generate import GenerateConfig
+    from pam_engine.pipeline import GenerateConfig
     from pam_engine.kitless.randomization import episode_draws
     from pam_engine.kitless.replicator_format import camera_from_params
     from pam_engine.kitless.usd_stage import SCENE_ROOT, apply_draws

@@ -253,8 +253,9 @@ class JobSpec:
 def make_spec(state: WindowState) -> JobSpec:
     """The job spec of a valid ``WindowState`` (raises ``ValueError`` listing the field errors)."""
     from pam_engine.hand.pose import HandPose
-    from pam_engine.policy.grasp_synthesis import GraspTarget
-    from pam_engine.stage1 import HandCache, ObjectSpec, Stage1Config, Stage1Request
+    from pam_engine.pose.grasp.target import GraspTarget
+    from pam_engine.pose.request import ObjectSpec, Stage1Config, Stage1Request
+    from pam_engine.pose.setup import HandCache
 
     errors = validate(state)
     if errors:
@@ -281,7 +282,7 @@ def make_spec(state: WindowState) -> JobSpec:
             "num_frames": int(state.frames), "height": int(state.height), "width": int(state.width)})
     prompt = state.prompt.strip()
     if not prompt:
-        from pam_engine.generate import PromptConfig, readable_name
+        from pam_engine.pipeline import PromptConfig, readable_name
 
         prompt = PromptConfig().template.format(object=readable_name(Path(str(name)).stem), surface="a table",
                                                 lighting="soft daylight")
@@ -498,8 +499,8 @@ class PamController:
         return run
 
     def _stage1(self, spec: JobSpec, progress):
-        from pam_engine.policy.base import ScriptedPolicy
-        from pam_engine.stage1 import run_stage1
+        from pam_engine.pose.rollout import ScriptedPolicy
+        from pam_engine.pose.stage import run_stage1
 
         key = spec.stage1_key()
         if self._last_run is not None and self._last_run[0] == key:

@@ -294,7 +294,7 @@ class ReplicatorEpisodeBuilder:
     frame fails before anything is written; nothing is written until the clip is complete."""
 
     def __init__(self, scene: ReplicatorScene) -> None:
-        from pam_engine.stage1 import HandCache
+        from pam_engine.pose.setup import HandCache
 
         self.scene = scene
         self.hand, self.articulation = HandCache.get(scene.mano)
