@@ -35,10 +35,12 @@ def episode_draws(config, index: int, target, num_objects: int) -> ReplicatorDra
     from pam_engine.capture.camera import sample_camera
     from pam_engine.capture.style import sample_preview_style
 
-    config.check()
+    from dataclasses import replace
+
     rng = np.random.default_rng([config.seed, index, 2])
     r = config.randomization
-    camera = sample_camera(rng, np.asarray(target, dtype=np.float64), r.camera)
+    camera_range = replace(r.camera, width=int(config.width), height=int(config.height))  # the clip's size
+    camera = sample_camera(rng, np.asarray(target, dtype=np.float64), camera_range)
     if not r.preview:
         return ReplicatorDraws(camera, None, None, None, (), None)
     style = sample_preview_style(rng, list(range(num_objects)), [num_objects])
