@@ -143,3 +143,17 @@ def test_job_errors_come_back_as_events_not_tracebacks(tmp_path):
     event = finished(controller)[-1]
     assert event.kind == "error" and "unreachable" in event.message and seen.is_set()
     assert list_episodes(tmp_path / "ds") == []
+
+
+def test_weights_that_do_not_load_are_an_error_before_stage1(tmp_path):
+    paths = {}
+    for name in ("flux_path", "controlnet_path", "cogvideox_path", "transformer_path"):
+        (tmp_path / name).mkdir()
+        paths[name] = str(tmp_path / name)
+    controller = PamController()
+    state = WindowState(**SMALL, diffusion=True, output_dir=str(tmp_path / "ds"), **paths)
+    assert controller.start("generate", state) == []
+    events = finished(controller)
+    assert events[-1].kind == "error" and events[-1].stage == "setup" and "flux_path" in events[-1].message
+    assert not any(e.stage == "stage1" for e in events)
+    assert list_episodes(tmp_path / "ds") == []

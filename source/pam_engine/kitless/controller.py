@@ -371,7 +371,10 @@ class PamController:
                 errors.append(FieldError("diffusion", "Generate needs the diffusion stages: switch them on and set the weight paths"))
             if errors:
                 return errors
-            spec = make_spec(state)
+            try:
+                spec = make_spec(state)
+            except (PamError, ValueError) as exc:  # e.g. a diffusion setting the config refuses
+                return [FieldError("job", str(exc))]
             self._job += 1
             self._action = action
             self._cancel.clear()
