@@ -63,3 +63,30 @@ def test_randomised_look_lands_on_the_stage(mujoco_run):
     proj = np.array(cam.frustum.ComputeProjectionMatrix()).reshape(-1)
     got = camera_from_params({"cameraViewTransform": view, "cameraProjection": proj, "renderProductResolution": [160, 128]})
     np.testing.assert_allclose(got.world_to_cam, draws.camera.world_to_cam, atol=1e-6)
+
+
+def test_rtx_capture_path_states_from_the_stage_give_the_mujoco_labels(mujoco_run):
+    """The window's RTX capture path without the renderer: the trajectory played back as USD
+    time samples, the articulation state read at each time code, Replicator-format frames (here
+    from the MuJoCo capture) -> the episode's labels equal the MuJoCo episode's (USD stores joint
+    angles as 32-bit floats, hence 1e-5)."""
+    from dataclasses import replace
+
+    from replicator_frames import replicator_frames, scene_of
+
+    from pam_engine.kitless.replicator_format import ReplicatorEpisodeBuilder
+    from pam_engine.kitless.usd_stage import SCENE_ROOT
+
+    stage = Usd.Stage.CreateInMemory()
+    scene = load_trajectory(stage, mujoco_run.trajectory, camera=mujoco_run.camera)
+    semantics = semantics_from_stage(stage)  # the labels the USD assets carry, by their real prim paths
+    builder = ReplicatorEpisodeBuilder(replace(scene_of(mujoco_run), semantics=semantics))
+    frames = replicator_frames(mujoco_run, hand_prim=scene.hand_root, object_prims=list(scene.objects),
+                               table_prim=f"{SCENE_ROOT}/Table")
+    for t, (data, _) in enumerate(frames):
+        builder.add_frame(data, articulation_state(stage, scene, t))
+    got, ref = builder.build(), mujoco_run.episode
+    for key in ("joint_3d", "pose_m", "pose_y", "joint_3d_world", "wrist_pose_world", "joint_2d"):
+        tol = 1e-3 if key == "joint_2d" else 1e-5  # pixels vs metres/radians
+        np.testing.assert_allclose(got.labels[key], ref.labels[key], atol=tol, rtol=0, err_msg=key)
+    np.testing.assert_array_equal(got.seg, ref.seg)
