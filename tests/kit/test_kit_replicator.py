@@ -128,6 +128,14 @@ def test_unknown_segmentation_label_is_named_and_nothing_is_written(mujoco_run, 
     assert not out.exists()
 
 
+def test_unlabelled_prims_are_background():
+    from pam_engine.kitless.replicator_format import segmentation_lookup
+
+    table = segmentation_lookup({"0": "BACKGROUND", "3": "/World/Props/lamp/mesh", "4": "/World/PAM/Hand/skin"},
+                                {"/World/PAM/Hand": "hand"}, ["061_foam_brick"])
+    assert table.tolist() == [0, 0, 0, 0, 255]
+
+
 def test_missing_hand_joint_is_named(mujoco_run):
     data, state = replicator_frames(mujoco_run)[0]
     joints = dict(state.joint_positions)

@@ -20,7 +20,8 @@ engine (OpenCV) puts it at (i, j). Stage units become metres through ``metersPer
 
 Segmentation: each instance id's prim path is resolved to the semantic label of its nearest
 labelled ancestor (the labels the USD assets carry: the YCB name of an object, ``hand`` for the
-hand), and the label to the DexYCB id (1-21, 22 other objects, 255 hand, 0 background).
+hand), and the label to the DexYCB id (1-21, 22 other objects, 255 hand, 0 background; prims
+without a label are background, a label that is not in the episode is an error).
 
 Hand keypoints and MANO ``pose_m`` come from the articulation state (wrist pose and the
 engine-named finger joints) through the engine's hand model, exactly as Stage I computes them.
@@ -215,11 +216,12 @@ def segmentation_lookup(id_to_labels: Mapping, semantics: Mapping[str, str], obj
         except (TypeError, ValueError) as exc:
             raise ReplicatorDataError(f"idToLabels key {key!r}: expected an integer instance id") from exc
         label = _label_of(value, semantics)
-        seg = label_to_seg_id(label, object_names)
+        # an unlabelled prim (a prop of the user's stage) is background, as in DexYCB; a labelled
+        # one must be the hand, background or an object of this episode
+        seg = SEG_BACKGROUND if not label else label_to_seg_id(label, object_names)
         if seg is None:
-            shown = label or "(no semantic label)"
             raise ReplicatorDataError(
-                f"segmentation label {shown!r} of instance {instance} ({value!r}) is not in the scene "
+                f"segmentation label {label!r} of instance {instance} ({value!r}) is not in the scene "
                 f"(expected {HAND_LABEL!r}, a background label or one of the scene's objects {list(object_names)})")
         ids[instance] = seg
     table = np.zeros(max(ids, default=0) + 1, dtype=np.uint8)
