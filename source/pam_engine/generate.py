@@ -20,6 +20,7 @@ from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
 from pam_engine.capture.camera import CameraRange, check_resolution, sample_camera
+from pam_engine.capture.style import MapStyle
 from pam_engine.config import to_dict
 from pam_engine.distributed import RayConfig, run_on_ray
 from pam_engine.errors import ConfigError, OutputError, PamError
@@ -73,6 +74,8 @@ class GenerateConfig:
     policy: str | None = None
     stage1: Stage1Config = field(default_factory=Stage1Config)
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    #: How condition maps are drawn; the defaults are PAM's (inferno depth, PAM's limb order).
+    maps: MapStyle = field(default_factory=MapStyle)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     #: Stages II and III (weights, steps, offloading); skipped while its weight paths are unset.
     #: Its frame count and size follow ``stage1.num_frames``, ``width`` and ``height``.
@@ -263,7 +266,8 @@ class Generator:
         with MujocoCapture(scene.model, camera, SegLookup(geoms=geoms, skins=skins), preview=style) as cap:
             seq = capture_sequence(cap, scene.data, lambda data, t: scene.pose_frame(traj, t), traj.num_frames,
                                    out=capture_buffer if _fits(capture_buffer, traj.num_frames, camera) else None)
-        episode = make_episode(traj, camera, seq, prompt=plan.prompt, policy_version=traj.policy.rsplit("-", 1)[-1])
+        episode = make_episode(traj, camera, seq, prompt=plan.prompt, policy_version=traj.policy.rsplit("-", 1)[-1],
+                               map_style=cfg.maps)
         summary.stage_seconds["capture"] += time.perf_counter() - t0
 
         if self.diffusion is not None:
