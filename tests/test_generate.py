@@ -49,6 +49,13 @@ def test_reprojected_joint_3d_gives_joint_2d(episode):
     np.testing.assert_allclose(uvw[..., :2] / uvw[..., 2:], j2, atol=1e-3)
 
 
+def test_episodes_use_the_pam_preset_and_record_their_map_style(episode):
+    """By default the camera is PAM's stretched DexYCB geometry (here 320x240 from a 284x240 canvas)."""
+    K = episode.K
+    assert K[0, 0] == pytest.approx(K[1, 1] * 320 / 284)
+    assert episode.meta.extra["maps"] == {"depth": "pam", "limb_order": "pam", "keypoint_canvas": [284, 240]}
+
+
 def test_visible_keypoints_land_on_hand_pixels(episode):
     seg = episode.seg
     labels = episode.labels

@@ -95,8 +95,9 @@ def test_unknown_preset_names_the_valid_ones():
         Camera.preset("fisheye")
     with pytest.raises(ConfigError, match="pam, square"):
         CameraRange(preset="stretched")
-    with pytest.raises(ConfigError, match="multiple of 9"):
-        Camera.preset("pam", width=704, height=480)
+    # at widths that are not multiples of 9 the canvas is the nearest whole-pixel one, K exact
+    small = Camera.preset("pam", focal=300.0, width=320, height=240)
+    assert small.canvas == (284, 240) and small.fx == pytest.approx(300.0 * 320 / 284)
 
 
 def test_sample_camera_stays_in_range_and_looks_at_target():

@@ -51,16 +51,13 @@ def check_preset(preset: str) -> str:
 
 
 def preset_canvas(preset: str, width: int, height: int) -> tuple[int, int]:
-    """Size of the frame a preset's ``width`` x ``height`` images are a resize of: for ``pam``
-    the 8/9-narrower DexYCB-like frame (640x480 for 720x480), for ``square`` the image itself."""
+    """Size of the frame a preset's ``width`` x ``height`` images are a resize of: for ``pam`` the
+    DexYCB-like frame 8/9 as wide (640x480 for 720x480; at widths that are not multiples of 9 the
+    nearest whole-pixel width, and K holds the exact stretch), for ``square`` the image itself."""
     check_preset(preset)
     if preset == "square":
         return int(width), int(height)
-    canvas_w = width / PAM_STRETCH
-    if abs(canvas_w - round(canvas_w)) > 1e-9:
-        raise ConfigError(f"camera preset 'pam' at {width}x{height}: width must be a multiple of 9 "
-                          f"(a {PAM_STRETCH:g}x stretch of a whole-pixel frame, e.g. 720), got {width}")
-    return int(round(canvas_w)), int(height)
+    return int(round(width / PAM_STRETCH)), int(height)
 
 
 def resize_intrinsics(K: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
@@ -174,8 +171,8 @@ class Camera:
         """A camera of preset ``name`` (``CAMERA_PRESETS``): ``focal`` pixels of the canvas, the
         principal point at the canvas centre."""
         canvas = preset_canvas(name, width, height)
-        base = cls.from_focal(focal, *canvas, world_to_cam)
-        return base.resized(width, height) if canvas != (width, height) else base
+        K = resize_intrinsics(intrinsics(focal, focal, canvas[0] / 2.0, canvas[1] / 2.0), canvas, (width, height))
+        return cls(K, np.eye(4) if world_to_cam is None else world_to_cam, width, height, canvas)
 
     def resized(self, width: int, height: int) -> "Camera":
         """This camera with its image resized to ``width`` x ``height`` (K exact, see
