@@ -56,6 +56,21 @@ def test_episodes_use_the_pam_preset_and_record_their_map_style(episode):
     assert episode.meta.extra["maps"] == {"depth": "pam", "limb_order": "pam", "keypoint_canvas": [284, 240]}
 
 
+def test_stage2_paints_on_the_pam_canvas_by_default():
+    """PAM's Stage II was trained on unstretched 640x480 frames; Stage III on 720x480 ones."""
+    cfg = load_config(GenerateConfig, None, [])
+    cfg.check()
+    assert cfg.randomization.camera.preset == "pam" and cfg.diffusion.stage2.size == (640, 480)
+    assert (cfg.diffusion.width, cfg.diffusion.height) == (720, 480)
+    square = load_config(GenerateConfig, None, ["randomization.camera.preset=square"])
+    square.check()
+    assert square.diffusion.stage2.size is None
+    with pytest.raises(ConfigError, match="pam, square"):
+        load_config(GenerateConfig, None, ["randomization.camera.preset=fisheye"])
+    with pytest.raises(ConfigError, match="pam, grey"):
+        load_config(GenerateConfig, None, ["maps.depth=gray"])
+
+
 def test_visible_keypoints_land_on_hand_pixels(episode):
     seg = episode.seg
     labels = episode.labels

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
-from pam_engine.capture.camera import CameraRange, check_resolution, sample_camera
+from pam_engine.capture.camera import CameraRange, check_resolution, preset_canvas, sample_camera
 from pam_engine.capture.style import MapStyle
 from pam_engine.config import to_dict
 from pam_engine.distributed import RayConfig, run_on_ray
@@ -97,6 +97,10 @@ class GenerateConfig:
         cam = self.randomization.camera
         if (cam.width, cam.height) != (self.width, self.height):
             cam.width, cam.height = self.width, self.height
+        # PAM's Stage II saw unstretched 640x480 frames: under the "pam" preset it paints on the canvas
+        canvas = preset_canvas(cam.preset, self.width, self.height)
+        if d.stage2.size is None and canvas != (self.width, self.height) and not (canvas[0] % 16 or canvas[1] % 16):
+            d.stage2.size = canvas
 
 
 @dataclass
