@@ -150,7 +150,8 @@ class Camera:
 
     @classmethod
     def default(cls, world_to_cam=None) -> "Camera":
-        """PAM's 720x480 video with DexYCB's focal length (615 px: ~61 deg across, ~43 deg down)."""
+        """Square pixels at PAM's 720x480 video size with DexYCB's focal length (615 px: ~61 deg
+        across, ~43 deg down); ``Camera.pam`` is PAM's training geometry."""
         return cls.from_focal(DEXYCB_FOCAL, DEFAULT_WIDTH, DEFAULT_HEIGHT, world_to_cam)
 
     @classmethod
