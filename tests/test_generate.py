@@ -199,6 +199,32 @@ def test_an_interrupted_run_leaves_no_partial_episode_and_resumes(tmp_path, monk
         Generator(load_config(GenerateConfig, None, SMALL + ["episodes=2", "seed=4"]), out)
 
 
+def test_stage2_gets_pams_stage2_keypoint_map_on_the_canvas(tmp_path):
+    """Under the pam preset Stage II paints on the canvas and sees the keypoint map drawn there as
+    PAM's Stage II loader drew it (list limb order, no joint_3d rule); Stage III the 720-style maps."""
+    import torch
+    from pam_diffusion.tiny import tiny_generator
+    from pam_engine.capture.maps import canvas_keypoint_frame
+    from pam_engine.generate import video_stage
+
+    cfg = load_config(GenerateConfig, None, ["width=144", "height=64", "randomization.objects=[061_foam_brick]",
+                                             "randomization.camera.distance=[1.0,1.0]", "episodes=1", "seed=3",
+                                             "keep_failed=true", "randomization.preview=false",
+                                             "randomization.camera.focal=100", "randomization.camera.focal_jitter=0"])
+    gen = tiny_generator(64, 144, 49, stage2=dict(size=[128, 64]))
+    hints = []
+    gen.appearance.pipe.controlnet.nets[1].register_forward_pre_hook(
+        lambda module, args, kwargs: hints.append(kwargs["controlnet_cond"].clone()), with_kwargs=True)
+    out = tmp_path / "data"
+    assert Generator(cfg, out, diffusion=video_stage(gen)).run(progress=False).written == 1
+    ep = load_episode(list_episodes(out)[0])
+    assert ep.meta.extra["maps"]["keypoint_canvas"] == [128, 64] and ep.video("video").shape == (49, 64, 144, 3)
+    expected = canvas_keypoint_frame(ep.labels["joint_2d"][0], 144, 64, (128, 64))
+    assert expected.any()
+    hand_hint = torch.from_numpy(expected.astype(np.float32) / 127.5 - 1).permute(2, 0, 1)
+    torch.testing.assert_close(hints[0][0, :3], hand_hint)
+
+
 def test_diffusion_stages_paint_a_video_from_the_engine_maps(tmp_path):
     """Engine condition maps -> tiny Stage II/III models -> video.mp4 with every frame."""
     from pam_diffusion.tiny import tiny_generator

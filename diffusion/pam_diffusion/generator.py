@@ -93,12 +93,21 @@ class PamVideoGenerator:
     # --- generation -----------------------------------------------------------------------------
 
     def generate(self, conditions: Mapping[str, np.ndarray], prompt: str, seed: int | None = None,
-                 first_frame: np.ndarray | None = None) -> VideoResult:
+                 first_frame: np.ndarray | None = None,
+                 stage2_conditions: Mapping[str, np.ndarray] | None = None) -> VideoResult:
         """Conditions (uint8 (T, H, W, 3) per name among depth, normal, seg, hand, tracking; missing ones
-        are black) -> video. Stage II is skipped when ``first_frame`` (uint8 (H, W, 3)) is given."""
+        are black) -> video. Stage II is skipped when ``first_frame`` (uint8 (H, W, 3)) is given.
+        ``stage2_conditions``: first-frame maps (uint8 (h, w, 3) at ``stage2.size``) that replace
+        those taken from ``conditions`` for Stage II (e.g. a keypoint map drawn as PAM's Stage II
+        loader drew it)."""
         cfg = self.config
         t_start = time.perf_counter()
         conds = validate_conditions(conditions, cfg.num_frames, cfg.height, cfg.width)
+        width2, height2 = cfg.stage2.size or (cfg.width, cfg.height)
+        overrides = {}
+        if stage2_conditions:
+            single = {k: np.asarray(v)[None] if isinstance(v, np.ndarray) else v for k, v in stage2_conditions.items()}
+            overrides = {k: v[0] for k, v in validate_conditions(single, 1, height2, width2).items()}
         if first_frame is not None:
             _check_first_frame(first_frame, cfg.height, cfg.width)
         elif self.appearance is None:
@@ -110,8 +119,7 @@ class PamVideoGenerator:
         result = VideoResult(frames=np.zeros((0,), np.uint8), first_frame=first_frame, fps=cfg.fps)
         if first_frame is None:
             frame0 = {k: condition_or_zeros(conds, k, 1, cfg.height, cfg.width)[0] for k in SLOTS}
-            width2, height2 = cfg.stage2.size or (cfg.width, cfg.height)
-            frame0 = stage2_maps(frame0, width2, height2)
+            frame0 = {**stage2_maps(frame0, width2, height2), **overrides}
             seeds = list(cfg.candidate_seeds(seed))
             t0 = time.perf_counter()
             result.candidates = self.appearance.candidates(frame0, prompt, seeds, height2, width2)

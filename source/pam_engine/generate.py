@@ -308,9 +308,22 @@ def video_stage(generator):
         maps = episode.maps
         conditions = {"depth": maps["depth"], "normal": maps["normal"], "seg": maps["seg"],
                       "hand": maps["hand_keypoints"]}
-        return generator.generate(conditions, plan.prompt, seed=plan.seed).frames
+        return generator.generate(conditions, plan.prompt, seed=plan.seed,
+                                  stage2_conditions=stage2_conditions(episode, generator.config.stage2.size)).frames
 
     return run
+
+
+def stage2_conditions(episode, size) -> dict[str, np.ndarray] | None:
+    """Stage II's keypoint map drawn on the canvas as PAM's Stage II loader drew it (no
+    ``joint_3d``: list order) when Stage II paints on the episode's keypoint canvas; else None."""
+    from pam_engine.capture.maps import canvas_keypoint_frame
+
+    canvas = tuple(episode.meta.extra.get("maps", {}).get("keypoint_canvas", ()))
+    if size is None or tuple(size) != canvas:
+        return None
+    hand = canvas_keypoint_frame(episode.labels["joint_2d"][0], episode.meta.width, episode.meta.height, canvas)
+    return {"hand": hand}
 
 
 def _fits(buffer, num_frames: int, camera) -> bool:

@@ -107,3 +107,17 @@ def test_condition_maps_draw_keypoints_on_the_camera_canvas():
     bundle = maps.condition_maps(depth, seg, np.zeros((1, 480, 720, 3), np.uint8), uv[None], cam, z[None])
     expected = maps.hand_keypoint_map(uv[None], 720, 480, z[None], canvas=(640, 480))
     np.testing.assert_array_equal(bundle.hand_keypoints, expected)
+
+
+def test_stage2_keypoint_frame_is_pams_stage2_drawing_on_the_canvas():
+    """PAM's Stage II loader calls showHandJoints without joint_3d: limbs always in list order."""
+    rng = np.random.default_rng(3)
+    w2c = look_at([0.3, -0.4, 0.5], [0.0, 0.0, 0.05])
+    pts = hand_points(rng, [0.0, 0.0, 0.05])
+    uv640, _ = Camera.dexycb(w2c).project(pts)
+    uv720, _ = Camera.pam(w2c).project(pts)
+    frame = maps.canvas_keypoint_frame(uv720, 720, 480, (640, 480))
+    np.testing.assert_array_equal(frame, pam_rule_drawing(uv640, np.zeros(21)))  # z all equal: list order
+    missing = uv720.copy()
+    missing[3] = -1  # DexYCB's mark of a keypoint without a projection
+    assert not maps.canvas_keypoint_frame(missing, 720, 480, (640, 480)).any()

@@ -253,5 +253,12 @@ def test_stage2_size_unstretches_the_maps_and_stretches_the_first_frame_back():
     assert all(c.shape == (32, 32, 3) for c in result.candidates)
     assert result.first_frame.shape == (32, 48, 3) and result.frames.shape == (9, 32, 48, 3)
     assert hints and all(tuple(h.shape[-2:]) == (32, 32) for h in hints)  # the hand|seg hint at stage2.size
+    # a first-frame map given for Stage II replaces the one taken from the videos
+    hints.clear()
+    given = np.full((32, 32, 3), 200, np.uint8)
+    gen.generate(pam_style_conditions(9, 32, 48), PROMPT, seed=2, stage2_conditions={"hand": given})
+    torch.testing.assert_close(hints[0][0, :3], torch.full((3, 32, 32), 200 / 127.5 - 1))
+    with pytest.raises(ConditionError, match="32x32"):
+        gen.generate(pam_style_conditions(9, 32, 48), PROMPT, stage2_conditions={"hand": np.zeros((32, 48, 3), np.uint8)})
     with pytest.raises(ConfigError, match=r"stage2.size: expected null or \[width, height\]"):
         tiny_generator(height=32, width=48, num_frames=9, stage2=dict(size=[30, 32]))

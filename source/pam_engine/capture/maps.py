@@ -185,6 +185,18 @@ def hand_keypoint_map(joint_2d: np.ndarray, width: int, height: int, joint_z: np
     return out if canvas == size else resize_nearest(out, *size)
 
 
+def canvas_keypoint_frame(joint_2d: np.ndarray, width: int, height: int, canvas: tuple[int, int],
+                          order: str = "forward") -> np.ndarray:
+    """One keypoint map (canvas H, W, 3) drawn on ``canvas`` from keypoints in ``width`` x
+    ``height`` pixels (DexYCB's -1 = missing), as PAM's Stage II loader drew them: without
+    ``joint_3d``, so in list order by default."""
+    uv = np.asarray(joint_2d, dtype=np.float64)
+    uv = np.where(np.all(uv == -1, axis=-1, keepdims=True), np.nan, uv)
+    if (int(width), int(height)) != tuple(canvas):
+        uv = to_canvas(uv, (int(width), int(height)), canvas)
+    return hand_keypoint_map(uv[None], canvas[0], canvas[1], order=order)[0]
+
+
 def disparity_range(depth: np.ndarray, seg: np.ndarray | None = None, foreground_only: bool = False) -> tuple[float, float]:
     """(min, max) of 1/depth over the video's valid pixels (depth > 0), optionally over
     foreground (seg > 0) only; (0, 0) when there is none."""
