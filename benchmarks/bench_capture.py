@@ -24,6 +24,7 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "source"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the synthetic test scene
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
@@ -33,7 +34,7 @@ from pam_engine.capture.camera import Camera, look_at  # noqa: E402
 from pam_engine.capture.frames import CaptureSequence  # noqa: E402
 from pam_engine.capture.labels import episode_labels  # noqa: E402
 from pam_engine.capture.renderer import MujocoCapture  # noqa: E402
-from pam_engine.capture.synthetic import build_demo_scene, demo_labels  # noqa: E402
+from synthetic_scene import build_demo_scene, demo_labels  # noqa: E402
 from pam_engine.dataset.episode import make_episode  # noqa: E402
 from pam_engine.dataset.writer import EpisodeWriter  # noqa: E402
 from pam_engine.trajectory import Trajectory  # noqa: E402

@@ -23,8 +23,8 @@ from pam_engine.capture.maps import condition_maps
 from pam_engine.capture.labels import episode_labels
 from pam_engine.capture.renderer import MujocoCapture, SegLookup
 from pam_engine.config import load_config
-from pam_engine.generate import GenerateConfig, Generator
-from pam_engine.stage1 import ObjectSpec, Stage1Request, run_stage1
+from pam_engine.pipeline import GenerateConfig, Generator
+from pam_engine.pose import ObjectSpec, Stage1Request, run_stage1
 
 
 def episodes(n: int, objects: list[str]) -> None:

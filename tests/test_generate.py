@@ -11,7 +11,7 @@ from pam_engine.cli import main
 from pam_engine.config import load_config
 from pam_engine.dataset.reader import list_episodes, load_episode
 from pam_engine.errors import ConfigError, OutputError
-from pam_engine.generate import GenerateConfig, Generator
+from pam_engine.pipeline import GenerateConfig, Generator
 from pam_engine.objects import load_object
 
 SMALL = ["width=320", "height=240", "randomization.objects=[061_foam_brick]", "randomization.preview=false",
@@ -88,7 +88,7 @@ def test_visible_keypoints_land_on_hand_pixels(episode):
 def test_fingertip_depth_matches_its_camera_z(episode):
     """Rendered depth at hand pixels equals a ray cast into the hand mesh posed by the labels'
     camera-frame pose_m; where that ray meets the fingertip itself, depth is the tip's z."""
-    from pam_engine.stage1 import HandCache
+    from pam_engine.pose import HandCache
 
     hand, _ = HandCache.get(None)
     labels, depth, seg, K = episode.labels, episode.depth, episode.seg, episode.K
@@ -205,7 +205,7 @@ def test_stage2_gets_pams_stage2_keypoint_map_on_the_canvas(tmp_path):
     import torch
     from pam_diffusion.tiny import tiny_generator
     from pam_engine.capture.maps import canvas_keypoint_frame
-    from pam_engine.generate import video_stage
+    from pam_engine.pipeline import video_stage
 
     cfg = load_config(GenerateConfig, None, ["width=144", "height=64", "randomization.objects=[061_foam_brick]",
                                              "randomization.camera.distance=[1.0,1.0]", "episodes=1", "seed=3",
@@ -228,7 +228,7 @@ def test_stage2_gets_pams_stage2_keypoint_map_on_the_canvas(tmp_path):
 def test_diffusion_stages_paint_a_video_from_the_engine_maps(tmp_path):
     """Engine condition maps -> tiny Stage II/III models -> video.mp4 with every frame."""
     from pam_diffusion.tiny import tiny_generator
-    from pam_engine.generate import video_stage
+    from pam_engine.pipeline import video_stage
 
     cfg = load_config(GenerateConfig, None, ["width=96", "height=64", "randomization.objects=[061_foam_brick]",
                                              "randomization.camera.distance=[0.5,0.6]", "episodes=1", "seed=3",

@@ -6,8 +6,8 @@ from pam_engine.errors import AssetError, PoseError
 from pam_engine.hand.articulation import JointLimitWarning
 from pam_engine.hand.pose import HandPose, make_transform
 from pam_engine.policy.base import ScriptedPolicy
-from pam_engine.policy.grasp_synthesis import GraspTarget
-from pam_engine.stage1 import HandCache, ObjectSpec, Stage1Request, simulate
+from pam_engine.pose.grasp.synthesis import GraspTarget
+from pam_engine.pose import HandCache, ObjectSpec, Stage1Request, simulate
 from pam_engine.trajectory import Trajectory
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pam_engine import cache
 from pam_engine.conventions import YCB_CLASSES
 from pam_engine.objects import hull_store
 from pam_engine.objects.catalog import load_ycb_mesh
@@ -63,7 +64,7 @@ def main() -> None:
                 arrays[f"{name}.{key}"] = value
             counts = packed["counts"]
             print(f"{name:24s} hulls={len(counts):3d} max_verts={counts.max():3d} time={seconds:6.1f}s", flush=True)
-    hull_store.write_npz_atomic(Path(args.out), arrays)
+    cache.write_npz_atomic(Path(args.out), arrays)
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1024:.0f} KiB)")
 
 

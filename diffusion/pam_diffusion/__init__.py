@@ -11,8 +11,10 @@ modules on first use::
 
 Modules: ``config`` (settings), ``conditions`` (input checks), ``flux_controlnet`` and ``convert``
 (Stage II models and PAM checkpoint mapping), ``control_transformer`` (Stage III model and loader),
-``stage2``/``stage3`` (samplers), ``scoring`` (candidate choice), ``generator`` (the entry point),
-``tiny`` (small random components), ``fullsize`` (published configs)."""
+``appearance`` and ``motion`` (the Stage II and III samplers), ``scoring`` (candidate choice),
+``generator`` (the entry point), ``tiny`` (small random components), ``fullsize`` (published
+configs), ``typed_config`` and ``errors`` (the typed-config loader and error classes the engine
+shares). It imports nothing from ``pam_engine``."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ _LAZY = {
     "VideoResult": "generator",
     "PamFluxControlNetModel": "flux_controlnet",
     "PamCogVideoXControlTransformer": "control_transformer",
-    "PamCogVideoXControlPipeline": "stage3",
+    "PamCogVideoXControlPipeline": "motion",
     "load_pam_controlnets": "convert",
     "load_pam_transformer": "control_transformer",
     "convert_controlnet_file": "convert",

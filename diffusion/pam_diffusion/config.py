@@ -10,8 +10,8 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from pam_engine.config import from_dict
-from pam_engine.errors import ConfigError
+from pam_diffusion.errors import ConfigError
+from pam_diffusion.typed_config import from_dict
 
 #: The control transformer's five condition slots, in PAM's order (``initial_combine_linear``
 #: concatenates them in this order).

@@ -287,7 +287,7 @@ def convert_controlnet_file(src: str | Path, out_dir: str | Path, transformer_co
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pam_engine.errors import PamError
+    from pam_diffusion.errors import PamError
 
     parser = argparse.ArgumentParser(
         prog="python -m pam_diffusion.convert",

@@ -1,10 +1,25 @@
-"""Errors of the diffusion backend. Each names the bad input and what was expected, and is raised
-before weights are loaded or any denoising starts. They extend the engine's ``PamError`` family so
-the CLI prints them as one line."""
+"""Errors for bad input. Each names the offending input and what was expected, and is raised
+before heavy work starts (before weights load or any denoising starts); the ``pam`` command
+prints them as one line.
+
+The base classes (:class:`PamError`, :class:`ConfigError`, :class:`AssetError`) are shared with
+the engine, which imports them from here (``pam_diffusion`` imports nothing from ``pam_engine``),
+so one ``except PamError`` catches both packages' errors.
+"""
 
 from __future__ import annotations
 
-from pam_engine.errors import AssetError, PamError
+
+class PamError(Exception):
+    """Base of the user-facing errors of PAM Engine and its diffusion backend."""
+
+
+class ConfigError(PamError, ValueError):
+    """A config file or option with an unknown key, a wrong type or a value out of range."""
+
+
+class AssetError(PamError, ValueError):
+    """An unknown object, or a mesh, model or weight file that is missing, corrupt or degenerate."""
 
 
 class DiffusionError(PamError):

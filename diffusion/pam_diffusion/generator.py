@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from pam_engine.errors import ConfigError
+from pam_diffusion.errors import ConfigError
 
 from .conditions import condition_or_zeros, stage2_maps, validate_conditions
 from .config import DiffusionConfig, SLOTS
@@ -40,8 +40,8 @@ class PamVideoGenerator:
     """Stage II (Flux + PAM ControlNets) and Stage III (CogVideoX-5B-I2V + PAM control transformer)."""
 
     def __init__(self, config: DiffusionConfig, stage2_pipe, stage3_pipe, scorer: str | Scorer | None = None):
-        from .stage2 import AppearanceStage
-        from .stage3 import MotionStage
+        from .appearance import AppearanceStage
+        from .motion import MotionStage
 
         self.config = config
         self.scorer = get_scorer(scorer if scorer is not None else config.stage2.scorer)
@@ -63,7 +63,7 @@ class PamVideoGenerator:
         ``PamCogVideoXControlTransformer``, vae, text_encoder, tokenizer, scheduler)."""
         from diffusers import FluxControlNetPipeline
 
-        from .stage3 import PamCogVideoXControlPipeline
+        from .motion import PamCogVideoXControlPipeline
 
         get_scorer(scorer if scorer is not None else config.stage2.scorer)
         device, dtype = config.resolve_device(), config.resolve_dtype()
@@ -224,7 +224,7 @@ def load_stage3(cog_dir: str, transformer_dir: Path, dtype, local_files_only: bo
     from diffusers import CogVideoXDPMScheduler
 
     from .control_transformer import load_pam_transformer
-    from .stage3 import PamCogVideoXControlPipeline
+    from .motion import PamCogVideoXControlPipeline
 
     transformer = load_pam_transformer(transformer_dir, torch_dtype=dtype, num_tracking_blocks=num_control_blocks)
     pipe = PamCogVideoXControlPipeline.from_pretrained(cog_dir, transformer=transformer, torch_dtype=dtype,

@@ -17,7 +17,9 @@ from typing import Callable, Mapping
 import cv2
 import numpy as np
 
-from pam_engine.conventions import SEG_HAND_COLOR
+#: The hand's colour in PAM's segmentation maps (docs/design.md, "Condition maps in PAM's
+#: style"); the engine draws its maps with the same value (a test checks they agree).
+SEG_HAND_COLOR = np.array([92, 0, 255], dtype=np.uint8)
 
 Scorer = Callable[[np.ndarray, Mapping[str, np.ndarray]], float]
 
@@ -85,7 +87,7 @@ SCORERS: dict[str, Scorer] = {"hand_edges": hand_edges}
 
 
 def get_scorer(name_or_fn: str | Scorer) -> Scorer:
-    from pam_engine.errors import ConfigError
+    from pam_diffusion.errors import ConfigError
 
     if callable(name_or_fn):
         return name_or_fn

@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pam_engine.sim.mujoco.gl import configure_headless_gl
+
+    configure_headless_gl()  # before any sub-command imports MuJoCo's GL bindings
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -2,7 +2,10 @@
 (so diffusion weights load once per worker, not per episode), fed episode indices as they free
 up. Episodes land in the same dataset folder; the writer is atomic per episode and each episode
 draws from seed ``(seed, i)``, so a Ray batch writes exactly what a local one would, and it
-resumes the same way."""
+resumes the same way.
+
+The workers run the very pipeline ``pam generate`` runs locally (:mod:`pam_engine.pipeline`):
+they are handed its ``Generator`` class, so this module does not import the pipeline (no cycle)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from pam_engine.config import from_dict, to_dict
+from pam_engine.config import to_dict
 
 
 @dataclass
@@ -25,32 +28,26 @@ class RayConfig:
 
 
 class _Worker:
-    """A Ray actor body: builds its Generator once, then runs the episodes it is given."""
+    """A Ray actor body: builds its generator once (``generator_cls.from_config_dict``), then
+    runs the episodes it is given."""
 
-    def __init__(self, cfg_dict: dict, out: str):
-        from pam_engine.generate import GenerateConfig, Generator
-
-        self.generator = Generator(from_dict(GenerateConfig, cfg_dict), out)
+    def __init__(self, generator_cls, cfg_dict: dict, out: str):
+        self.generator = generator_cls.from_config_dict(cfg_dict, out)
 
     def episode(self, index: int) -> dict:
-        from pam_engine.generate import GenerateSummary
-
-        summary = GenerateSummary(diffusion_skipped=self.generator.diffusion is None)
+        summary = self.generator.new_summary()
         self.generator.run_indices([index], summary)
         return {"written": summary.written, "grasped": summary.grasped, "failed": summary.failed,
                 "attempted": summary.attempted, "stage_seconds": dict(summary.stage_seconds)}
 
 
-def run_on_ray(generator, ray_cfg: RayConfig, progress: bool = True):
-    """Run the episodes ``generator`` has not done yet on Ray workers; returns the merged summary."""
+def run_on_ray(generator, todo: list[int], summary, ray_cfg: RayConfig, progress: bool = True):
+    """Run episodes ``todo`` of ``generator`` (a :class:`pam_engine.pipeline.Generator`) on Ray
+    workers, counting into ``summary``, which is returned."""
     import ray
     from ray.util import ActorPool
 
-    from pam_engine.generate import GenerateSummary
-
     cfg = generator.cfg
-    todo = [i for i in range(cfg.episodes) if i not in generator.done_indices()]
-    summary = GenerateSummary(diffusion_skipped=generator.diffusion is None, skipped=cfg.episodes - len(todo))
     if not todo:
         return summary
     started_here = not ray.is_initialized()
@@ -61,7 +58,8 @@ def run_on_ray(generator, ray_cfg: RayConfig, progress: bool = True):
             ray.init(num_cpus=max(ray_cfg.workers, 1), include_dashboard=False, log_to_driver=False)
     try:
         actor = ray.remote(num_cpus=ray_cfg.cpus_per_worker, num_gpus=ray_cfg.gpus_per_worker)(_Worker)
-        workers = [actor.remote(to_dict(cfg), str(generator.out)) for _ in range(max(ray_cfg.workers, 1))]
+        workers = [actor.remote(type(generator), to_dict(cfg), str(generator.out))
+                   for _ in range(max(ray_cfg.workers, 1))]
         pool = ActorPool(workers)
         results = pool.map_unordered(lambda w, i: w.episode.remote(i), todo)
         for part in tqdm(results, total=len(todo), desc="episodes (ray)", disable=not progress):

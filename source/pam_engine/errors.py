@@ -1,19 +1,15 @@
 """Errors for bad input. Each names the offending input and what was expected, and is raised
-before heavy work starts; the CLI prints them as one line (exit code 2) without a traceback."""
+before heavy work starts; the CLI prints them as one line (exit code 2) without a traceback.
+
+``PamError``, ``ConfigError`` and ``AssetError`` are shared with the diffusion backend, which
+defines them (it must not import the engine).
+"""
 
 from __future__ import annotations
 
+from pam_diffusion.errors import AssetError, ConfigError, PamError
 
-class PamError(Exception):
-    """Base of the engine's user-facing errors."""
-
-
-class ConfigError(PamError, ValueError):
-    """A config file or option with an unknown key, a wrong type or a value out of range."""
-
-
-class AssetError(PamError, ValueError):
-    """An unknown object, or a mesh or model file that is missing, corrupt or degenerate."""
+__all__ = ["AssetError", "ConfigError", "OutputError", "PamError", "PoseError"]
 
 
 class PoseError(PamError, ValueError):

@@ -3,7 +3,7 @@
 import mujoco
 import numpy as np
 
-from pam_engine.capture.synthetic import box_mesh, tube_mesh
+from synthetic_scene import box_mesh, tube_mesh
 
 
 def new_spec(width=320, height=240, extent=1.0):

@@ -250,7 +250,7 @@ def test_hand_image_does_not_depend_on_preview_style_and_preview_does():
 
 
 def test_random_textures_repaint_the_table():
-    from pam_engine.capture.synthetic import build_demo_scene
+    from synthetic_scene import build_demo_scene
 
     scene = build_demo_scene()
     data = mujoco.MjData(scene.model)

@@ -6,7 +6,7 @@ from pam_engine.capture.camera import Camera, look_at
 from pam_engine.capture.renderer import MujocoCapture
 from pam_engine.capture.replay import capture_sequence, qpos_replay
 from pam_engine.capture.style import sample_preview_style
-from pam_engine.capture.synthetic import build_demo_scene
+from synthetic_scene import build_demo_scene
 from pam_engine.conventions import SEG_HAND
 from pam_engine.errors import ConfigError
 

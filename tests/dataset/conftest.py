@@ -6,7 +6,7 @@ from pam_engine.capture.camera import Camera, look_at
 from pam_engine.capture.frames import CaptureSequence
 from pam_engine.capture.renderer import MujocoCapture
 from pam_engine.capture.replay import capture_sequence
-from pam_engine.capture.synthetic import build_demo_scene, demo_labels
+from synthetic_scene import build_demo_scene, demo_labels
 from pam_engine.conventions import SEG_HAND
 from pam_engine.dataset.episode import make_episode
 from pam_engine.dataset.writer import EpisodeWriter

@@ -75,6 +75,7 @@ def test_killed_writer_leaves_no_episode_folder(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(Path(__file__).parent)!r})
+        sys.path.append({str(Path(__file__).parents[1])!r})  # synthetic_scene
         from conftest import make_trajectory  # noqa
         import numpy as np
         from pam_engine.capture.camera import Camera

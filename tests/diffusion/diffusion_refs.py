@@ -14,7 +14,12 @@ import torch.nn.functional as F
 
 from diffusers import CogVideoXTransformer3DModel
 
-from pam_engine.conventions import ADE20K_PALETTE, KEYPOINT_FINGER_COLORS, SEG_HAND_COLOR
+#: PAM's map colours, written out here (docs/design.md, "Condition maps in PAM's style") so these
+#: references share nothing with the engine: the hand in seg, object 1 (ADE20K entry 1), the
+#: keypoint map's per-finger base colours.
+SEG_HAND_COLOR = np.array([92, 0, 255], dtype=np.uint8)
+OBJECT_1_COLOR = np.array([180, 120, 120], dtype=np.uint8)
+KEYPOINT_FINGER_COLORS = [[139, 53, 255], [0, 56, 255], [43, 140, 237], [37, 168, 36], [147, 147, 0], [70, 17, 145]]
 
 # --- x-flux ControlNet (XLabs-AI/x-flux ControlNetFlux, PAM's appearance_gen/src/flux/controlnet.py) ---------
 
@@ -225,7 +230,7 @@ def write_pam_folder(folder, model, sd: dict, shards: int = 2) -> None:
     (folder / "pytorch_model.bin.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
 
 
-# --- condition maps in PAM's style (SPEC §3) ----------------------------------------------------------------
+# --- condition maps in PAM's style (docs/design.md, "Condition maps in PAM's style") ----------------------------------------------------------------
 
 def pam_style_conditions(num_frames: int, height: int, width: int) -> dict[str, np.ndarray]:
     """A hand-shaped blob moving toward an object, drawn as PAM's maps: depth (near bright, background
@@ -239,7 +244,7 @@ def pam_style_conditions(num_frames: int, height: int, width: int) -> dict[str, 
         cy = height // 2
         obj = (np.abs(xx - int(width * 0.7)) < width // 8) & (np.abs(yy - cy) < height // 5)
         palm = (xx - cx) ** 2 / (width / 7) ** 2 + (yy - cy) ** 2 / (height / 5) ** 2 < 1.0
-        seg[t][obj] = ADE20K_PALETTE[1]
+        seg[t][obj] = OBJECT_1_COLOR
         seg[t][palm] = SEG_HAND_COLOR
         disparity = np.where(palm, 0.9, np.where(obj, 0.6, 0.0))
         depth[t] = (disparity[..., None] * 255).astype(np.uint8)

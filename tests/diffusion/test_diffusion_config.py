@@ -9,7 +9,7 @@ import pytest
 
 from pam_diffusion import PAM_USED_CONDITIONS, SLOTS, DiffusionConfig
 from pam_diffusion import config as config_module
-from pam_engine.errors import ConfigError
+from pam_diffusion.errors import ConfigError
 
 
 def test_defaults_are_pams():

@@ -11,8 +11,8 @@ import torch
 
 from diffusion_refs import pam_style_conditions
 from pam_diffusion import ConditionError, SLOTS
-from pam_diffusion.stage2 import control_hints, pam_noise, pam_schedule
-from pam_engine.errors import ConfigError
+from pam_diffusion.appearance import control_hints, pam_noise, pam_schedule
+from pam_diffusion.errors import ConfigError
 
 PROMPT = "a hand grasps a red can"
 

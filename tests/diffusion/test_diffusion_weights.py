@@ -14,7 +14,7 @@ from diffusion_refs import pam_style_conditions
 from pam_diffusion import DiffusionConfig, WeightsNotFoundError
 from pam_diffusion.checkpoints import FLUX_FOLDER, resolve_model_dir
 from pam_diffusion.generator import PamVideoGenerator
-from pam_engine.errors import ConfigError
+from pam_diffusion.errors import ConfigError
 
 
 @pytest.fixture

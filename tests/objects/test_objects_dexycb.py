@@ -8,7 +8,8 @@ import pytest
 import trimesh
 
 from pam_engine.conventions import SEG_OTHER_OBJECT, YCB_CLASSES
-from pam_engine.objects import CollisionConfig, add_object_to_spec, dexycb_object_names, load_object
+from pam_engine.objects import CollisionConfig, dexycb_object_names, load_object
+from pam_engine.sim.mujoco.objects import add_object_to_spec
 from pam_engine.objects import collision, hull_store
 from pam_engine.objects.catalog import load_ycb_mesh
 from pam_engine.objects.inertia import check_inertia

@@ -6,8 +6,9 @@ import mujoco
 import numpy as np
 import pytest
 
-from pam_engine.objects import add_object_to_spec, load_object
-from pam_engine.objects.mujoco_spec import COLLISION_GROUP, VISUAL_GROUP
+from pam_engine.objects import load_object
+from pam_engine.sim.mujoco.objects import add_object_to_spec
+from pam_engine.sim.mujoco.objects import COLLISION_GROUP, VISUAL_GROUP
 
 
 @pytest.fixture(scope="module")

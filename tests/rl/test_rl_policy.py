@@ -15,7 +15,8 @@ from pam_engine.policy.loading import export_rl_games, load_policy, save_policy
 from pam_engine.rl import spec
 from pam_engine.rl.env import GraspVecEnv, _advance, _start_episode
 from pam_engine.rl.features import GraspEpisode
-from pam_engine.stage1 import HandCache, ObjectSpec, Stage1Request, _run, simulate
+from pam_engine.pose import HandCache, ObjectSpec, Stage1Request, simulate
+from pam_engine.pose.rollout import rollout
 
 N_DOF = 21
 OBS, ACT = spec.observation_size(N_DOF), spec.action_size()
@@ -55,7 +56,7 @@ def test_checkpoint_round_trip_reproduces_actions_exactly(tmp_path):
 def test_export_matches_the_rl_games_actor():
     from rl_games.algos_torch.model_builder import ModelBuilder
 
-    from pam_engine.rl.rlgames import NetworkConfig, PPOConfig, build_params
+    from pam_engine.training.rlgames import NetworkConfig, PPOConfig, build_params
 
     net_cfg = NetworkConfig(hidden=[32, 16])
     params = build_params("t", 0, 2, "unused", PPOConfig(), net_cfg)
@@ -96,7 +97,7 @@ def test_policy_in_stage1_plays_exactly_what_the_environment_trained(env_config,
     policy = LearnedPolicy(net, env_config.task)
     policy.reset(scene_b, episode_a.plan, 0)
     hand = HandCache.get(None)[0]
-    traj = _run(scene_b, policy, episode_a.plan, Stage1Request([ObjectSpec(bank[0].name)]), env_config.stage1, hand)
+    traj = rollout(scene_b, policy, episode_a.plan, 0, env_config.stage1, hand.name, seed=0)
     assert traj.num_frames == env_config.stage1.num_frames
     np.testing.assert_array_equal(traj.joint_angles[-1], scene_a.finger_angles())
     np.testing.assert_array_equal(traj.pose_y[-1, 0], scene_a.object_poses()[0])
@@ -157,7 +158,7 @@ def test_checkpoints_never_run_code(tmp_path, capsys):
 
 
 def test_unknown_config_keys_are_named(tmp_path):
-    from pam_engine.rl.train import TrainConfig
+    from pam_engine.training.policy import TrainConfig
 
     (tmp_path / "bad.yaml").write_text("ppo:\n  learning_rat: 0.001\n")
     with pytest.raises(ConfigError, match="ppo.learning_rat"):
@@ -169,7 +170,7 @@ def test_unknown_config_keys_are_named(tmp_path):
 
 
 def test_inconsistent_training_settings_fail_before_training(tmp_path):
-    from pam_engine.rl.train import TrainConfig
+    from pam_engine.training.policy import TrainConfig
 
     cfg = load_config(TrainConfig, None, ["num_envs=6", "ppo.horizon_length=5", "ppo.minibatch_size=4"])
     with pytest.raises(ConfigError, match="ppo.minibatch_size"):
@@ -190,7 +191,7 @@ def test_simulate_command_takes_a_policy(tmp_path, capsys):
 
 
 def test_generate_loads_the_configured_policy_before_writing(tmp_path):
-    from pam_engine.generate import GenerateConfig, Generator
+    from pam_engine.pipeline import GenerateConfig, Generator
 
     cfg = load_config(GenerateConfig, None, [f"policy={tmp_path / 'none.pth'}"])
     with pytest.raises(AssetError, match="none.pth does not exist"):

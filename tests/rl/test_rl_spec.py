@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from pam_engine.pose.success import graspxl_rule
 from pam_engine.rl import spec
-from pam_engine.stage1 import HandCache
+from pam_engine.pose import HandCache
 
 
 @pytest.fixture(scope="module")
@@ -133,9 +134,9 @@ def test_reward_terms_reward_and_penalise_the_right_things(articulation):
 
 
 def test_success_rule():
-    assert spec.is_success(0.11, 0.05)
-    assert not spec.is_success(0.09, 0.05)  # not lifted enough
-    assert not spec.is_success(0.2, 0.12)  # the hand left its target (object dropped or pushed)
+    assert graspxl_rule(0.11, 0.05)
+    assert not graspxl_rule(0.09, 0.05)  # not lifted enough
+    assert not graspxl_rule(0.2, 0.12)  # the hand left its target (object dropped or pushed)
 
 
 def test_success_bonus_only_at_the_end(articulation):

@@ -18,7 +18,7 @@ import pytest
 
 from pam_engine.config import from_dict, to_dict
 from pam_engine.policy.loading import load_policy
-from pam_engine.rl.train import TrainConfig, train
+from pam_engine.training.policy import TrainConfig, train
 
 REWARD_OFF = {k: 0.0 for k in ("contact", "impulse", "joint", "hand", "object_velocity", "lift", "penetration",
                                 "action_rate", "success")}

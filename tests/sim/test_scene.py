@@ -5,8 +5,8 @@ from scipy.spatial.transform import Rotation
 
 from pam_engine.hand.pose import HandPose, make_transform, to_pose_m
 from pam_engine.objects import load_object
-from pam_engine.sim.scene import HandObjectScene, PlacedObject
-from pam_engine.stage1 import HandCache
+from pam_engine.sim.mujoco.scene import HandObjectScene, PlacedObject
+from pam_engine.pose import HandCache
 
 
 @pytest.fixture(scope="module")

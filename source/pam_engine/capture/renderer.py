@@ -14,7 +14,6 @@ rendered with fixed material and light, no shadows, reflections or skybox.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -27,8 +26,9 @@ from pam_engine.capture.style import HandMeshStyle, PreviewStyle, paint_random_t
 from pam_engine.conventions import SEG_HAND
 from pam_engine.errors import ConfigError
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-import mujoco  # noqa: E402  (MUJOCO_GL must be set before the first import)
+import mujoco
+
+from pam_engine.sim.mujoco.gl import configure_headless_gl
 
 #: Geom groups drawn (0-1 table/floor, 2 object visuals); 3-5 (collision) never are.
 VISIBLE_GEOM_GROUPS = (1, 1, 1, 0, 0, 0)
@@ -82,7 +82,7 @@ class SegLookup:
 def _gl_context(width: int, height: int):
     """An offscreen OpenGL context of the backend named by MUJOCO_GL (EGL by default), chosen
     here rather than at ``import mujoco`` time so that importing MuJoCo first does not matter."""
-    backend = os.environ.get("MUJOCO_GL", "egl").lower()
+    backend = configure_headless_gl()
     if backend == "egl":
         from mujoco.egl import GLContext
     elif backend == "osmesa":

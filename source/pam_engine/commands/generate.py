@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pam_engine.config import load_config
-    from pam_engine.generate import GenerateConfig, Generator
+    from pam_engine.pipeline import GenerateConfig, Generator
 
     overrides = list(args.overrides)
     if args.episodes is not None:

@@ -60,7 +60,7 @@ def _require(arrays: dict, key: str, shape: tuple, path: str) -> np.ndarray:
 
 
 def load_grasp(path: str, n_dof: int):
-    from pam_engine.policy.grasp_synthesis import GraspTarget
+    from pam_engine.pose.grasp.synthesis import GraspTarget
 
     arrays = _read_arrays(path)
     return GraspTarget(
@@ -80,7 +80,7 @@ def load_hand_start(path: str, articulation, rest_wrist):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pam_engine.stage1 import HandCache, ObjectSpec, Stage1Config, Stage1Request, simulate
+    from pam_engine.pose import HandCache, ObjectSpec, Stage1Config, Stage1Request, simulate
 
     out = Path(args.out)
     if out.suffix != ".npz":

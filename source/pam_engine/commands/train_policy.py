@@ -25,7 +25,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pam_engine.config import load_config
-    from pam_engine.rl.train import TrainConfig, train
+    from pam_engine.training.policy import TrainConfig, train
 
     cfg = load_config(TrainConfig, args.config, args.overrides)
     cfg.check()

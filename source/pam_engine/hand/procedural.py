@@ -11,7 +11,6 @@ mesh so that the surface bends smoothly at the joints.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +20,7 @@ import scipy.sparse as sp
 import trimesh
 from skimage.measure import marching_cubes
 
+from pam_engine import cache
 from pam_engine.conventions import MANO_FINGERS
 from pam_engine.hand.model import NUM_JOINTS, HandModel
 
@@ -80,37 +80,38 @@ def finger_joint_positions(fingers: dict[str, FingerDims] = DEFAULT_FINGERS) -> 
 
 def build_builtin_hand(spacing: float = GRID_SPACING) -> HandModel:
     """The built-in hand (a few thousand vertices; deterministic). Building takes seconds, so
-    the result is kept per process and on disk (``$PAM_CACHE_DIR``, default ~/.cache/pam_engine)."""
+    the result is kept per process and on disk (:mod:`pam_engine.cache`, ``hand/``)."""
     return _cached(float(spacing))
 
 
 def _cache_file(spacing: float) -> Path:
+    """Keyed by the hand's whole description (the recipe's numbers), not by this file's text."""
     recipe = repr((spacing, TARGET_FACES, sorted(DEFAULT_FINGERS.items()), PALM_OUTLINE.tolist(),
                    PALM_HALF_THICKNESS, PALM_ROUNDING, BLEND, MANO_TEMPLATE_WRIST.tolist()))
     key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
-    root = Path(os.environ.get("PAM_CACHE_DIR", Path.home() / ".cache" / "pam_engine"))
-    return root / "hand" / f"builtin-{key}.npz"
+    return cache.cache_dir("hand") / f"builtin-{key}.npz"
 
 
 @lru_cache(maxsize=4)
 def _cached(spacing: float) -> HandModel:
     path = _cache_file(spacing)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return HandModel(name="builtin", v_template=data["v_template"], faces=data["faces"],
-                             weights=data["weights"], j_template=data["j_template"],
-                             tip_vertex_ids=tuple(int(i) for i in data["tip_vertex_ids"]))
-    except (OSError, KeyError, ValueError):
-        pass  # absent or unreadable: build it
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return HandModel(name="builtin", v_template=data["v_template"], faces=data["faces"],
+                                 weights=data["weights"], j_template=data["j_template"],
+                                 tip_vertex_ids=tuple(int(i) for i in data["tip_vertex_ids"]))
+        except cache.UNREADABLE as exc:
+            cache.log_unreadable("hand", "the built-in hand", path, exc)
+    else:
+        cache.log_miss("hand", "the built-in hand", path)
     hand = _build(spacing)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, v_template=hand.v_template, faces=hand.faces, weights=hand.weights,
-                 j_template=hand.j_template, tip_vertex_ids=np.array(hand.tip_vertex_ids))
-        tmp.replace(path)
-    except OSError:
-        pass  # a read-only cache only costs the rebuild
+        cache.write_npz_atomic(path, dict(v_template=hand.v_template, faces=hand.faces, weights=hand.weights,
+                                          j_template=hand.j_template, tip_vertex_ids=np.array(hand.tip_vertex_ids)),
+                               compressed=False)
+    except OSError as exc:  # a read-only cache only costs the rebuild
+        cache.log.warning("could not write the built-in hand's cache file %s: %s", path, exc)
     return hand
 
 

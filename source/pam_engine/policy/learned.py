@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from pam_engine.errors import AssetError
-from pam_engine.policy.plan import GraspPlan
+from pam_engine.pose.grasp.plan import GraspPlan
 from pam_engine.rl import spec
 from pam_engine.rl.features import GraspEpisode
-from pam_engine.sim.scene import HandObjectScene
+from pam_engine.sim.base import HandObjectEnv
 
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "selu": nn.SELU}
 
@@ -67,7 +67,7 @@ class LearnedPolicy:
         self.source = source
         self.episode: GraspEpisode | None = None
 
-    def reset(self, scene: HandObjectScene, plan: GraspPlan, target: int) -> None:
+    def reset(self, scene: HandObjectEnv, plan: GraspPlan, target: int) -> None:
         episode = GraspEpisode(scene, plan, target, self.task)
         check_sizes(self.network.obs_size, self.network.action_size, episode.obs_size, episode.action_size,
                     self.source or "the policy")

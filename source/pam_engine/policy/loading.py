@@ -105,7 +105,7 @@ def load_policy(path: str | Path, n_dof: int | None = None) -> LearnedPolicy:
         raise AssetError(f"policy checkpoint {path} is damaged: its weights do not match its stated sizes "
                          f"(observation {data.get('obs_size')}, action {data.get('action_size')}): {exc}") from exc
     if n_dof is None:
-        from pam_engine.stage1 import HandCache
+        from pam_engine.pose.setup import HandCache
 
         n_dof = HandCache.get(None)[1].size
     check_sizes(network.obs_size, network.action_size, spec.observation_size(n_dof), spec.action_size(),

@@ -6,7 +6,7 @@
 - :mod:`~pam_engine.rl.bank`: synthesized grasps per training object, cached on disk;
 - :mod:`~pam_engine.rl.env`: the batched gymnasium environment; :mod:`~pam_engine.rl.workers`
   spreads it over processes;
-- :mod:`~pam_engine.rl.rlgames`: rl-games glue; :mod:`~pam_engine.rl.train`: ``pam train-policy``.
+- :mod:`~pam_engine.training.rlgames`: rl-games glue; :mod:`~pam_engine.training.policy`: ``pam train-policy``.
 
 The trained policy runs in Stage I as :class:`pam_engine.policy.learned.LearnedPolicy`
 (``pam_engine.policy.loading.load_policy``).

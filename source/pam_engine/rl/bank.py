@@ -6,29 +6,32 @@ this bank. Grasps are stored in the object frame; an upright object moved or tur
 vertical on the table keeps every grasp valid, so one synthesis serves every placement.
 
 Each object's bank holds, per synthesis seed, the grasp Stage I itself would use (synthesis,
-then the physical trial of :mod:`~pam_engine.policy.grasp_check`), followed by further
+then the physical trial of :mod:`~pam_engine.pose.grasp.trial`), followed by further
 candidates that pass the same trial, up to ``grasps_per_seed``: the policy trains on the kind of
 plans it will meet, and on many of them (with few grasps per object it learns those grasps, not
-grasping: 10 per object lifted the training grasps from 69% to 79% but not unseen ones). Whatever the
-current synthesizer is: the cache key includes a digest of its source and of the check's, so an
-improved Stage I invalidates old banks.
+grasping: 10 per object lifted the training grasps from 69% to 79% but not unseen ones).
+
+The cache (:mod:`pam_engine.cache`) is keyed by every input that changes the grasps: the object's
+surfaces and mass, the hand's model and articulation, the scene physics, synthesis, trial and
+plan settings, the seeds and :data:`BANK_FORMAT` (bumped when the algorithm changes), not by
+source files, so a comment edit keeps every bank.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from pam_engine import cache
 from pam_engine.errors import PoseError
-from pam_engine.policy.grasp_synthesis import GraspSynthesisConfig, GraspTarget
+from pam_engine.pose.grasp.synthesis import GraspSynthesisConfig
+from pam_engine.pose.grasp.target import GraspTarget
 
-#: Bump when the stored layout changes.
-BANK_FORMAT = 1
+#: Bump when the stored layout changes, or when synthesis or the physical trial change what they
+#: find for the same inputs (the key covers every input, not the code).
+BANK_FORMAT = 2
 
 
 def _dexycb() -> list[str]:
@@ -58,29 +61,33 @@ class ObjectGrasps:
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("PAM_CACHE_DIR")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "pam_engine"
-    return base / "grasp_bank"
+    return cache.cache_dir("grasp_bank")
 
 
-def _source_digest() -> str:
-    """Digest of the code that decides what a grasp is (synthesis, scene, hand)."""
-    import pam_engine.policy.grasp_check as check
-    import pam_engine.policy.grasp_synthesis as synthesis
-    import pam_engine.sim.hand_builder as hand_builder
-    import pam_engine.sim.scene as scene
-
-    h = hashlib.sha256()
-    for module in (synthesis, check, scene, hand_builder):
-        h.update(Path(module.__file__).read_bytes())
-    return h.hexdigest()[:16]
+def _object_description(asset) -> dict:
+    """What of an object decides its grasps: its surfaces (visual and collision), mass
+    properties and scale."""
+    return {"mesh": [np.asarray(asset.mesh.vertices), np.asarray(asset.mesh.faces)],
+            "collision": [np.asarray(p.vertices) for p in asset.collision_parts],
+            "mass": float(asset.mass), "com": np.asarray(asset.com), "inertia": np.asarray(asset.inertia),
+            "scale": float(asset.scale)}
 
 
-def _key(name: str, seeds: list[int], per_seed: int, stage1_config, hand_key: str) -> str:
-    meta = {"object": name, "seeds": list(seeds), "per_seed": per_seed, "synthesis": asdict(stage1_config.synthesis),
-            "check": asdict(stage1_config.check), "plan": asdict(stage1_config.plan), "hand": hand_key,
-            "source": _source_digest(), "format": BANK_FORMAT}
-    return hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()[:24]
+def _hand_description(hand, articulation) -> dict:
+    """What of the hand decides its grasps: the skinned model and the articulation (its joints,
+    axes and limits)."""
+    return {"model": hand, "articulation": articulation}
+
+
+def bank_key(asset, seeds: list[int], per_seed: int, stage1_config, hand, articulation) -> str:
+    """The cache key of one object's bank: every input that changes the grasps found (the object,
+    the hand, the scene physics, settling, synthesis, the physical trial, the plan's closing
+    rule, the seeds) and the bank's format, never source files."""
+    cfg = stage1_config
+    return cache.cache_key(
+        object=_object_description(asset), hand=_hand_description(hand, articulation), betas=cfg.betas,
+        scene=cfg.scene, settle_time=cfg.settle_time, synthesis=cfg.synthesis, check=cfg.check, plan=cfg.plan,
+        seeds=[int(s) for s in seeds], per_seed=int(per_seed), format=BANK_FORMAT)
 
 
 def _pack(grasps: list[GraspTarget]) -> dict[str, np.ndarray]:
@@ -103,18 +110,17 @@ def _unpack(data) -> list[GraspTarget]:
 
 def synthesize_object(name: str, seeds: list[int], per_seed: int, stage1_config) -> list[GraspTarget]:
     """Grasps of one object upright on the table, chosen per seed as Stage I chooses them."""
-    from pam_engine.policy.grasp_check import choose_grasps
-    from pam_engine.policy.grasp_synthesis import GraspSynthesizer
-    from pam_engine.sim.scene import HandObjectScene, PlacedObject
-    from pam_engine.stage1 import HandCache, ObjectSpec, _settle, load_objects, place_objects
+    from pam_engine.pose.grasp.synthesis import GraspSynthesizer
+    from pam_engine.pose.grasp.trial import choose_grasps
+    from pam_engine.pose.request import ObjectSpec
+    from pam_engine.pose.setup import build_scene, load_objects, place_objects, settle
 
     cfg = stage1_config
-    hand, articulation = HandCache.get(cfg.mano)
     specs = [ObjectSpec(name)]
     assets = load_objects(specs)
     poses = place_objects(assets, specs, np.random.default_rng(0), 0.0)
-    scene = HandObjectScene(hand, articulation, [PlacedObject(assets[0], poses[0])], cfg.scene, betas=cfg.betas)
-    _settle(scene, cfg)
+    scene = build_scene(assets, poses, cfg)
+    settle(scene, cfg)
     grasps: list[GraspTarget] = []
     for seed in seeds:
         synth_cfg = GraspSynthesisConfig(**{**asdict(cfg.synthesis), "seed": int(seed)})
@@ -137,13 +143,19 @@ def _same(a: GraspTarget, b: GraspTarget, tol_m: float = 0.005, tol_rad: float =
     return bool(d < tol_m and r < tol_rad and np.allclose(a.angles, b.angles, atol=tol_rad))
 
 
-def _read(path: Path) -> list[GraspTarget] | None:
+def _read(path: Path, name: str) -> list[GraspTarget] | None:
+    """The cached grasps of ``name``, or None (logged) when absent or damaged."""
     if not path.is_file():
+        cache.log_miss("grasp bank", repr(name), path)
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
-            return _unpack(data) if int(data["format"]) == BANK_FORMAT else None
-    except (OSError, KeyError, ValueError):
+            if int(data["format"]) == BANK_FORMAT:
+                return _unpack(data)
+            cache.log_miss("grasp bank", repr(name), path, f"stored in format {int(data['format'])}")
+            return None
+    except cache.UNREADABLE as exc:
+        cache.log_unreadable("grasp bank", repr(name), path, exc)
         return None
 
 
@@ -156,16 +168,18 @@ def load_bank(config: BankConfig, stage1_config, progress: bool = True, jobs: in
 
     from tqdm import tqdm
 
-    from pam_engine.objects.hull_store import write_npz_atomic
+    from pam_engine.pose.request import ObjectSpec
+    from pam_engine.pose.setup import HandCache, load_objects
 
     if not config.objects:
         raise PoseError("the grasp bank needs at least one object (config key 'bank.objects')")
-    folder = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
-    hand_key = stage1_config.mano or os.environ.get("PAM_MANO_DIR") or "builtin"
+    folder = cache.cache_dir("grasp_bank", config.cache_dir)
+    hand, articulation = HandCache.get(stage1_config.mano)
     names = [str(n) for n in config.objects]
-    paths = {n: folder / f"{_key(n, config.synthesis_seeds, config.grasps_per_seed, stage1_config, hand_key)}.npz"
-             for n in names}
-    found = {n: _read(paths[n]) for n in names}
+    assets = dict(zip(names, load_objects([ObjectSpec(n) for n in names])))
+    paths = {n: folder / (bank_key(assets[n], config.synthesis_seeds, config.grasps_per_seed, stage1_config,
+                                   hand, articulation) + ".npz") for n in names}
+    found = {n: _read(paths[n], n) for n in names}
     missing = [n for n in names if found[n] is None]
     if missing:
         args = [(n, config.synthesis_seeds, config.grasps_per_seed, stage1_config) for n in missing]
@@ -183,8 +197,7 @@ def load_bank(config: BankConfig, stage1_config, progress: bool = True, jobs: in
         bar.close()
         for n in missing:
             if found[n]:
-                folder.mkdir(parents=True, exist_ok=True)
-                write_npz_atomic(paths[n], {**_pack(found[n]), "format": np.array(BANK_FORMAT)})
+                cache.write_npz_atomic(paths[n], {**_pack(found[n]), "format": np.array(BANK_FORMAT)})
     out = []
     for n in names:
         if found[n]:

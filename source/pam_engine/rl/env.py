@@ -1,15 +1,17 @@
-"""The vectorised grasp environment: several MuJoCo grasp episodes in one process, stepped as a
+"""The vectorised grasp environment: several grasp episodes in one process, stepped as a
 batch behind gymnasium's ``VectorEnv`` interface (same-step autoreset: a finished episode's
 slot returns the first observation of its next episode, the final one goes into ``infos``).
 
-An episode is Stage I's: an object placed at a random spot and yaw and settled, a grasp hT
-drawn from the bank, a start pose h0 drawn as Stage I draws it, the plan between them. The
+An episode is Stage I's, set up by the same public API (:func:`pam_engine.pose.setup.prepare_episode`):
+an object placed at a random spot and yaw and settled, a grasp hT drawn from the bank, a start
+pose h0 drawn as Stage I draws it, the plan between them. The
 scripted approach runs during reset; the policy then decides every capture frame (see
 :mod:`pam_engine.rl.spec`) until the plan ends. A simulation that blows up ends its episode
 with a penalty.
 
-One compiled model per object is shared by all slots of a process; each episode gets a fresh
-``MjData`` (half a millisecond, against ~14 ms for the approach), so slots never share state.
+One built scene per object is shared by all slots of a process; each episode gets a fresh view
+of it (:meth:`~pam_engine.sim.base.HandObjectEnv.fresh`: on MuJoCo a new ``MjData``, half a
+millisecond against ~14 ms for the approach), so slots never share state.
 """
 
 from __future__ import annotations
@@ -18,19 +20,16 @@ import copy
 from dataclasses import dataclass, field
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from pam_engine.errors import PoseError
-from pam_engine.policy.plan import GraspPlan, default_start_pose
+from pam_engine.pose.request import Stage1Config
+from pam_engine.pose.setup import prepare_episode, replace_object
+from pam_engine.pose.success import graspxl_rule
 from pam_engine.rl import spec
 from pam_engine.rl.bank import BankConfig, ObjectGrasps, load_bank
 from pam_engine.rl.features import GraspEpisode
-from pam_engine.stage1 import Stage1Config
-
-_BAD_STATE_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQPOS,
-                       mujoco.mjtWarning.mjWARN_BADQVEL)
 
 
 @dataclass
@@ -130,7 +129,7 @@ class _Slot:
         reward = float(sum(terms.values()))
         if not (final or diverged):
             return obs, reward, False, None
-        success = bool(state is not None and spec.is_success(state.rise(), state.hand_error()))
+        success = bool(state is not None and graspxl_rule(state.rise(), state.hand_error()))
         self.env.record(self.object_index, success)
         info = EpisodeInfo(
             object=self.name, success=success,
@@ -153,35 +152,19 @@ def _perturbed(grasp, noise: GraspNoiseConfig, rng: np.random.Generator):
 
 
 def _start_episode(scene, grasp, cfg: Stage1Config, task: spec.TaskConfig, rng: np.random.Generator) -> GraspEpisode:
-    """Place, settle, draw h0, plan: what Stage I's ``run_stage1`` does, minus synthesis."""
-    from pam_engine.hand.pose import HandPose
-    from pam_engine.stage1 import ObjectSpec, _check_reachable, _settle, place_objects
-
-    asset = scene.objects[0].asset
-    pose = place_objects([asset], [ObjectSpec(asset.name)], rng, cfg.placement_radius)[0]
-    scene.set_object_pose(0, pose)
-    scene.forward()
-    _settle(scene, cfg)
-    target_pose = scene.object_pose(0)
-    start = default_start_pose(grasp, target_pose, rng)
-    start = HandPose(start.wrist, scene.articulation.check_angles(start.angles, "h0 joint angles"))
-    _check_reachable(scene, 0, start, grasp, target_pose, cfg)
-    num_steps = (cfg.num_frames - 1) * cfg.scene.control_per_frame + 1
-    art = scene.articulation
-    plan = GraspPlan.build(start, grasp, target_pose, num_steps, art.lower, art.upper, cfg.plan)
-    plan.anchor(scene)
-    scene.set_hand_state(start)
-    scene.forward()
-    return GraspEpisode(scene, plan, 0, task, grasp.parts)
+    """Place, settle, draw h0, plan (Stage I's episode set-up, with the grasp given)."""
+    replace_object(scene, 0, rng, cfg.placement_radius)
+    setup = prepare_episode(scene, 0, cfg, rng, grasp=grasp)
+    return GraspEpisode(scene, setup.plan, 0, task, grasp.parts)
 
 
 def _advance(ep: GraspEpisode, start: int, stop: int) -> bool:
     """Run control steps [start, stop) with the episode's targets; True if the physics diverged."""
-    scene, data = ep.scene, ep.scene.data
+    scene = ep.scene
     for step in range(start, stop):
         scene.set_targets(*ep.targets(step))
         scene.step()
-        if any(data.warning[w].number for w in _BAD_STATE_WARNINGS) or not scene.is_finite():
+        if scene.diverged():
             return True
     return False
 
@@ -201,20 +184,16 @@ class GraspVecEnv(VectorEnv):
         """Slot ``i`` draws its episodes from ``default_rng([seed, first_slot + i])``, so a batch
         split over workers (each given its ``first_slot``) plays the very episodes it would play
         in one process."""
-        from pam_engine.stage1 import HandCache, ObjectSpec, load_objects
-        from pam_engine.sim.scene import HandObjectScene, PlacedObject
+        from pam_engine.pose.request import ObjectSpec
+        from pam_engine.pose.setup import HandCache, build_scene, load_objects
 
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         self.config = config or EnvConfig()
         cfg = self.config.stage1
         self.bank = bank if bank is not None else load_bank(self.config.bank, cfg, progress=progress)
-        hand, articulation = HandCache.get(cfg.mano)
-        self.scenes = []
-        for entry in self.bank:
-            asset = load_objects([ObjectSpec(entry.name)])[0]
-            self.scenes.append(HandObjectScene(hand, articulation, [PlacedObject(asset, np.eye(4))], cfg.scene,
-                                               betas=cfg.betas))
+        _, articulation = HandCache.get(cfg.mano)
+        self.scenes = [build_scene(load_objects([ObjectSpec(entry.name)]), [np.eye(4)], cfg) for entry in self.bank]
         self.n_dof = articulation.size
         self.num_envs = num_envs
         obs_size, act_size = spec.observation_size(self.n_dof), spec.action_size()
@@ -244,12 +223,8 @@ class GraspVecEnv(VectorEnv):
         self.success_rate[k] = (1.0 - m) * self.success_rate[k] + m * float(success)
 
     def fresh_scene(self, k: int):
-        """Object ``k``'s scene with its own new ``MjData`` (the model is shared)."""
-        base = self.scenes[k]
-        scene = copy.copy(base)
-        scene.data = mujoco.MjData(base.model)
-        mujoco.mj_forward(base.model, scene.data)
-        return scene
+        """Object ``k``'s scene with a fresh state of its own (the built model is shared)."""
+        return self.scenes[k].fresh()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:

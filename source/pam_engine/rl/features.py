@@ -1,4 +1,4 @@
-"""Reading :class:`~pam_engine.rl.spec.GraspState` out of the MuJoCo scene, and driving one
+"""Reading :class:`~pam_engine.rl.spec.GraspState` out of a scene (any simulator backend), and driving one
 episode's residual control: the code the training environment and the deployed policy share,
 so an observation seen in training is bit-for-bit the one the policy sees in Stage I.
 
@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import mujoco
 import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
 
-from pam_engine.policy.plan import GraspPlan
+from pam_engine.pose.grasp.plan import GraspPlan
 from pam_engine.rl import spec
-from pam_engine.sim.scene import HandObjectScene
+from pam_engine.sim.base import HandObjectEnv
 
 #: DexYCB keypoints of the fingertips (thumb..little), the wrist and the four finger MCPs.
 _TIPS = [4, 8, 12, 16, 20]
@@ -63,26 +62,9 @@ class ContactReadout:
     penetration: float  # deepest hand-target penetration (m)
 
 
-def read_contacts(scene: HandObjectScene, target: int) -> ContactReadout:
+def read_contacts(scene: HandObjectEnv, target: int) -> ContactReadout:
     """Which hand parts touch object ``target``, how hard (normal force) and how deep."""
-    parts = np.zeros(spec.NUM_PARTS, dtype=bool)
-    force = np.zeros(spec.NUM_PARTS)
-    depth = 0.0
-    data = scene.data
-    n = data.ncon
-    if n:
-        geoms = data.contact.geom[:n]
-        part_a, part_b = scene.geom_part[geoms[:, 0]], scene.geom_part[geoms[:, 1]]
-        obj_a, obj_b = scene.geom_object[geoms[:, 0]], scene.geom_object[geoms[:, 1]]
-        hand_part = np.where(part_a >= 0, part_a, part_b)
-        hits = np.flatnonzero(((part_a >= 0) & (obj_b == target)) | ((part_b >= 0) & (obj_a == target)))
-        wrench = np.zeros(6)
-        for i in hits:
-            p = hand_part[i]
-            parts[p] = True
-            mujoco.mj_contactForce(scene.model, data, int(i), wrench)
-            force[p] += wrench[0]
-            depth = max(depth, -float(data.contact.dist[i]))
+    parts, force, depth = scene.contact_readout(target)
     return ContactReadout(parts, force, depth)
 
 
@@ -95,7 +77,7 @@ class GraspEpisode:
     exactly these, in the same order.
     """
 
-    def __init__(self, scene: HandObjectScene, plan: GraspPlan, target: int, task: spec.TaskConfig,
+    def __init__(self, scene: HandObjectEnv, plan: GraspPlan, target: int, task: spec.TaskConfig,
                  grasp_parts: np.ndarray | None = None):
         if plan.wrist_q is None:
             raise ValueError("the plan must be anchored to the scene (GraspPlan.anchor) before an episode starts")
@@ -113,7 +95,7 @@ class GraspEpisode:
         self.mass = float(asset.mass)
         self.surface = SurfaceCloud.of(asset, task.surface_points)
         self.grasp_parts = np.zeros(spec.NUM_PARTS, bool) if grasp_parts is None else np.asarray(grasp_parts, bool)
-        mujoco.mj_kinematics(scene.model, scene.data)
+        scene.sync()
         start_pose = scene.object_pose(target)
         self.start_height = float((start_pose[:3, :3] @ self.com + start_pose[:3, 3])[2])
         self.grasp_in_object = np.linalg.inv(start_pose) @ plan.grasp_wrist
@@ -151,19 +133,16 @@ class GraspEpisode:
     # -- reading the scene -----------------------------------------------------------------
 
     def state(self, step: int) -> spec.GraspState:
-        scene, data = self.scene, self.scene.data
-        mujoco.mj_kinematics(scene.model, data)  # body poses level with qpos (as Stage I records)
+        scene = self.scene
+        scene.sync()  # body poses level with the joints (as Stage I records)
         keypoints = scene.keypoints()
         probes = np.empty((spec.NUM_PROBES, 3))
         probes[:5] = keypoints[_TIPS]
         probes[5] = keypoints[0] + PALM_FRACTION * (keypoints[_MCPS].mean(axis=0) - keypoints[0])
         object_pose = scene.object_pose(self.target)
-        dof = scene.object_dof[self.target]
-        linvel = data.qvel[dof:dof + 3]  # free joint: world-frame velocity of the body origin
-        angvel = object_pose[:3, :3] @ data.qvel[dof + 3:dof + 6]  # body frame -> world
+        linvel, angvel = scene.object_velocity(self.target)  # of the body origin, world
         com_linvel = linvel + np.cross(angvel, object_pose[:3, :3] @ self.com)
-        base_rot = scene.data.mocap_quat[scene.base_mocap]
-        wrist_linvel = _quat_rotate(base_rot, data.qvel[scene.wrist_dof[:3]])
+        wrist_linvel = scene.wrist_linvel()
         contacts = read_contacts(scene, self.target)
         plan = self.plan
         return spec.GraspState(
@@ -179,9 +158,3 @@ class GraspEpisode:
 
     def observe(self, state: spec.GraspState) -> np.ndarray:
         return spec.observation(state, self.action)
-
-
-def _quat_rotate(quat_wxyz: np.ndarray, v: np.ndarray) -> np.ndarray:
-    out = np.zeros(3)
-    mujoco.mju_rotVecQuat(out, np.asarray(v, dtype=np.float64), np.asarray(quat_wxyz, dtype=np.float64))
-    return out

@@ -3,7 +3,7 @@ the reward terms, the success rule. Pure numpy, no simulator: the MuJoCo environ
 (:mod:`pam_engine.rl.env`), the deployed policy (:mod:`pam_engine.policy.learned`) and the
 Isaac Lab task of a later issue all build on these functions, so they stay identical.
 
-The task (GraspXL family, residual form): a scripted :class:`~pam_engine.policy.plan.GraspPlan`
+The task (GraspXL family, residual form): a scripted :class:`~pam_engine.pose.grasp.plan.GraspPlan`
 gives per-control-step servo targets for approach, reach, close, lift and hold; the policy adds a
 bounded residual to them. It decides once per capture frame (every ``control_per_frame`` = 7
 control steps, 15 Hz) and only from the reach phase on: the approach is free-space motion the
@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from pam_engine.pose.success import GRASPXL_HAND_DISTANCE, GRASPXL_RISE, graspxl_rule
+
 #: Bumped whenever a layout, scale or formula below changes; checkpoints record it.
 SPEC_VERSION = 2
 
-#: Phases of the plan (pam_engine.policy.plan.PHASES), as indices.
+#: Phases of the plan (pam_engine.pose.grasp.plan.PHASES), as indices.
 APPROACH, REACH, CLOSE, LIFT, HOLD = range(5)
 NUM_PHASES = 5
 #: The first phase in which the residual acts.
@@ -39,11 +41,9 @@ FIRST_ACTIVE_PHASE = REACH
 NUM_PARTS = 6
 NUM_PROBES = 6
 
-#: GraspXL's success rule: the object rose more than 0.1 m and the hand is within 0.1 m of its
-#: target. The target is hT carried along with the object (the wrist where the grasp put it,
-#: relative to the object): a world-fixed hT would be 0.2 m below a lifted hand by design.
-SUCCESS_RISE = 0.10
-SUCCESS_HAND_DISTANCE = 0.10
+#: The task's success rule is GraspXL's (:func:`pam_engine.pose.success.graspxl_rule`).
+SUCCESS_RISE = GRASPXL_RISE
+SUCCESS_HAND_DISTANCE = GRASPXL_HAND_DISTANCE
 
 GRAVITY = 9.81
 
@@ -296,14 +296,9 @@ def reward_terms(s: GraspState | None, action: np.ndarray, previous_action: np.n
     a, prev = np.asarray(action, dtype=np.float64), np.asarray(previous_action, dtype=np.float64)
     out["action"] = -cfg.action * float(np.mean(a * a))
     out["action_rate"] = -cfg.action_rate * float(np.mean((a - prev) ** 2))
-    if final and is_success(s.rise(), s.hand_error()):
+    if final and graspxl_rule(s.rise(), s.hand_error()):
         out["success"] = cfg.success
     return out
-
-
-def is_success(rise: float, hand_error: float) -> bool:
-    """GraspXL's rule: the object rose > 0.1 m and the wrist is within 0.1 m of its target."""
-    return bool(rise > SUCCESS_RISE and hand_error < SUCCESS_HAND_DISTANCE)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from pam_engine.rl import spec
 from pam_engine.rl.bank import load_bank
 from pam_engine.rl.env import EnvConfig, GraspVecEnv
-from pam_engine.stage1 import HandCache
+from pam_engine.pose import HandCache
 
 
 def _worker(conn, config: EnvConfig, num_envs: int, seed: int, first_slot: int, bank) -> None:

@@ -26,6 +26,7 @@ from scipy.spatial import ConvexHull
 from pam_engine.conventions import MANO_FINGERS, MANO_JOINT_NAMES, MANO_PARENTS
 from pam_engine.hand.articulation import HandArticulation
 from pam_engine.hand.model import NUM_JOINTS, HandModel
+from pam_engine.sim.base import HandGains
 
 #: Contact bitmasks: hand geoms touch the world/objects, never each other.
 HAND_CONTYPE, HAND_CONAFFINITY = 2, 1
@@ -36,24 +37,6 @@ WRIST_JOINTS = ("wrist_x", "wrist_y", "wrist_z", "wrist_rx", "wrist_ry", "wrist_
 #: Which contact part (CONTACT_PARTS order: thumb, index, middle, ring, little, palm) a MANO
 #: joint's geometry belongs to.
 JOINT_PART = {0: 5, **{j: p for p, f in enumerate(("thumb", "index", "middle", "ring", "pinky")) for j in MANO_FINGERS[f]}}
-
-
-@dataclass
-class HandGains:
-    """Position-servo gains of the hand's actuators and the contact properties of its skin."""
-
-    wrist_kp_linear: float = 2000.0  # N/m
-    wrist_kv_linear: float = 120.0
-    wrist_kp_angular: float = 60.0  # N m / rad
-    wrist_kv_angular: float = 4.0
-    finger_kp: float = 1.2  # N m / rad at the MCP; distal joints get less (finger_kp_scale)
-    finger_kp_scale: tuple[float, float, float] = (1.0, 0.6, 0.4)
-    finger_damping: float = 0.03
-    finger_armature: float = 0.002
-    friction: tuple[float, float, float] = (1.2, 0.01, 0.0001)  # slide, torsion, roll
-    wrist_force: float = 60.0  # N, actuator force limit
-    wrist_torque: float = 8.0  # N m
-    finger_torque: float = 1.5  # N m
 
 
 @dataclass

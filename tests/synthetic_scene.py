@@ -1,6 +1,6 @@
-"""A small synthetic scene that follows the capture scene contract: a skinned two-bone "finger"
-standing in for the hand, one mesh object and a table. Used by the capture tests and benchmark
-until the real hand scene exists, and handy for smoke-testing the capture/dataset layer."""
+"""A test fixture: a small synthetic scene that follows the capture scene contract, a skinned
+two-bone "finger" standing in for the hand, one mesh object and a table. The capture and dataset
+tests use it to check rendering against known geometry."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 
 from pam_engine.capture.renderer import SegLookup
 from pam_engine.capture.style import RANDOM_TEXTURE_PREFIX
-from pam_engine.conventions import SEG_HAND
+import mujoco
 
-import mujoco  # noqa: E402  (renderer import set MUJOCO_GL)
+from pam_engine.conventions import SEG_HAND
 
 
 def tube_mesh(length: float, radius: float, rings: int = 16, segments: int = 16):

@@ -1,75 +1,46 @@
-"""The embedded Stage I scene: a table, objects at 6D poses and the floating hand, built with
-MuJoCo's MjSpec, plus the state accessors every controller, policy and recorder uses.
+"""The embedded MuJoCo scene: a table, objects at 6D poses and the floating hand, built with
+MuJoCo's MjSpec; one ``MjData`` per environment. It implements the single-environment view of
+the simulator seam (:class:`pam_engine.sim.base.HandObjectEnv`) directly on ``MjData``: the
+fast path, as cheap as bare ``mj_step``.
 
-Timing is chosen so that capture frames fall exactly on control steps: physics runs at
-``fps * control_per_frame * substeps`` Hz (420 Hz by default), control at
-``fps * control_per_frame`` Hz (105 Hz), capture at ``fps`` (15 Hz).
+Timing: see :class:`~pam_engine.sim.base.SceneConfig`.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-from dataclasses import dataclass, field
 from typing import Sequence
 
 import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from pam_engine.conventions import SEG_HAND
+from pam_engine.conventions import KEYPOINT_FROM_MANO, SEG_HAND
 from pam_engine.errors import PoseError
 from pam_engine.hand.articulation import HandArticulation
 from pam_engine.hand.model import HandModel
 from pam_engine.hand.pose import HandPose, make_transform
-from pam_engine.sim.hand_builder import (
-    COLLISION_GROUP, WORLD_CONAFFINITY, WORLD_CONTYPE, WRIST_JOINTS, HandGains, add_hand,
+from pam_engine.sim.base import PlacedObject, SceneConfig
+from pam_engine.sim.mujoco.hand_builder import (
+    COLLISION_GROUP, WORLD_CONAFFINITY, WORLD_CONTYPE, WRIST_JOINTS, add_hand,
 )
+from pam_engine.sim.mujoco.objects import add_object_to_spec
 from pam_engine.trajectory import CONTACT_PARTS
 
 TABLE_GEOM = "table"
 _log = logging.getLogger("pam_engine.mujoco")
+_BAD_STATE_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQPOS,
+                       mujoco.mjtWarning.mjWARN_BADQVEL)
 
 
-def _route_mujoco_warnings() -> None:
+def route_mujoco_warnings() -> None:
     """MuJoCo writes its warnings to MUJOCO_LOG.TXT in the working directory; the engine reports
-    instabilities itself (a failed episode with a reason), so send them to logging instead."""
+    instabilities itself (a failed episode with a reason), so send them to logging instead.
+    Installed when the first scene is built (never at import: inside another host, such as
+    Isaac Sim's Kit, the engine must not take over MuJoCo's global hooks unasked)."""
     if mujoco.get_mju_user_warning() is None:
         mujoco.set_mju_user_warning(lambda message: _log.warning("MuJoCo: %s", message))
-
-
-_route_mujoco_warnings()
-
-
-@dataclass
-class SceneConfig:
-    """Physics and timing of the embedded scene."""
-
-    fps: float = 15.0
-    control_per_frame: int = 7
-    substeps: int = 4
-    table_half_size: tuple[float, float, float] = (0.6, 0.6, 0.02)  # top surface at z = 0
-    table_friction: float = 0.8
-    impratio: float = 10.0
-    gravity: tuple[float, float, float] = (0.0, 0.0, -9.81)
-    render_width: int = 1280  # largest offscreen render the model allows
-    render_height: int = 720
-    gains: HandGains = field(default_factory=HandGains)
-
-    @property
-    def control_dt(self) -> float:
-        return 1.0 / (self.fps * self.control_per_frame)
-
-    @property
-    def timestep(self) -> float:
-        return self.control_dt / self.substeps
-
-
-@dataclass(frozen=True)
-class PlacedObject:
-    """An object asset (``pam_engine.objects.ObjectAsset``) and its world pose (4x4)."""
-
-    asset: object
-    pose: np.ndarray
 
 
 class HandObjectScene:
@@ -77,8 +48,7 @@ class HandObjectScene:
 
     def __init__(self, hand: HandModel, articulation: HandArticulation, objects: Sequence[PlacedObject],
                  config: SceneConfig | None = None, betas: np.ndarray | None = None):
-        from pam_engine.objects import add_object_to_spec
-
+        route_mujoco_warnings()
         self.config = config or SceneConfig()
         self.hand = hand
         self.articulation = articulation
@@ -223,6 +193,10 @@ class HandObjectScene:
     def forward(self) -> None:
         mujoco.mj_forward(self.model, self.data)
 
+    def sync(self) -> None:
+        """Body poses level with qpos (``mj_step`` leaves them one integration step behind)."""
+        mujoco.mj_kinematics(self.model, self.data)
+
     # -- state -------------------------------------------------------------------------------
 
     def is_finite(self) -> bool:
@@ -239,8 +213,6 @@ class HandObjectScene:
 
     def keypoints(self) -> np.ndarray:
         """The 21 DexYCB keypoints in the world frame: joint bodies and skinned fingertips."""
-        from pam_engine.conventions import KEYPOINT_FROM_MANO
-
         joints = self.data.xpos[self.joint_bodies]
         tips = np.empty((5, 3))
         for k, (bodies, weights, offsets) in enumerate(self._tip_terms):
@@ -268,6 +240,92 @@ class HandObjectScene:
             mask = (self.geom_object[geoms[:, a]] == target) & (self.geom_part[geoms[:, b]] >= 0)
             touching[self.geom_part[geoms[mask, b]]] = True
         return touching
+
+    def object_velocity(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Object ``k``'s free-joint velocity: linear (world, of the body origin) and angular
+        (world)."""
+        dof = self.object_dof[k]
+        linvel = self.data.qvel[dof:dof + 3]
+        angvel = self.object_pose(k)[:3, :3] @ self.data.qvel[dof + 3:dof + 6]  # body frame -> world
+        return linvel, angvel
+
+    def wrist_linvel(self) -> np.ndarray:
+        """Linear velocity of the wrist slides, in world axes."""
+        out = np.zeros(3)
+        mujoco.mju_rotVecQuat(out, np.asarray(self.data.qvel[self.wrist_dof[:3]], dtype=np.float64),
+                              np.asarray(self.data.mocap_quat[self.base_mocap], dtype=np.float64))
+        return out
+
+    def contact_readout(self, target: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Which hand parts touch object ``target`` (6,) bool, their summed normal force (6,) N,
+        and the deepest hand-target penetration (m)."""
+        parts = np.zeros(len(CONTACT_PARTS), dtype=bool)
+        force = np.zeros(len(CONTACT_PARTS))
+        depth = 0.0
+        data = self.data
+        n = data.ncon
+        if n:
+            geoms = data.contact.geom[:n]
+            part_a, part_b = self.geom_part[geoms[:, 0]], self.geom_part[geoms[:, 1]]
+            obj_a, obj_b = self.geom_object[geoms[:, 0]], self.geom_object[geoms[:, 1]]
+            hand_part = np.where(part_a >= 0, part_a, part_b)
+            hits = np.flatnonzero(((part_a >= 0) & (obj_b == target)) | ((part_b >= 0) & (obj_a == target)))
+            wrench = np.zeros(6)
+            for i in hits:
+                p = hand_part[i]
+                parts[p] = True
+                mujoco.mj_contactForce(self.model, data, int(i), wrench)
+                force[p] += wrench[0]
+                depth = max(depth, -float(data.contact.dist[i]))
+        return parts, force, depth
+
+    def penetration(self, pose: HandPose) -> tuple[float, str]:
+        """Deepest penetration of the hand at ``pose`` into the table or an object, and what it
+        sinks into; the state is restored."""
+        saved = self.data.qpos.copy()
+        self.set_hand_state(pose)
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_collision(self.model, self.data)
+        depth, what = 0.0, ""
+        for i in range(self.data.ncon):
+            g1, g2 = self.data.contact.geom[i]
+            if (self.geom_part[g1] >= 0) == (self.geom_part[g2] >= 0):
+                continue
+            other = g2 if self.geom_part[g1] >= 0 else g1
+            d = -float(self.data.contact.dist[i])
+            if d > depth:
+                depth = d
+                what = "table" if other == self.table_geom else f"object {self.objects[self.geom_object[other]].asset.name!r}"
+        self.data.qpos[:] = saved
+        self.forward()
+        return depth, what
+
+    def stop_objects(self) -> None:
+        """Zero every object's velocity (after settling), leaving positions as they are."""
+        for k in range(len(self.objects)):
+            self.data.qvel[self.object_dof[k]:self.object_dof[k] + 6] = 0.0
+
+    def sim_time(self) -> float:
+        return float(self.data.time)
+
+    def diverged(self) -> bool:
+        """True when MuJoCo flagged a bad state (QACC/QPOS/QVEL) or the state is not finite."""
+        return any(self.data.warning[w].number for w in _BAD_STATE_WARNINGS) or not self.is_finite()
+
+    def fork(self) -> "HandObjectScene":
+        """A view on the same model with its own copy of the current state."""
+        view = copy.copy(self)
+        view.data = mujoco.MjData(self.model)
+        mujoco.mj_copyData(view.data, self.model, self.data)
+        return view
+
+    def fresh(self) -> "HandObjectScene":
+        """A view on the same model with a fresh initial state (half a millisecond, against
+        ~14 ms to compile a model)."""
+        view = copy.copy(self)
+        view.data = mujoco.MjData(self.model)
+        mujoco.mj_forward(self.model, view.data)
+        return view
 
     def segmentation_ids(self) -> tuple[dict[int, int], dict[int, int]]:
         """Geom id -> segmentation id for object visual geoms, and skin id -> hand id."""

@@ -1,5 +1,7 @@
-"""``pam generate``, the main job: N domain-randomised episodes, each Stage I -> capture ->
-(Stage II -> Stage III when weights are configured) -> an episode folder.
+"""The pipeline: N domain-randomised episodes, each Stage I (pose) -> capture -> (Stage II
+appearance -> Stage III motion when weights are configured) -> an episode folder. ``pam
+generate`` runs it in this process and the Ray workers of :mod:`pam_engine.distributed` run the
+same :class:`Generator`.
 
 Episode i draws everything from ``np.random.default_rng([seed, i])``, so a batch is
 reproducible and a killed batch resumes where it stopped: finished episodes and recorded
@@ -21,10 +23,11 @@ from tqdm import tqdm
 
 from pam_engine.capture.camera import CameraRange, check_resolution, preset_canvas, sample_camera
 from pam_engine.capture.style import MapStyle
-from pam_engine.config import to_dict
+from pam_engine.config import from_dict, to_dict
 from pam_engine.distributed import RayConfig, run_on_ray
 from pam_engine.errors import ConfigError, OutputError, PamError
-from pam_engine.stage1 import ObjectSpec, Stage1Config, Stage1Request, run_stage1
+from pam_engine.pose.request import ObjectSpec, Stage1Config, Stage1Request
+from pam_engine.pose.stage import run_stage1
 from pam_diffusion.config import DiffusionConfig
 
 DATASET_CONFIG_FILE = "dataset.json"
@@ -184,6 +187,14 @@ class Generator:
         self.policy = policy
         self._capture_buffer = None  # reused between episodes (saves first-touch page faults)
 
+    @classmethod
+    def from_config_dict(cls, cfg_dict: dict, out: str | Path) -> "Generator":
+        """A generator from a plain config dict (how Ray workers receive it)."""
+        return cls(from_dict(GenerateConfig, cfg_dict), out)
+
+    def new_summary(self, skipped: int = 0) -> "GenerateSummary":
+        return GenerateSummary(diffusion_skipped=self.diffusion is None, skipped=skipped)
+
     def _check_same_config(self) -> None:
         path = self.out / DATASET_CONFIG_FILE
         current = {k: v for k, v in to_dict(self.cfg).items() if k != "ray"}
@@ -218,11 +229,11 @@ class Generator:
 
     def run(self, progress: bool = True) -> GenerateSummary:
         """Make every episode not done yet, here or on Ray workers (``cfg.ray``)."""
-        if self.cfg.ray.workers > 0 or self.cfg.ray.address:
-            return run_on_ray(self, self.cfg.ray, progress)
         done = self.done_indices()
         todo = [i for i in range(self.cfg.episodes) if i not in done]
-        summary = GenerateSummary(diffusion_skipped=self.diffusion is None, skipped=self.cfg.episodes - len(todo))
+        summary = self.new_summary(skipped=self.cfg.episodes - len(todo))
+        if self.cfg.ray.workers > 0 or self.cfg.ray.address:
+            return run_on_ray(self, todo, summary, self.cfg.ray, progress)
         self.run_indices(todo, summary, progress)
         return summary
 

@@ -20,7 +20,8 @@ are rejected. Everything runs on positions only (``mj_kinematics`` + ``mj_collis
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import mujoco
 import numpy as np
@@ -30,7 +31,10 @@ from scipy.spatial.transform import Rotation
 from pam_engine.conventions import MANO_FINGERS
 from pam_engine.errors import PoseError
 from pam_engine.hand.pose import make_transform
-from pam_engine.sim.scene import HandObjectScene
+from pam_engine.pose.grasp.target import GraspTarget
+
+if TYPE_CHECKING:  # the synthesizer queries MuJoCo collisions directly (kinematic search)
+    from pam_engine.sim.mujoco.scene import HandObjectScene
 
 #: Contact parts, as in trajectory.CONTACT_PARTS.
 THUMB, PALM = 0, 5
@@ -54,26 +58,6 @@ class GraspSynthesisConfig:
     min_parts: int = 3  # contact parts (fingers + palm) a grasp needs
     max_forearm_down: float = 0.35  # sin of the forearm's largest downward tilt
     seed: int = 0
-
-
-@dataclass
-class GraspTarget:
-    """A grasp hT in the object frame: where the wrist goes, the finger angles at contact and
-    the direction (object frame) the hand travels to reach it."""
-
-    wrist_in_object: np.ndarray  # (4, 4)
-    angles: np.ndarray  # (n_dof,) finger angles at first contact
-    approach: np.ndarray  # (3,) unit vector, object frame
-    preshape: np.ndarray | None = None  # (n_dof,) open hand used on the way in
-    score: float = 0.0
-    quality: float = 0.0  # force-closure epsilon
-    parts: np.ndarray = field(default_factory=lambda: np.zeros(6, bool))
-
-    def wrist_world(self, object_pose: np.ndarray) -> np.ndarray:
-        return object_pose @ self.wrist_in_object
-
-    def approach_world(self, object_pose: np.ndarray) -> np.ndarray:
-        return object_pose[:3, :3] @ self.approach
 
 
 class GraspSynthesizer:

@@ -17,7 +17,7 @@ from pam_engine.config import to_dict
 from pam_engine.errors import ConfigError
 from pam_engine.rl import spec
 from pam_engine.rl.env import EnvConfig
-from pam_engine.rl.rlgames import NetworkConfig, PPOConfig
+from pam_engine.training.rlgames import NetworkConfig, PPOConfig
 
 
 @dataclass
@@ -82,10 +82,11 @@ def train(cfg: TrainConfig, command: str = "", progress: bool = True, observer_h
     from rl_games.torch_runner import Runner
 
     from pam_engine.policy.loading import export_rl_games, save_policy
-    from pam_engine.rl import rlgames, spec
+    from pam_engine.rl import spec
+    from pam_engine.training import rlgames
     from pam_engine.rl.bank import load_bank
     from pam_engine.rl.workers import make_env
-    from pam_engine.stage1 import HandCache
+    from pam_engine.pose import HandCache
 
     cfg.check()
     t0 = time.perf_counter()

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from pam_engine.hand.pose import HandPose, make_transform
-from pam_engine.policy.grasp_synthesis import GraspTarget
+from pam_engine.pose.grasp.target import GraspTarget
 
 PHASES = ("approach", "reach", "close", "lift", "hold")
 

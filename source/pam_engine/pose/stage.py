@@ -1,0 +1,61 @@
+"""Stage I (Pose): from (objects o0, hand start h0, grasp target hT) to a physically simulated
+grasp trajectory at the capture rate.
+
+Every input is checked before the simulation starts (unknown objects, bad meshes, NaN poses,
+out-of-range joints, unreachable targets); a simulation that diverges ends the episode as
+failed with a reason instead of raising.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pam_engine.errors import PoseError
+from pam_engine.pose.request import Stage1Config, Stage1Request
+from pam_engine.pose.rollout import GraspPolicy, ScriptedPolicy, rollout
+from pam_engine.pose.setup import (
+    HandCache, StartSampler, build_scene, check_grasp, load_objects, place_objects, prepare_episode,
+)
+from pam_engine.sim.base import HandObjectEnv
+from pam_engine.trajectory import Trajectory
+
+
+@dataclass
+class Stage1Run:
+    """A Stage I result with the scene it ran in (which capture can render directly)."""
+
+    trajectory: Trajectory
+    scene: HandObjectEnv
+
+
+def simulate(request: Stage1Request, config: Stage1Config | None = None,
+             policy: GraspPolicy | None = None) -> Trajectory:
+    """Run Stage I and return the trajectory sampled at the capture rate."""
+    return run_stage1(request, config, policy).trajectory
+
+
+def run_stage1(request: Stage1Request, config: Stage1Config | None = None,
+               policy: GraspPolicy | None = None, start_sampler: StartSampler | None = None) -> Stage1Run:
+    """Run Stage I; the result keeps the scene for capture. ``start_sampler(grasp_wrist,
+    approach, n_dof) -> HandPose`` draws h0 when the request gives none."""
+    cfg = config or Stage1Config()
+    policy = policy or ScriptedPolicy()
+    rng = np.random.default_rng(request.seed)
+    if not 0 <= request.target < len(request.objects):
+        raise PoseError(f"target object index {request.target} is out of range for {len(request.objects)} objects")
+    if cfg.num_frames < 2:
+        raise PoseError(f"num_frames must be at least 2, got {cfg.num_frames}")
+    assets = load_objects(request.objects)
+    hand, articulation = HandCache.get(cfg.mano)
+    if request.hand_start is not None:
+        articulation.check_angles(request.hand_start.angles, "h0 joint angles")
+    if request.grasp is not None:
+        check_grasp(request.grasp, articulation)
+    poses = place_objects(assets, request.objects, rng, cfg.placement_radius)
+    scene = build_scene(assets, poses, cfg)
+    setup = prepare_episode(scene, request.target, cfg, rng, grasp=request.grasp, hand_start=request.hand_start,
+                            start_sampler=start_sampler, synthesis_seed=request.seed)
+    policy.reset(scene, setup.plan, request.target)
+    return Stage1Run(rollout(scene, policy, setup.plan, request.target, cfg, hand.name, request.seed), scene)
