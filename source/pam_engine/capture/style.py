@@ -142,5 +142,5 @@ class MapStyle:
     limb_order: str = "pam"
 
     def __post_init__(self) -> None:
-        check_choice("map style 'depth'", self.depth, DEPTH_STYLES)
-        check_choice("map style 'limb_order'", self.limb_order, LIMB_ORDERS)
+        check_choice("maps.depth (depth-map style)", self.depth, DEPTH_STYLES)
+        check_choice("maps.limb_order", self.limb_order, LIMB_ORDERS)
