@@ -95,6 +95,8 @@ def test_unknown_preset_names_the_valid_ones():
         Camera.preset("fisheye")
     with pytest.raises(ConfigError, match="pam, square"):
         CameraRange(preset="stretched")
+    with pytest.raises(ConfigError, match="canvas must be two positive integers"):
+        Camera(intrinsics(500.0, 500.0, 360.0, 240.0), canvas=(640, 480, 3))
     # at widths that are not multiples of 9 the canvas is the nearest whole-pixel one, K exact
     small = Camera.preset("pam", focal=300.0, width=320, height=240)
     assert small.canvas == (284, 240) and small.fx == pytest.approx(300.0 * 320 / 284)

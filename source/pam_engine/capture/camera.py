@@ -1,5 +1,5 @@
-"""Pinhole camera in OpenCV conventions (x right, y down, z forward), its random sampling, and
-its exact MuJoCo equivalent.
+"""Pinhole camera in OpenCV conventions (x right, y down, z forward), its presets (``pam``: PAM's
+stretched DexYCB geometry; ``square``), its random sampling, and its exact MuJoCo equivalent.
 
 Pixel convention: OpenCV's, pixel (i, j) has its centre at (u, v) = (i, j). OpenGL's window
 coordinates put that centre at (i + 0.5, j + 0.5); the conversions below account for it so the
@@ -118,9 +118,10 @@ class Camera:
     def __post_init__(self) -> None:
         check_resolution(self.width, self.height)
         if self.canvas is not None:
-            cw, ch = (int(v) for v in self.canvas)
-            if cw <= 0 or ch <= 0 or (cw, ch) != tuple(self.canvas):
-                raise ConfigError(f"camera canvas must be two positive integers (width, height), got {self.canvas}")
+            size = tuple(self.canvas) if isinstance(self.canvas, (tuple, list)) else ()
+            if len(size) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in size):
+                raise ConfigError(f"camera canvas must be two positive integers (width, height), got {self.canvas!r}")
+            cw, ch = int(size[0]), int(size[1])
             object.__setattr__(self, "canvas", None if (cw, ch) == (self.width, self.height) else (cw, ch))
         K = np.asarray(self.K, dtype=np.float64)
         T = np.asarray(self.world_to_cam, dtype=np.float64)
