@@ -247,9 +247,9 @@ def depth_map(depth: np.ndarray, seg: np.ndarray, foreground_only: bool = False,
             continue
         d = np.asarray(depth[t][boxes[t]], dtype=np.float32)
         keep = (d > 0) & (seg[t][boxes[t]] != SEG_BACKGROUND)
-        with np.errstate(divide="ignore"):
-            disp = np.reciprocal(d)
         if style == "grey":
+            with np.errstate(divide="ignore"):
+                disp = np.reciprocal(d)
             # round(255 * (disp - lo) / span), saturated to 0..255; a constant-depth video is white
             grey = cv2.convertScaleAbs(disp, alpha=scale, beta=-lo * scale if span > 0 else 255.0)
             grey[~keep] = 0
