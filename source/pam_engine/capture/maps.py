@@ -159,9 +159,11 @@ def resize_nearest(images: np.ndarray, width: int, height: int) -> np.ndarray:
     floor(i * w / width), as torch's ``interpolate(mode="nearest")`` behind torchvision's
     ``resize(..., NEAREST)`` in PAM's loaders (and cv2's INTER_NEAREST)."""
     t, h, w = images.shape[:3]
-    cols = np.minimum((np.arange(width) * w) // width, w - 1)
-    rows = np.minimum((np.arange(height) * h) // height, h - 1)
-    return images[:, rows[:, None], cols[None, :]]
+    if w != width:
+        images = np.take(images, np.minimum((np.arange(width) * w) // width, w - 1), axis=2)
+    if h != height:
+        images = np.take(images, np.minimum((np.arange(height) * h) // height, h - 1), axis=1)
+    return images
 
 
 def hand_keypoint_map(joint_2d: np.ndarray, width: int, height: int, joint_z: np.ndarray | None = None,
