@@ -3,7 +3,8 @@
 Generates one episode on the embedded default (720x480, 49 frames, the ``pam`` camera preset and
 map style, i.e. the defaults) and measures:
 - depth: median RGB distance of the foreground pixels to matplotlib's ``inferno`` palette and to a
-  grey ramp, for our maps in memory, as written to ``depth.mp4``, and in the "grey" style;
+  grey ramp, for our maps in memory, as written to ``depth.mp4``, and in the "grey" style; and where
+  along inferno the foreground lies (percentiles);
 - seg: the colours of the hand pixels (seg id 255) in our map;
 - keypoints: overlap (IoU of the drawn pixels, and the share of pixels of identical colour) of our
   keypoint map with an independent drawing of PAM's rule (``showHandJoints`` on the 640x480
@@ -49,6 +50,15 @@ BLACK = 30
 
 BASE = [[139, 53, 255], [0, 56, 255], [43, 140, 237], [37, 168, 36], [147, 147, 0], [70, 17, 145]]
 CHAINS = [[0, 1, 2, 3, 4], [0, 5, 6, 7, 8], [0, 9, 10, 11, 12], [0, 13, 14, 15, 16], [0, 17, 18, 19, 20]]
+
+
+def inferno_positions(rgb: np.ndarray) -> np.ndarray:
+    """Position in [0, 1] along inferno of each non-black pixel (nearest palette entry / 255)."""
+    px = rgb.reshape(-1, 3).astype(np.float64)
+    fg = px[px.max(axis=1) > BLACK]
+    if len(fg) > 400_000:
+        fg = fg[np.random.default_rng(0).choice(len(fg), 400_000, replace=False)]
+    return cKDTree(INFERNO).query(fg)[1] / 255.0
 
 
 def palette_distances(rgb: np.ndarray) -> tuple[float, float, int]:
@@ -127,6 +137,11 @@ def main() -> None:
     for name, video in rows:
         d_inf, d_grey, n = palette_distances(video)
         print(f"  {name:30s} {d_inf:7.1f} | {d_grey:7.1f}   ({n} px)")
+    print("  position along inferno of the foreground pixels (10th / 50th / 90th percentile):")
+    for name, video in rows:
+        if "grey" not in name:
+            q = np.percentile(inferno_positions(video), [10, 50, 90])
+            print(f"  {name:30s} {q[0]:.2f} / {q[1]:.2f} / {q[2]:.2f}")
 
     print("\n# seg: colours of the hand")
     hand = seg == 255
