@@ -58,13 +58,15 @@ def test_episodes_use_the_pam_preset_and_record_their_map_style(episode):
 
 def test_stage2_paints_on_the_pam_canvas_by_default():
     """PAM's Stage II was trained on unstretched 640x480 frames; Stage III on 720x480 ones."""
-    cfg = load_config(GenerateConfig, None, [])
-    cfg.check()
+    cfg = load_config(GenerateConfig, None, []).resolve()
     assert cfg.randomization.camera.preset == "pam" and cfg.diffusion.stage2.size == (640, 480)
     assert (cfg.diffusion.width, cfg.diffusion.height) == (720, 480)
-    square = load_config(GenerateConfig, None, ["randomization.camera.preset=square"])
-    square.check()
+    assert cfg.resolve() == cfg  # resolving a resolved config changes nothing
+    square = load_config(GenerateConfig, None, ["randomization.camera.preset=square"]).resolve()
     assert square.diffusion.stage2.size is None
+    # a size the user chose stays
+    own = load_config(GenerateConfig, None, ["diffusion.stage2.size=[720,480]"]).resolve({"diffusion": {"stage2": {"size": [720, 480]}}})
+    assert own.diffusion.stage2.size == (720, 480)
     with pytest.raises(ConfigError, match="pam, square"):
         load_config(GenerateConfig, None, ["randomization.camera.preset=fisheye"])
     with pytest.raises(ConfigError, match="pam, grey"):

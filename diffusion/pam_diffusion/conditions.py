@@ -1,10 +1,11 @@
 """Checking and normalising condition maps. Numpy only, so bad input is rejected before torch or
 any weights are touched.
 
-A condition is a ``uint8 (T, H, W, 3)`` RGB video in PAM's map style (SPEC §3, docs/pam_maps.md):
-depth (inferno-coloured normalised disparity, background black), normal, segmentation colour map,
-hand-keypoint map, tracking map. Missing conditions are black (zeros). PAM feeds every map to its
-networks as ``x / 127.5 - 1`` (range [-1, 1])."""
+A condition is a ``uint8 (T, H, W, 3)`` RGB video in PAM's map style: depth (inferno-coloured
+normalised disparity, background black), normal, segmentation colour map, hand-keypoint map,
+tracking map (the style: docs/design.md, "Condition maps in PAM's style"; the evidence:
+docs/pam_maps.md). Missing conditions are black (zeros). PAM feeds every map to its networks as
+``x / 127.5 - 1`` (range [-1, 1])."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""PAM-style condition maps (SPEC §3) from captures, for whole videos (T, H, W[, 3]) at once.
+"""PAM-style condition maps from captures, for whole videos (T, H, W[, 3]) at once (the style:
+docs/design.md, "Condition maps in PAM's style").
 
 They reproduce how PAM drew its DexYCB training maps, so the released ControlNets see
 in-distribution input (the evidence, rule by rule, is in ``docs/pam_maps.md``):

@@ -25,7 +25,7 @@ class ObjectSpec:
     scale: float = 1.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class Stage1Config:
     """Stage I settings: clip length, physics, the reference motion, grasp synthesis, success."""
 
