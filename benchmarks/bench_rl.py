@@ -20,8 +20,11 @@ Plausibility, per episode, then averaged per object:
 
 from __future__ import annotations
 
-import argparse
 import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering (EGL) unless the user chose otherwise
+
+import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor
 

@@ -36,7 +36,7 @@ def episode(dataset):
 def test_episode_folder_is_complete_and_valid(dataset, capsys):
     names = {p.name for p in list_episodes(dataset)[0].iterdir()}
     assert {"sim_rgb.mp4", "depth.mp4", "seg.mp4", "hand_keypoints.mp4", "hand_mesh.mp4", "normal.mp4",
-            "labels.npz", "meta.json", "depth_raw.npz", "seg_raw.npz"} <= names
+            "labels.npz", "meta.json", "depth_raw.mkv", "seg_raw.npz"} <= names
     assert "video.mp4" not in names  # no diffusion weights configured
     assert main(["validate", str(dataset)]) == 0
 

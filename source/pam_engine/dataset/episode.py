@@ -12,7 +12,7 @@ from pam_engine.capture.frames import CaptureSequence
 from pam_engine.capture.labels import LABEL_SHAPES, episode_labels
 from pam_engine.capture.maps import condition_maps
 from pam_engine.capture.style import MapStyle
-from pam_engine.dataset.format import MAP_VIDEOS, EpisodeMeta
+from pam_engine.dataset.format import DEPTH_MAX_M, MAP_VIDEOS, EpisodeMeta
 from pam_engine.errors import ConfigError
 
 
@@ -42,8 +42,9 @@ class EpisodeData:
             arr = getattr(self, name)
             if arr.shape != shape or arr.dtype != dtype:
                 raise ConfigError(f"episode {name}: expected {np.dtype(dtype).name} {shape}, got {arr.dtype} {arr.shape}")
-        if not np.all(np.isfinite(self.depth)) or np.any(self.depth < 0):
-            raise ConfigError("episode depth: expected finite, non-negative metres (0 = no surface)")
+        if not np.all(np.isfinite(self.depth)) or np.any(self.depth < 0) or np.any(self.depth > DEPTH_MAX_M):
+            raise ConfigError(f"episode depth: expected finite metres in [0, {DEPTH_MAX_M}] (0 = no surface; the "
+                              "format stores 0.1 mm steps in 16 bits)")
         expected_maps = set(MAP_VIDEOS) - {"sim_rgb"}
         unknown = sorted(set(self.maps) - expected_maps)
         if unknown:
