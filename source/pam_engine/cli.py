@@ -12,8 +12,8 @@ from pam_engine import __version__
 from pam_engine.errors import PamError
 
 #: Modules under pam_engine.commands, in the order ``pam --help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("export-lerobot", "export-usd", "generate", "simulate", "import-dexycb",
-                                     "train-policy", "train-appearance", "train-motion", "validate", "view")
+COMMAND_MODULES: tuple[str, ...] = ("export", "export-usd", "generate", "simulate", "import-dexycb", "train-policy",
+                                     "train-appearance", "train-motion", "validate", "view")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""``pam export-lerobot``: the LeRobot v3.0 layout, read back with pyarrow and PyAV and checked
+"""``pam export lerobot``: the LeRobot v3.0 layout, read back with pyarrow and PyAV and checked
 against LeRobot's documented schema (``lerobot/datasets/utils.py``: INFO_PATH, DEFAULT_DATA_PATH,
 DEFAULT_VIDEO_PATH, DEFAULT_EPISODES_PATH, DEFAULT_TASKS_PATH, DEFAULT_FEATURES,
 create_empty_dataset_info)."""
@@ -32,7 +32,7 @@ def exported(tmp_path, synthetic_episode, capsys):
     writer.write(synthetic_episode(seed=1, t=7, prompt="grasp the box"))
     writer.write(synthetic_episode(seed=2, prompt="grasp the can"))
     out = tmp_path / "lerobot"
-    assert main(["export-lerobot", str(root), str(out)]) == 0
+    assert main(["export", "lerobot", str(root), str(out)]) == 0
     return root, out
 
 
@@ -108,5 +108,5 @@ def test_episodes_tasks_and_videos_point_at_the_right_frames(exported):
 
 def test_existing_output_is_refused(exported, capsys):
     root, out = exported
-    assert main(["export-lerobot", str(root), str(out)]) == 2
+    assert main(["export", "lerobot", str(root), str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
