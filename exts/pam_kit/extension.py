@@ -397,7 +397,7 @@ class PamKitExtension(omni.ext.IExt):
     async def _rtx_capture(self, trajectory) -> None:
         import omni.replicator.core as rep
 
-        from pam_engine.kitless.replicator_format import ReplicatorScene
+        from pam_engine.kitless.replicator_format import scene_for_trajectory
         from pam_engine.kitless.usd_stage import articulation_state, semantics_from_stage
 
         from .writer import PamEpisodeWriter
@@ -428,11 +428,7 @@ class PamKitExtension(omni.ext.IExt):
                 draws = episode_draws(cfg, 0, target, len(scene.objects))
                 apply_draws(stage, scene if state.camera != "viewport" else replace(scene, camera=None), draws)
             intrinsics = camera_intrinsics(camera_path)
-            replicator_scene = ReplicatorScene(
-                object_names=tuple(trajectory.object_names), semantics=semantics_from_stage(stage),
-                fps=float(trajectory.fps), target_object=int(trajectory.target_object), seed=int(trajectory.seed),
-                prompt=state.prompt, success=bool(trajectory.success), failure_reason=trajectory.failure_reason,
-                policy=trajectory.policy, intrinsics=None if intrinsics is None else tuple(map(tuple, intrinsics)))
+            replicator_scene = scene_for_trajectory(trajectory, semantics_from_stage(stage), state.prompt, intrinsics)
             frame = {"t": 0}
             writer = PamEpisodeWriter(state.output_dir, replicator_scene,
                                       lambda: articulation_state(stage, scene, frame["t"]), frames=trajectory.num_frames)

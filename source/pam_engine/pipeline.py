@@ -23,7 +23,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
-from pam_engine.capture.camera import CameraRange, check_resolution, sample_camera
+from pam_engine.capture.camera import CameraRange, check_resolution, preset_canvas, sample_camera
+from pam_engine.capture.style import MapStyle
 from pam_engine.config import derive, from_dict, has_key, to_dict
 from pam_engine.distributed import RayConfig, run_on_ray
 from pam_engine.errors import ConfigError, OutputError, PamError
@@ -78,6 +79,8 @@ class GenerateConfig:
     policy: str | None = None
     stage1: Stage1Config = field(default_factory=Stage1Config)
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    #: How condition maps are drawn; the defaults are PAM's (inferno depth, PAM's limb order).
+    maps: MapStyle = field(default_factory=MapStyle)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     #: Stages II and III (weights, steps, offloading); skipped while its weight paths are unset.
     #: Its frame count and size follow ``stage1.num_frames``, ``width`` and ``height``.
@@ -127,7 +130,7 @@ class GenerateConfig:
         if self.stage1.synthesis.seed != 0 and (given is None or has_key(given, "stage1.synthesis.seed")):
             raise ConfigError(f"config key 'stage1.synthesis.seed' = {self.stage1.synthesis.seed!r} conflicts with the "
                               "per-episode synthesis seed (each episode synthesizes with its own seed); leave it unset")
-        return derive(self, {
+        derived = {
             "diffusion.num_frames": (self.stage1.num_frames, "'stage1.num_frames'"),
             "diffusion.height": (self.height, "'height'"),
             "diffusion.width": (self.width, "'width'"),
@@ -135,7 +138,15 @@ class GenerateConfig:
             "randomization.camera.width": (self.width, "'width'"),
             "randomization.camera.height": (self.height, "'height'"),
             "stage1.placement_radius": (self.randomization.placement_radius, "'randomization.placement_radius'"),
-        }, given)
+        }
+        # PAM's Stage II saw unstretched 640x480 frames: under the "pam" preset it paints on the
+        # canvas, unless the user chose its size
+        canvas = preset_canvas(self.randomization.camera.preset, self.width, self.height)
+        user_size = (has_key(given, "diffusion.stage2.size") if given is not None
+                     else self.diffusion.stage2.size is not None)
+        if not user_size and canvas != (self.width, self.height) and not (canvas[0] % 16 or canvas[1] % 16):
+            derived["diffusion.stage2.size"] = (canvas, "the 'pam' camera preset's canvas")
+        return derive(self, derived, given)
 
 
 PROMPT_FIELDS = ("object", "surface", "lighting")
@@ -459,7 +470,8 @@ class Generator:
         target = traj.pose_y[0, 0, :, 3] + np.array([0.0, 0.0, 0.08])
         camera = sample_camera(rng, target, cfg.randomization.camera)
         seq = scene.capture(traj, camera, rng if cfg.randomization.preview else None, out=capture_buffer)
-        episode = make_episode(traj, camera, seq, prompt=plan.prompt, policy_version=traj.policy.rsplit("-", 1)[-1])
+        episode = make_episode(traj, camera, seq, prompt=plan.prompt, policy_version=traj.policy.rsplit("-", 1)[-1],
+                               map_style=cfg.maps)
         summary.stage_seconds["capture"] += time.perf_counter() - t0
 
         if self.diffusion is not None:
@@ -514,7 +526,19 @@ def video_stage(generator):
         maps = episode.maps
         conditions = {"depth": maps["depth"], "normal": maps["normal"], "seg": maps["seg"],
                       "hand": maps["hand_keypoints"]}
-        return generator.generate(conditions, plan.prompt, seed=plan.seed).frames
+        return generator.generate(conditions, plan.prompt, seed=plan.seed,
+                                  stage2_conditions=stage2_conditions(episode, generator.config.stage2.size)).frames
 
     return run
 
+
+def stage2_conditions(episode, size) -> dict[str, np.ndarray] | None:
+    """Stage II's keypoint map drawn on the canvas as PAM's Stage II loader drew it (no
+    ``joint_3d``: list order) when Stage II paints on the episode's keypoint canvas; else None."""
+    from pam_engine.capture.maps import canvas_keypoint_frame
+
+    canvas = tuple(episode.meta.extra.get("maps", {}).get("keypoint_canvas", ()))
+    if size is None or tuple(size) != canvas:
+        return None
+    hand = canvas_keypoint_frame(episode.labels["joint_2d"][0], episode.meta.width, episode.meta.height, canvas)
+    return {"hand": hand}

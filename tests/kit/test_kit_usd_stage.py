@@ -70,17 +70,15 @@ def test_rtx_capture_path_states_from_the_stage_give_the_mujoco_labels(mujoco_ru
     time samples, the articulation state read at each time code, Replicator-format frames (here
     from the MuJoCo capture) -> the episode's labels equal the MuJoCo episode's (USD stores joint
     angles as 32-bit floats, hence 1e-5)."""
-    from dataclasses import replace
+    from replicator_frames import replicator_frames
 
-    from replicator_frames import replicator_frames, scene_of
-
-    from pam_engine.kitless.replicator_format import ReplicatorEpisodeBuilder
+    from pam_engine.kitless.replicator_format import ReplicatorEpisodeBuilder, scene_for_trajectory
     from pam_engine.kitless.usd_stage import SCENE_ROOT
 
     stage = Usd.Stage.CreateInMemory()
     scene = load_trajectory(stage, mujoco_run.trajectory, camera=mujoco_run.camera)
     semantics = semantics_from_stage(stage)  # the labels the USD assets carry, by their real prim paths
-    builder = ReplicatorEpisodeBuilder(replace(scene_of(mujoco_run), semantics=semantics))
+    builder = ReplicatorEpisodeBuilder(scene_for_trajectory(mujoco_run.trajectory, semantics, "a hand grasps a foam brick"))
     frames = replicator_frames(mujoco_run, hand_prim=scene.hand_root, object_prims=list(scene.objects),
                                table_prim=f"{SCENE_ROOT}/Table")
     for t, (data, _) in enumerate(frames):

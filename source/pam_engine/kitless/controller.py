@@ -320,15 +320,16 @@ class _CancellablePolicy:
 
 
 def preset_camera(preset: str, target: np.ndarray, width: int, height: int):
-    """A camera of preset ``preset`` looking at ``target`` (world, z up), PAM's field of view."""
+    """A camera of preset ``preset`` looking at ``target`` (world, z up), PAM's field of view in
+    PAM's stretched geometry (the ``pam`` camera preset, what PAM's weights were trained on)."""
     import math
 
-    from pam_engine.capture.camera import DEFAULT_WIDTH, DEXYCB_FOCAL, Camera
+    from pam_engine.capture.camera import DEFAULT_HEIGHT, DEXYCB_FOCAL, Camera
 
     az, el, dist = CAMERA_PRESETS[preset]
     az, el = math.radians(az), math.radians(el)
     eye = np.asarray(target) + dist * np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
-    return Camera.from_focal(DEXYCB_FOCAL * width / DEFAULT_WIDTH, width, height).looking_at(eye, target)
+    return Camera.pam(focal=DEXYCB_FOCAL * height / DEFAULT_HEIGHT, width=width, height=height).looking_at(eye, target)
 
 
 class PamController:

@@ -274,6 +274,18 @@ class ReplicatorScene:
             raise ReplicatorDataError(f"ReplicatorScene.fps: expected > 0, got {self.fps}")
 
 
+def scene_for_trajectory(trajectory, semantics: Mapping[str, str], prompt: str = "",
+                         intrinsics: np.ndarray | None = None) -> ReplicatorScene:
+    """The ``ReplicatorScene`` of a Stage I trajectory played back on the stage (its objects,
+    target, rate, seed, outcome and policy), with the stage's semantic labels."""
+    return ReplicatorScene(
+        object_names=tuple(str(n) for n in trajectory.object_names), semantics=dict(semantics),
+        fps=float(trajectory.fps), target_object=int(trajectory.target_object), seed=int(trajectory.seed),
+        prompt=prompt, success=bool(trajectory.success), failure_reason=str(trajectory.failure_reason),
+        policy=str(trajectory.policy),
+        intrinsics=None if intrinsics is None else tuple(map(tuple, np.asarray(intrinsics, dtype=np.float64))))
+
+
 def _annotator(data: Mapping, name: str, frame: int):
     if name not in data:
         present = sorted(k for k in data)
