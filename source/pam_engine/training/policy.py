@@ -200,6 +200,9 @@ def train(cfg: TrainConfig, command: str = "", progress: bool = True, observer_h
         observer_hook(observer)
     rlgames.register(env)
     params = rlgames.build_params(cfg.name, cfg.seed, cfg.num_envs, cfg.train_dir, cfg.ppo, cfg.network)
+    # rl-games seeds torch/numpy only for a truthy seed (`if self.seed:`), so seed 0 would train
+    # from whatever state the process's RNGs were left in; seed them here for every seed.
+    _seed_everything(cfg.seed)
     try:
         runner = Runner(algo_observer=observer)
         runner.load({"params": params})
@@ -224,3 +227,15 @@ def _version(module: str) -> str:
         return version(module.replace("_", "-"))
     except PackageNotFoundError:
         return "unknown"
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
