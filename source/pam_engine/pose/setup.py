@@ -49,7 +49,7 @@ def load_objects(specs: Sequence[ObjectSpec]):
 
     if not specs:
         raise PoseError("an episode needs at least one object")
-    return [load_object(s.name, scale=s.scale) for s in specs]
+    return [load_object(s.name, scale=s.scale, mass=s.mass) for s in specs]
 
 
 def place_objects(assets, specs: Sequence[ObjectSpec], rng: np.random.Generator, radius: float) -> list[np.ndarray]:
