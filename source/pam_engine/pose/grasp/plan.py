@@ -27,6 +27,9 @@ class PlanConfig:
     lift_height: float = 0.20  # m
     squeeze: float = 0.35  # rad added to flexion targets beyond first contact: the grip force
     free_finger_close: float = 0.6  # fraction of range that fingers not touching curl to
+    #: the same for fingertip grasps (pinch, lateral, along-table families): two or three
+    #: fingertips pressing hard squeeze a small object out, as a pinched seed shoots away
+    pinch_squeeze: float = 0.12
 
 
 def min_jerk(s: np.ndarray) -> np.ndarray:
@@ -93,8 +96,26 @@ class GraspPlan:
 
 
 def closing_targets(grasp: GraspTarget, preshape, lower, upper, cfg: PlanConfig) -> np.ndarray:
-    """Flexion targets beyond first contact, so the position servos press: the grip force."""
+    """Targets beyond first contact, so the position servos press: the grip force.
+
+    With the synthesizer's closing direction (``grasp.squeeze``), every joint of every finger
+    that touches the object presses ``cfg.squeeze`` rad further along the way it closed. (The
+    older rule, kept for a user's hT without one, pressed only joints that had moved since the
+    pre-shape: a finger that met the object at once, or the thumb's opposition, got no grip,
+    and a finger touching from the start counted as free and curled to a fixed fraction of its
+    range, which is what a constant +0.3 rad after the close had been making up for.) Fingers
+    that touch nothing curl part of the way for a power grasp, and stay put for a pinch, where
+    curling them would pull the pinching fingertips off the object."""
     closed = grasp.angles.copy()
+    if grasp.squeeze is not None:
+        pressing = np.abs(grasp.squeeze) > 1e-9
+        press = cfg.squeeze if grasp.family in ("power", "handle") else cfg.pinch_squeeze
+        closed[pressing] += press * grasp.squeeze[pressing]
+        if grasp.family in ("power", "handle"):
+            # flexion joints of fingers that met nothing (a touching finger's joints all press)
+            idle = ~pressing & (upper > 1.0)
+            closed[idle] = np.maximum(closed[idle], lower[idle] + cfg.free_finger_close * (upper[idle] - lower[idle]))
+        return np.clip(closed, lower, upper)
     moved = grasp.angles - preshape
     flexing = moved > 1e-6
     closed[flexing] += cfg.squeeze
