@@ -49,6 +49,7 @@ class GraspPlan:
     grasp_angles: np.ndarray  # (n_dof,) finger angles at first contact
     approach: np.ndarray  # (3,) world direction of the final reach
     wrist_q: np.ndarray | None = None  # (n, 6) wrist joint targets, once anchored to a scene
+    family: str = "power"  # the grasp family of hT (pose.grasp.families)
 
     def anchor(self, scene) -> None:
         """Anchor the hand's wrist joints at the grasp pose and express the wrist targets in
@@ -92,7 +93,8 @@ class GraspPlan:
                 continue
             wrist[mask] = _interpolate(keys[p], keys[p + 1], s[mask])
             fingers[mask] = finger_keys[p] + s[mask, None] * (finger_keys[p + 1] - finger_keys[p])
-        return cls(wrist, np.clip(fingers, lower, upper), phase, grasp_wrist, grasp.angles.copy(), approach)
+        return cls(wrist, np.clip(fingers, lower, upper), phase, grasp_wrist, grasp.angles.copy(), approach,
+                   family=grasp.family)
 
 
 def closing_targets(grasp: GraspTarget, preshape, lower, upper, cfg: PlanConfig) -> np.ndarray:
