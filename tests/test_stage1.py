@@ -133,3 +133,10 @@ def test_pam_simulate_writes_the_documented_keys(tmp_path, capsys):
         assert data["success"].dtype == bool
     assert "frames" in capsys.readouterr().out
     assert main(["simulate", "--object", "061_foam_brick", "--out", str(tmp_path / "x.txt")]) == 2
+
+
+def test_pam_simulate_refuses_a_bad_mass_before_simulating(tmp_path, capsys):
+    out = tmp_path / "t.npz"
+    assert main(["simulate", "--object", "061_foam_brick", "--mass", "-1", "--out", str(out)]) == 2
+    assert "mass=-1" in capsys.readouterr().err and not out.exists()
+    assert main(["simulate", "--object", "061_foam_brick", "--mass", "0.1", "--mass", "0.2", "--out", str(out)]) == 2
