@@ -130,3 +130,15 @@ def test_the_best_held_out_snapshot_is_chosen_ties_to_the_earlier(monkeypatch, t
     assert sel.chosen == "b" and sel.scores == scores
     out = sel.write(tmp_path / "x.selection.json")
     assert '"chosen": "b"' in out.read_text() and not list(tmp_path.glob("*.partial"))
+
+
+def test_held_out_objects_are_real_and_never_in_the_training_set():
+    from pam_engine.objects import dexycb_object_names, ycb_object_names
+    from pam_engine.training.objects import HELD_OUT_OBJECTS, THIN_FLAT_OBJECTS, training_objects
+
+    train_set = training_objects()
+    assert len(HELD_OUT_OBJECTS) >= 15 and set(HELD_OUT_OBJECTS) <= set(ycb_object_names())
+    assert not set(HELD_OUT_OBJECTS) & set(train_set)
+    assert train_set[:21] == list(dexycb_object_names()) and len(train_set) > 21
+    assert set(train_set) | set(HELD_OUT_OBJECTS) == set(ycb_object_names())
+    assert set(THIN_FLAT_OBJECTS) <= set(ycb_object_names())
