@@ -27,9 +27,11 @@ class PlanConfig:
     lift_height: float = 0.20  # m
     squeeze: float = 0.35  # rad added to flexion targets beyond first contact: the grip force
     free_finger_close: float = 0.6  # fraction of range that fingers not touching curl to
-    #: the same for fingertip grasps (pinch, lateral, along-table families): two or three
-    #: fingertips pressing hard squeeze a small object out, as a pinched seed shoots away
-    pinch_squeeze: float = 0.12
+    #: the same for fingertip grasps (pinch, lateral, along-table families), whose thumb presses
+    #: too (straight at the fingertips, see synthesis' thumb opposition): with the thumb only
+    #: standing still the fingers squeezed the object out past it, and at 0.12 rad the grip
+    #: did not hold the large marker through the lift; at 0.4 it did
+    pinch_squeeze: float = 0.4
 
 
 def min_jerk(s: np.ndarray) -> np.ndarray:

@@ -390,7 +390,26 @@ class GraspSynthesizer:
         squeeze = np.zeros_like(angles)
         for f in on_target:
             squeeze[chains[f]] = velocity[chains[f]]
+        if pinch and on_target & {"index", "middle"}:
+            squeeze += self._thumb_opposition(angles)
         return angles, squeeze
+
+    def _thumb_opposition(self, angles: np.ndarray) -> np.ndarray:
+        """The thumb joints' motion (unit rad) that moves its tip straight at the index and
+        middle tips (finite-difference Jacobian, least squares): the thumb's half of a pinch."""
+        names = ("thumb1_abd", "thumb1_flex", "thumb1_twist", "thumb2_flex", "thumb3_flex")
+        idx = [self._names.index(n) for n in names]
+        tips = self._fingertips(angles)
+        goal = _unit(tips[[1, 2]].mean(axis=0) - tips[0])
+        jac = np.zeros((3, len(idx)))
+        for k, i in enumerate(idx):
+            q = angles.copy()
+            q[i] += 1e-3
+            jac[:, k] = (self._fingertips(q)[0] - tips[0]) / 1e-3
+        dq = np.linalg.lstsq(jac, goal * 0.03, rcond=None)[0]  # 3 cm of thumb-tip travel
+        out = np.zeros_like(angles)
+        out[idx] = dq / max(np.abs(dq).max(), 1e-9)
+        return out
 
     def _blocked_dofs(self, geom_to_dof, chains) -> tuple[dict[str, int], set[str]]:
         """For each finger whose segment touches anything, the most proximal touching DoF; and
