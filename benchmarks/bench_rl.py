@@ -61,7 +61,6 @@ class Probe:
 
 
 def _metrics(traj, probe) -> dict:
-    from pam_engine.rl import spec
     from pam_engine.rl.spec import HOLD
 
     scene, plan, target = probe.scene, probe.plan, probe.target
@@ -206,9 +205,7 @@ def throughput(envs: int, steps: int, objects: list[str] | None) -> None:
     from pam_engine.rl.env import EnvConfig
     from pam_engine.rl.workers import make_env
 
-    cfg = EnvConfig()
-    if objects:
-        cfg.bank = BankConfig(objects=objects)
+    cfg = EnvConfig(bank=BankConfig(objects=objects)) if objects else EnvConfig()
     bank = load_bank(cfg.bank, cfg.stage1)
     print(f"\nenvironment throughput, {envs} slots, {steps} batched steps after warm-up, "
           f"small random residuals, {os.cpu_count()} cores")

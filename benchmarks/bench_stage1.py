@@ -56,19 +56,19 @@ def success(seeds: int, jobs: int, objects: list[str], policy: str | None) -> No
 def speed(object_name: str, repeats: int) -> None:
     """Control steps per second of a whole Stage I rollout (policy, targets, recording, checks)
     vs. the same model stepped bare with the same controls, one core."""
+    import pam_engine.pose.stage as stage1
     from pam_engine.pose import ObjectSpec, Stage1Request, simulate
-    import pam_engine.pose as stage1
 
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     captured = {}
-    original_run = stage1._run
+    original_run = stage1.rollout
 
-    def timed_run(scene, policy, plan, request, cfg, hand):
+    def timed_run(scene, policy, plan, target, cfg, hand_name, seed):
         captured["state"] = (scene.model, mujoco.MjData(scene.model))
         mujoco.mj_copyData(captured["state"][1], scene.model, scene.data)
         t0 = time.perf_counter()
-        out = original_run(scene, policy, plan, request, cfg, hand)
+        out = original_run(scene, policy, plan, target, cfg, hand_name, seed)
         captured.setdefault("engine", []).append(time.perf_counter() - t0)
         captured["steps"] = plan.num_steps - 1
         captured["ctrl"] = np.array([np.concatenate(policy.act(s)) for s in range(plan.num_steps - 1)])
@@ -76,12 +76,12 @@ def speed(object_name: str, repeats: int) -> None:
         captured["substeps"] = cfg.scene.substeps
         return out
 
-    stage1._run = timed_run
+    stage1.rollout = timed_run
     try:
         for seed in range(repeats):
             simulate(Stage1Request([ObjectSpec(object_name)], seed=0))
     finally:
-        stage1._run = original_run
+        stage1.rollout = original_run
     model, start = captured["state"]
     bare = []
     for _ in range(repeats):

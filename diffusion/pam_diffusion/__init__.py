@@ -14,7 +14,7 @@ Modules: ``config`` (settings), ``conditions`` (input checks), ``flux_controlnet
 ``appearance`` and ``motion`` (the Stage II and III samplers), ``scoring`` (candidate choice),
 ``generator`` (the entry point), ``tiny`` (small random components), ``fullsize`` (published
 configs), ``typed_config`` and ``errors`` (the typed-config loader and error classes the engine
-shares). It imports nothing from ``pam_engine``."""
+shares), ``training`` (the Stage II and III trainers). It imports nothing from ``pam_engine``."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Checking and normalising condition maps. Numpy only, so bad input is rejected before torch or
 any weights are touched.
 
-A condition is a ``uint8 (T, H, W, 3)`` RGB video in PAM's map style (SPEC §3): depth, normal,
-segmentation colour map, hand-keypoint map, tracking map. Missing conditions are black (zeros).
+A condition is a ``uint8 (T, H, W, 3)`` RGB video in PAM's map style: depth, normal,
+segmentation colour map, hand-keypoint map, tracking map (the style:
+docs/design.md, "Condition maps in PAM's style"). Missing conditions are black (zeros).
 PAM feeds every map to its networks as ``x / 127.5 - 1`` (range [-1, 1])."""
 
 from __future__ import annotations

@@ -38,8 +38,8 @@ NUM_SLOTS = len(SLOTS)
 
 
 class PamCogVideoXControlTransformer(CogVideoXTransformer3DModel):
-    """CogVideoX transformer plus PAM's control branch (see the module docstring). The control path is
-    written for inference: it does not use gradient checkpointing."""
+    """CogVideoX transformer plus PAM's control branch (see the module docstring). With gradient
+    checkpointing enabled (training), base and copied blocks recompute their activations in backward."""
 
     @register_to_config
     def __init__(
@@ -159,14 +159,15 @@ class PamCogVideoXControlTransformer(CogVideoXTransformer3DModel):
                        for s in range(NUM_SLOTS)]
         control = self.initial_combine_linear(torch.cat(slot_tokens, dim=2) + hidden_states.repeat(1, 1, NUM_SLOTS))
 
+        checkpointing = torch.is_grad_enabled() and self.gradient_checkpointing
         for i, block in enumerate(self.transformer_blocks):
-            hidden_states, encoder_hidden_states = block(
-                hidden_states=hidden_states, encoder_hidden_states=encoder_hidden_states, temb=emb,
-                image_rotary_emb=image_rotary_emb, attention_kwargs=attention_kwargs)
+            hidden_states, encoder_hidden_states = _run_block(
+                block, checkpointing and self._gradient_checkpointing_func, hidden_states, encoder_hidden_states, emb,
+                image_rotary_emb, attention_kwargs)
             if i < len(self.transformer_blocks_copy):
-                control, _ = self.transformer_blocks_copy[i](
-                    hidden_states=control, encoder_hidden_states=encoder_hidden_states, temb=emb,
-                    image_rotary_emb=image_rotary_emb, attention_kwargs=attention_kwargs)
+                control, _ = _run_block(
+                    self.transformer_blocks_copy[i], checkpointing and self._gradient_checkpointing_func, control,
+                    encoder_hidden_states, emb, image_rotary_emb, attention_kwargs)
                 control = self.combine_linears[i](control)  # PAM feeds this projection to the next copy
                 hidden_states = hidden_states + control
 
@@ -181,6 +182,14 @@ class PamCogVideoXControlTransformer(CogVideoXTransformer3DModel):
 
 
 _CONTROL_MODULES = ("transformer_blocks_copy", "combine_linears", "initial_combine_linear")
+
+
+def _run_block(block, checkpoint_func, hidden_states, encoder_hidden_states, emb, rotary, attention_kwargs):
+    """One CogVideoX block, through ``checkpoint_func`` (diffusers' gradient checkpointing) when given."""
+    if checkpoint_func:
+        return checkpoint_func(block, hidden_states, encoder_hidden_states, emb, rotary, attention_kwargs)
+    return block(hidden_states=hidden_states, encoder_hidden_states=encoder_hidden_states, temb=emb,
+                 image_rotary_emb=rotary, attention_kwargs=attention_kwargs)
 
 
 def _zero(layer: nn.Linear) -> nn.Linear:

@@ -145,6 +145,56 @@ def _convert_key(key: str):
     return None
 
 
+def diffusers_to_xflux(sd: Mapping[str, "torch.Tensor"], what: str = "controlnet") -> dict:
+    """The inverse of ``xflux_to_diffusers``: a ``PamFluxControlNetModel`` state dict in x-flux names
+    (q, k, v fused back into ``qkv``), as the trainer writes ``controlnet.bin``. Strict both ways."""
+    import torch
+
+    reverse: dict[str, str] = {}
+    for src, dst in _SIMPLE.items():
+        for leaf in ("weight", "bias"):
+            reverse[f"{dst}.{leaf}"] = f"{src}.{leaf}"
+    for idx, conv in _HINT_CONVS.items():
+        for leaf in ("weight", "bias"):
+            reverse[f"input_hint_block.{conv}.{leaf}"] = f"input_hint_block.{idx}.{leaf}"
+    out: dict[str, torch.Tensor] = {}
+    fused: dict[str, dict[str, torch.Tensor]] = {}
+    unknown = []
+    for key, value in sd.items():
+        if key in reverse:
+            out[reverse[key]] = value
+            continue
+        if re.fullmatch(r"controlnet_blocks\.\d+\.(weight|bias)", key):
+            out[key] = value
+            continue
+        m = re.fullmatch(r"transformer_blocks\.(\d+)\.(.+)", key)
+        if m:
+            i, rest = m.group(1), m.group(2)
+            hit = next((src for src, dst in _NORMS.items() if dst == rest), None)
+            if hit is not None:
+                out[f"double_blocks.{i}.{hit}"] = value
+                continue
+            sub, _, leaf = rest.rpartition(".")
+            hit = next((src for src, dst in _BLOCK.items() if dst == sub), None)
+            if hit is not None:
+                out[f"double_blocks.{i}.{hit}.{leaf}"] = value
+                continue
+            hit = next((src for src, parts in _QKV.items() if sub in parts), None)
+            if hit is not None:
+                fused.setdefault(f"double_blocks.{i}.{hit}.{leaf}", {})[sub] = value
+                continue
+        unknown.append(key)
+    if unknown:
+        raise CheckpointMismatchError(f"{what}: {_describe('keys outside the PAM ControlNet layout', unknown)}")
+    for target, parts in fused.items():
+        src = target.split(".")[2] + "." + target.split(".")[3]
+        order = _QKV[src]
+        if set(parts) != set(order):
+            raise CheckpointMismatchError(f"{what}: {target} lacks {sorted(set(order) - set(parts))}")
+        out[target] = torch.cat([parts[o] for o in order], dim=0)
+    return out
+
+
 def load_pam_controlnets(path: str | Path, transformer_config, torch_dtype=None,
                          setting: str = "stage2.controlnet_path"):
     """Load PAM's two ControlNets as a ``FluxMultiControlNetModel`` matching a Flux transformer.

@@ -17,8 +17,8 @@ from typing import Callable, Mapping
 import cv2
 import numpy as np
 
-#: The hand's colour in PAM's segmentation maps (docs/design.md, "Condition maps in PAM's
-#: style"); the engine draws its maps with the same value (a test checks they agree).
+#: The hand's colour in PAM's segmentation maps (see docs/design.md, "Condition maps in PAM's style");
+#: the engine draws its maps with the same value (a test checks they agree).
 SEG_HAND_COLOR = np.array([92, 0, 255], dtype=np.uint8)
 
 Scorer = Callable[[np.ndarray, Mapping[str, np.ndarray]], float]

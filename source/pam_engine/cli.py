@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from pam_engine import __version__
 from pam_engine.errors import PamError
 
 #: Modules under pam_engine.commands, in the order ``pam --help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("generate", "simulate", "train-policy", "validate", "view")
+COMMAND_MODULES: tuple[str, ...] = ("export-usd", "generate", "simulate", "import-dexycb", "train-policy",
+                                     "train-appearance", "train-motion", "validate", "view")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,10 +29,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_to_stderr() -> None:
+    """The engine's log lines (cache misses, MuJoCo warnings) on stderr, for the command only."""
+    logger = logging.getLogger("pam_engine")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (it may be swapped after set-up)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
-    from pam_engine.sim.mujoco.gl import configure_headless_gl
+    from pam_engine.capture.gl import configure_headless_gl
 
     configure_headless_gl()  # before any sub-command imports MuJoCo's GL bindings
+    _log_to_stderr()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -1,4 +1,4 @@
-"""Fixed conventions shared by every stage (SPEC §3): joint orders, YCB ids, segmentation ids,
+"""Fixed conventions shared by every stage (docs/design.md, "Conventions"): joint orders, YCB ids, segmentation ids,
 and the colours of PAM's condition maps. Other modules import these; nothing here computes."""
 
 from __future__ import annotations

@@ -9,14 +9,14 @@ they are handed its ``Generator`` class, so this module does not import the pipe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tqdm import tqdm
 
 from pam_engine.config import to_dict
 
 
-@dataclass
+@dataclass(frozen=True)
 class RayConfig:
     """Where to run: ``workers`` 0 runs in this process; ``address`` joins a cluster ("auto" or
     ``ray://host:10001``), else a local Ray starts with ``workers`` CPUs."""

@@ -14,7 +14,7 @@ import json
 import shutil
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
 from pam_engine.capture.camera import CameraRange, check_resolution, sample_camera
-from pam_engine.config import from_dict, to_dict
+from pam_engine.config import derive, from_dict, has_key, to_dict
 from pam_engine.distributed import RayConfig, run_on_ray
 from pam_engine.errors import ConfigError, OutputError, PamError
 from pam_engine.pose.request import ObjectSpec, Stage1Config, Stage1Request
@@ -38,7 +38,7 @@ def _dexycb_names() -> list[str]:
     return list(YCB_CLASSES.values())
 
 
-@dataclass
+@dataclass(frozen=True)
 class PromptConfig:
     """Prompt template; ``{object}``, ``{surface}`` and ``{lighting}`` are filled per episode."""
 
@@ -49,7 +49,7 @@ class PromptConfig:
         "soft daylight", "warm indoor light", "bright studio lighting", "natural window light"])
 
 
-@dataclass
+@dataclass(frozen=True)
 class RandomizationConfig:
     """What varies between episodes."""
 
@@ -63,7 +63,7 @@ class RandomizationConfig:
     preview: bool = True  # random lighting, colours and textures of the sim preview
 
 
-@dataclass
+@dataclass(frozen=True)
 class GenerateConfig:
     """Everything ``pam generate`` needs (YAML + ``key=value`` overrides)."""
 
@@ -85,18 +85,34 @@ class GenerateConfig:
     ray: RayConfig = field(default_factory=RayConfig)
 
     def check(self) -> None:
+        """Validate (nothing is changed: derived values come from :meth:`resolve`)."""
         check_resolution(self.width, self.height)
-        d = self.diffusion
-        d.num_frames, d.height, d.width, d.fps = self.stage1.num_frames, self.height, self.width, int(self.stage1.scene.fps)
         if self.diffusion.is_configured() and (self.stage1.num_frames - 1) % 4:
             raise ConfigError(f"config key 'stage1.num_frames': the video stage needs 4k+1 frames, got {self.stage1.num_frames}")
         if self.episodes < 1:
             raise ConfigError(f"config key 'episodes': expected at least 1, got {self.episodes}")
         if not self.randomization.objects:
             raise ConfigError("config key 'randomization.objects': expected at least one object")
-        cam = self.randomization.camera
-        if (cam.width, cam.height) != (self.width, self.height):
-            cam.width, cam.height = self.width, self.height
+
+    def resolve(self, given: dict | None = None) -> "GenerateConfig":
+        """The validated config with its derived values filled in, as a new object: the video's
+        frame count, size and fps follow the capture's, the camera's size the output's, Stage I's
+        placement radius the randomization's. A value the user set (a key of ``given``, their raw
+        mapping; without it, a value other than the default) that disagrees is an error naming
+        both keys. Resolving a resolved config changes nothing."""
+        self.check()
+        if self.stage1.synthesis.seed != 0 and (given is None or has_key(given, "stage1.synthesis.seed")):
+            raise ConfigError(f"config key 'stage1.synthesis.seed' = {self.stage1.synthesis.seed!r} conflicts with the "
+                              "per-episode synthesis seed (each episode synthesizes with its own seed); leave it unset")
+        return derive(self, {
+            "diffusion.num_frames": (self.stage1.num_frames, "'stage1.num_frames'"),
+            "diffusion.height": (self.height, "'height'"),
+            "diffusion.width": (self.width, "'width'"),
+            "diffusion.fps": (int(self.stage1.scene.fps), "'stage1.scene.fps'"),
+            "randomization.camera.width": (self.width, "'width'"),
+            "randomization.camera.height": (self.height, "'height'"),
+            "stage1.placement_radius": (self.randomization.placement_radius, "'randomization.placement_radius'"),
+        }, given)
 
 
 @dataclass
@@ -155,15 +171,35 @@ def plan_episode(cfg: GenerateConfig, index: int) -> EpisodePlan:
     return EpisodePlan(index, int(rng.integers(2**31 - 1)), [ObjectSpec(o) for o in chosen], prompt)
 
 
+#: Settings that change how a batch runs, never what it produces: a resumed batch may change
+#: them (the dataset's identity, :func:`dataset_identity`, leaves them out).
+RUNTIME_KEYS = ("ray", "diffusion.device", "diffusion.offload", "diffusion.stage2.offload", "diffusion.stage3.offload",
+                "diffusion.vae_tiling", "diffusion.vae_slicing", "diffusion.local_files_only")
+
+
+def dataset_identity(config: dict) -> dict:
+    """The content-defining part of a config (as plain data): what makes a resume "the same run"."""
+    out = json.loads(json.dumps(config))
+    for key in RUNTIME_KEYS:
+        node = out
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
+
+
 class Generator:
     """Runs a batch into one dataset folder."""
 
-    def __init__(self, cfg: GenerateConfig, out: str | Path, diffusion=None, policy=None):
+    def __init__(self, cfg: GenerateConfig, out: str | Path, diffusion=None, policy=None, given: dict | None = None):
         """``diffusion(episode, plan) -> video`` overrides the configured diffusion stages (tests
-        pass tiny models); otherwise they load from ``cfg.diffusion`` when configured."""
+        pass tiny models); otherwise they load from ``cfg.diffusion`` when configured. ``given``
+        is the user's raw config mapping, when known (see :meth:`GenerateConfig.resolve`)."""
         from pam_engine.dataset.writer import EpisodeWriter
 
-        cfg.check()
+        cfg = cfg.resolve(given)
         if policy is None and cfg.policy:
             from pam_engine.policy.loading import load_policy
 
@@ -196,7 +232,7 @@ class Generator:
                 previous = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError) as exc:
                 raise OutputError(f"{path} is unreadable ({exc}); remove it or use another folder") from exc
-            if previous.get("config") != json.loads(json.dumps(current)):
+            if dataset_identity(previous.get("config") or {}) != dataset_identity(current):
                 raise OutputError(f"{self.out} holds a dataset made with a different config; resume with the same "
                                   "config or choose another output folder")
         else:
@@ -244,17 +280,13 @@ class Generator:
             bar.set_postfix(ok=summary.written, failed=summary.failed)
 
     def _episode(self, plan: EpisodePlan, summary: GenerateSummary, capture_buffer):
-        from pam_engine.capture.renderer import MujocoCapture, SegLookup
-        from pam_engine.capture.replay import capture_sequence
-        from pam_engine.capture.style import sample_preview_style
         from pam_engine.dataset.episode import make_episode
 
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, plan.index, 1])
         t0 = time.perf_counter()
-        stage1 = replace(cfg.stage1, placement_radius=cfg.randomization.placement_radius)
         request = Stage1Request(plan.objects, target=0, seed=plan.seed)
-        run = run_stage1(request, stage1, self.policy, start_sampler=self._start_sampler(rng))
+        run = run_stage1(request, cfg.stage1, self.policy, start_sampler=self._start_sampler(rng))
         traj = run.trajectory
         summary.stage_seconds["stage1"] += time.perf_counter() - t0
         summary.grasped += int(traj.success)
@@ -269,11 +301,7 @@ class Generator:
         scene = run.scene
         target = traj.pose_y[0, 0, :, 3] + np.array([0.0, 0.0, 0.08])
         camera = sample_camera(rng, target, cfg.randomization.camera)
-        geoms, skins = scene.segmentation_ids()
-        style = (sample_preview_style(rng, list(geoms), [scene.table_geom]) if cfg.randomization.preview else None)
-        with MujocoCapture(scene.model, camera, SegLookup(geoms=geoms, skins=skins), preview=style) as cap:
-            seq = capture_sequence(cap, scene.data, lambda data, t: scene.pose_frame(traj, t), traj.num_frames,
-                                   out=capture_buffer if _fits(capture_buffer, traj.num_frames, camera) else None)
+        seq = scene.capture(traj, camera, rng if cfg.randomization.preview else None, out=capture_buffer)
         episode = make_episode(traj, camera, seq, prompt=plan.prompt, policy_version=traj.policy.rsplit("-", 1)[-1])
         summary.stage_seconds["capture"] += time.perf_counter() - t0
 
@@ -315,6 +343,3 @@ def video_stage(generator):
 
     return run
 
-
-def _fits(buffer, num_frames: int, camera) -> bool:
-    return buffer is not None and buffer.depth.shape == (num_frames, camera.height, camera.width)

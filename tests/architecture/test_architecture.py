@@ -143,9 +143,10 @@ def test_pam_diffusion_imports_nothing_from_pam_engine():
 
 
 def test_only_the_mujoco_backend_and_its_users_import_mujoco():
-    """policy/ and rl/ are written against the simulator seam, never against MuJoCo."""
+    """policy/, rl/, Stage I's set-up and rollout and the pipeline are written against the
+    simulator seam, never against MuJoCo."""
     for part in ("policy", "rl", "pose/rollout.py", "pose/setup.py", "pose/stage.py", "pose/request.py",
-                 "pose/grasp/trial.py", "pose/grasp/plan.py"):
+                 "pose/grasp/trial.py", "pose/grasp/plan.py", "pipeline.py", "distributed.py"):
         root = PACKAGES["pam_engine"] / part
         for path in ([root] if root.is_file() else root.rglob("*.py")):
             text = path.read_text(encoding="utf-8")
@@ -175,10 +176,16 @@ def test_pam_diffusion_loads_without_pam_engine():
 
 
 def test_pam_diffusion_test_suite_runs_without_pam_engine():
-    """The diffusion tests import only pam_diffusion (checked on their sources: running them here
-    again would double the suite's time)."""
+    """The diffusion tests use only pam_diffusion: their sources never name pam_engine, and a
+    run of one of their files (a subprocess, to start clean) leaves pam_engine unimported. (The
+    whole diffusion suite run that way takes minutes; one file proves the path.)"""
     for path in (ROOT / "tests" / "diffusion").glob("*.py"):
         assert "pam_engine" not in path.read_text(encoding="utf-8"), f"{path} uses pam_engine"
+    target = ROOT / "tests" / "diffusion" / "test_diffusion_config.py"
+    code = ("import json, sys, pytest;"
+            f"rc = pytest.main(['-q', '-p', 'no:cacheprovider', '-p', 'no:xdist', {str(target)!r}]);"
+            "print(json.dumps([int(rc), sorted(m for m in sys.modules if m.startswith('pam_engine'))]))")
+    assert _run(code) == [0, []]
 
 
 def test_import_pam_engine_changes_no_environment_variable():
@@ -208,3 +215,16 @@ def test_pam_map_colours_agree_between_the_packages(name):
     from pam_engine.conventions import SEG_HAND_COLOR
 
     np.testing.assert_array_equal(importlib.import_module(name).SEG_HAND_COLOR, SEG_HAND_COLOR)
+
+
+def test_every_design_doc_reference_names_a_section_that_exists():
+    import re
+
+    doc = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    headings = {line.lstrip("#").strip() for line in doc.splitlines() if line.startswith("#")}
+    cited = set()
+    for folder in ("source", "diffusion", "tests", "benchmarks"):
+        for path in (ROOT / folder).rglob("*.py"):
+            cited |= set(re.findall(r'docs/design\.md, "([^"]+)"', path.read_text(encoding="utf-8")))
+    assert cited, "the code cites the design doc"
+    assert not cited - headings, f"sections cited but missing from docs/design.md: {sorted(cited - headings)}"

@@ -1,4 +1,4 @@
-"""Condition maps follow PAM's drawing conventions exactly (SPEC §3), pixel by pixel."""
+"""Condition maps follow PAM's drawing conventions exactly (docs/design.md, "Condition maps in PAM's style"), pixel by pixel."""
 
 import numpy as np
 import pytest

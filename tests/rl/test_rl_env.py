@@ -91,11 +91,10 @@ def test_curriculum_favours_objects_in_the_learnable_zone(env_config, bank):
     assert w[2] > w[0] > 0 and w[0] == pytest.approx(w[1])  # mastered and hopeless objects keep the floor
     env.record(0, False)
     assert env.success_rate[0] < 1.0
-    env.config.curriculum.enabled = False
-    try:
-        np.testing.assert_allclose(env.object_weights(), 1 / 3)
-    finally:
-        env.config.curriculum.enabled = True
+    from dataclasses import replace
+
+    env.config = replace(env.config, curriculum=replace(env.config.curriculum, enabled=False))
+    np.testing.assert_allclose(env.object_weights(), 1 / 3)
 
 
 def test_grasp_noise_perturbs_hT_rigidly(bank):

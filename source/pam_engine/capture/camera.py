@@ -242,7 +242,7 @@ class Camera:
         return cam
 
 
-@dataclass
+@dataclass(frozen=True)
 class CameraRange:
     """Where ``sample_camera`` may put the camera, around a target point (world frame, z up)."""
 

@@ -1,4 +1,5 @@
-"""PAM-style condition maps (SPEC §3) from captures, for whole videos (T, H, W[, 3]) at once.
+"""PAM-style condition maps from captures, for whole videos (T, H, W[, 3]) at once (the style:
+docs/design.md, "Condition maps in PAM's style").
 
 They reproduce how PAM drew its DexYCB training maps, so the released ControlNets see
 in-distribution input:
@@ -7,7 +8,7 @@ in-distribution input:
 - hand-keypoint map: ``showHandJoints`` in ``hoi_utils.py`` (joint colour ``i // 4`` brightened
   ``35 * (i % 4)``, limb colour ``limb // 4`` likewise, thumb limbs 6 px half-width, limbs
   shorter than 5 px or longer than 150 px skipped, all at 640x480 and scaled with resolution);
-  limbs are drawn far-to-near when keypoint depths are given (SPEC §3);
+  limbs are drawn far-to-near when keypoint depths are given (docs/design.md, same section);
 - depth map: DepthCrafter's output as PAM used it: relative disparity normalised over the whole
   video to [0, 1], grey in 3 channels, background (seg 0) black;
 - normal map: DSINE's convention (PAM's normal estimator): camera-frame normals with OpenCV axes

@@ -28,7 +28,7 @@ from pam_engine.errors import ConfigError
 
 import mujoco
 
-from pam_engine.sim.mujoco.gl import configure_headless_gl
+from pam_engine.capture.gl import configure_headless_gl
 
 #: Geom groups drawn (0-1 table/floor, 2 object visuals); 3-5 (collision) never are.
 VISIBLE_GEOM_GROUPS = (1, 1, 1, 0, 0, 0)

@@ -27,7 +27,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pam_engine.config import load_config
+    from pam_engine.config import apply_overrides, from_dict, load_yaml
     from pam_engine.pipeline import GenerateConfig, Generator
 
     overrides = list(args.overrides)
@@ -39,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"ray.workers={args.workers}")
     if args.ray_address is not None:
         overrides.append(f"ray.address={args.ray_address}")
-    cfg = load_config(GenerateConfig, args.config, overrides)
-    generator = Generator(cfg, args.out)
+    given = apply_overrides(load_yaml(args.config) if args.config else {}, overrides)
+    generator = Generator(from_dict(GenerateConfig, given), args.out, given=given)
+    cfg = generator.cfg
     if generator.diffusion is None:
         print(cfg.diffusion.skip_message())
     t0 = time.perf_counter()

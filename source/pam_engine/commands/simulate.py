@@ -90,9 +90,11 @@ def run(args: argparse.Namespace) -> int:
         raise OutputError(f"--out {out} must end in .npz")
     if not out.parent.exists() or not out.parent.is_dir():
         raise OutputError(f"--out {out}: folder {out.parent} does not exist")
-    config = Stage1Config(num_frames=args.frames, mano=args.mano)
-    config.scene.fps = args.fps
-    config.plan.lift_height = args.lift
+    from dataclasses import replace
+
+    default = Stage1Config()
+    config = Stage1Config(num_frames=args.frames, mano=args.mano, scene=replace(default.scene, fps=args.fps),
+                          plan=replace(default.plan, lift_height=args.lift))
     hand, articulation = HandCache.get(args.mano)
     policy = None
     if args.policy:

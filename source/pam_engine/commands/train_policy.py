@@ -24,10 +24,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pam_engine.config import load_config
-    from pam_engine.training.policy import TrainConfig, train
+    from pam_engine.training.policy import load_train_config, train
 
-    cfg = load_config(TrainConfig, args.config, args.overrides)
+    cfg = load_train_config(args.config, args.overrides)
     cfg.check()
     command = "pam train-policy " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else \
         f"pam train-policy --config {shlex.quote(str(args.config))}"

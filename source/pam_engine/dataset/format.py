@@ -43,8 +43,9 @@ MAP_VIDEOS: dict[str, str] = {
 }
 #: One JSON line per episode that failed to be produced (written by ``EpisodeWriter.record_failure``).
 FAILURES_FILE = "failures.jsonl"
-#: Files a dataset folder may hold besides episodes (viewer page, dataset index, failure log).
-ROOT_FILES = frozenset({"index.html", "dataset.json", FAILURES_FILE})
+#: Files a dataset folder may hold besides episodes (viewer page, dataset index, failure log, the s0
+#: split lists ``pam import-dexycb`` writes).
+ROOT_FILES = frozenset({"index.html", "dataset.json", FAILURES_FILE, "s0_train.txt", "s0_val.txt"})
 
 
 def episode_name(index: int) -> str:

@@ -2,7 +2,7 @@
 (or the sim preview) with its hand keypoints drawn over it, and every condition map beside it,
 all playing in sync. Videos are embedded as base64 data URIs (or linked relatively). Every string
 taken from the dataset is HTML-escaped; label data goes in as JSON with ``<``, ``>`` and ``&``
-escaped, read by the page's own script (SPEC §6)."""
+escaped, read by the page's own script (docs/design.md, "Bad input and user files")."""
 
 from __future__ import annotations
 

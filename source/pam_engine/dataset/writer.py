@@ -89,7 +89,7 @@ class EpisodeWriter:
         return final
 
     def record_failure(self, index: int, reason: str, **info) -> None:
-        """Append a line to ``failures.jsonl`` for an episode that could not be produced (SPEC §6:
+        """Append a line to ``failures.jsonl`` for an episode that could not be produced (docs/design.md, "Bad input and user files":
         a failed episode is recorded and the batch goes on). ``info`` must be JSON data."""
         entry = {"episode": episode_name(index), "reason": str(reason), **to_dict(info)}
         line = json.dumps(entry, allow_nan=False) + "\n"

@@ -133,6 +133,11 @@ class HandArticulation:
     def hand_pose_to_angles(self, hand_pose: np.ndarray, clamp: bool = True) -> np.ndarray:
         """(..., 45) MANO axis-angles -> the nearest joint angles (components the hand's joints
         cannot make, e.g. twist of a finger, are dropped); out-of-range results are clamped."""
+        return self.check_angles(self.hand_pose_to_raw_angles(hand_pose), "joint angles from the MANO pose", clamp=clamp)
+
+    def hand_pose_to_raw_angles(self, hand_pose: np.ndarray) -> np.ndarray:
+        """:meth:`hand_pose_to_angles` without the limits: replaying a simulated pose, whose
+        joints may sit a little past their (soft) limits, must not move them."""
         hand_pose = np.asarray(hand_pose, dtype=np.float64)
         if hand_pose.shape[-1] != 45:
             raise PoseError(f"MANO hand pose has {hand_pose.shape[-1]} values, expected 45")
@@ -157,8 +162,7 @@ class HandArticulation:
                     warnings.simplefilter("ignore", UserWarning)  # gimbal lock: third angle set to 0
                     euler = Rotation.from_matrix(local).as_euler(order)
                 angles[:, idx] = euler[:, : len(idx)]
-        angles = angles.reshape(batch + (self.size,))
-        return self.check_angles(angles, "joint angles from the MANO pose", clamp=clamp)
+        return angles.reshape(batch + (self.size,))
 
 
 def build_articulation(hand: HandModel) -> HandArticulation:

@@ -36,7 +36,7 @@ class ObjectSpec:
             raise ConfigError(f"object {self.name!r}: mass={m!r}: expected a finite number of kg > 0")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Stage1Config:
     """Stage I settings: clip length, physics, the reference motion, grasp synthesis, success."""
 

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from pam_engine.errors import PoseError
+from pam_engine.errors import ConfigError, PoseError
 from pam_engine.hand.articulation import HandArticulation, build_articulation
 from pam_engine.hand.model import HandModel
 from pam_engine.hand.pose import HandPose, make_transform
@@ -127,6 +127,9 @@ def synthesize_grasp(scene: HandObjectEnv, target: int, cfg: Stage1Config, seed:
     from pam_engine.pose.grasp.synthesis import GraspSynthesizer
     from pam_engine.pose.grasp.trial import choose_grasp
 
+    if cfg.synthesis.seed not in (0, seed):  # 0: unset (the default); the request's seed is used
+        raise ConfigError(f"config key 'synthesis.seed' = {cfg.synthesis.seed!r} conflicts with the request seed "
+                          f"{seed!r}, which Stage I synthesizes with; leave it unset")
     timings = {} if timings is None else timings
     t0 = time.perf_counter()
     synth_cfg = replace(cfg.synthesis, seed=seed)

@@ -1,13 +1,16 @@
-"""Stage I's reinforcement-learning grasp policy (GraspXL family, residual on the scripted plan).
+"""The grasp task of Stage I's reinforcement-learning policy (GraspXL family, residual on the
+scripted plan).
 
-- :mod:`~pam_engine.rl.spec`: observation/action layouts, reward terms, success rule (pure
-  numpy; the Isaac Lab task mirrors it);
-- :mod:`~pam_engine.rl.features`: reading that state from the MuJoCo scene, residual control;
+- :mod:`~pam_engine.rl.spec`: observation/action layouts, reward terms (pure numpy; the Isaac
+  Lab task mirrors it); the success rule is GraspXL's (:mod:`pam_engine.pose.success`);
+- :mod:`~pam_engine.rl.features`: reading that state from a scene (the simulator seam),
+  residual control;
 - :mod:`~pam_engine.rl.bank`: synthesized grasps per training object, cached on disk;
 - :mod:`~pam_engine.rl.env`: the batched gymnasium environment; :mod:`~pam_engine.rl.workers`
   spreads it over processes;
-- :mod:`~pam_engine.training.rlgames`: rl-games glue; :mod:`~pam_engine.training.policy`: ``pam train-policy``.
+- :mod:`~pam_engine.rl.tasks`: gymnasium registration (Isaac Lab style), agent settings in
+  :mod:`pam_engine.rl.agents`.
 
-The trained policy runs in Stage I as :class:`pam_engine.policy.learned.LearnedPolicy`
-(``pam_engine.policy.loading.load_policy``).
+Training lives in :mod:`pam_engine.training`; the trained policy runs in Stage I as
+:class:`pam_engine.policy.learned.LearnedPolicy` (``pam_engine.policy.loading.load_policy``).
 """

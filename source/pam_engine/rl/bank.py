@@ -40,7 +40,7 @@ def _dexycb() -> list[str]:
     return list(dexycb_object_names())
 
 
-@dataclass
+@dataclass(frozen=True)
 class BankConfig:
     """Which objects to train on and how many grasps each gets."""
 

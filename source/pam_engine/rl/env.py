@@ -32,7 +32,7 @@ from pam_engine.rl.bank import BankConfig, ObjectGrasps, load_bank
 from pam_engine.rl.features import GraspEpisode
 
 
-@dataclass
+@dataclass(frozen=True)
 class GraspNoiseConfig:
     """Perturbation of the drawn grasp hT per episode (object frame): the bank holds a few
     grasps per object, Stage I synthesizes others, so the policy must not learn them by heart."""
@@ -41,7 +41,7 @@ class GraspNoiseConfig:
     rotation: float = 0.04  # rad, std per axis
 
 
-@dataclass
+@dataclass(frozen=True)
 class CurriculumConfig:
     """How often each object is drawn: ``floor + s (1 - s)`` for its running success rate s.
 
@@ -54,7 +54,7 @@ class CurriculumConfig:
     memory: float = 0.05  # weight of the newest episode in the running rate (~20 episodes)
 
 
-@dataclass
+@dataclass(frozen=True)
 class EnvConfig:
     """The training environment: task definition, reward, grasp bank, Stage I settings."""
 

@@ -1,7 +1,8 @@
 """The grasp-policy task as data: observation and action layouts, the action-to-servo mapping,
-the reward terms, the success rule. Pure numpy, no simulator: the MuJoCo environment
-(:mod:`pam_engine.rl.env`), the deployed policy (:mod:`pam_engine.policy.learned`) and the
-Isaac Lab task of a later issue all build on these functions, so they stay identical.
+the reward terms (the success rule is GraspXL's, in :mod:`pam_engine.pose.success`). Pure
+numpy, no simulator: the MuJoCo environment (:mod:`pam_engine.rl.env`), the deployed policy
+(:mod:`pam_engine.policy.learned`) and the Isaac Lab task of a later issue all build on these
+functions, so they stay identical.
 
 The task (GraspXL family, residual form): a scripted :class:`~pam_engine.pose.grasp.plan.GraspPlan`
 gives per-control-step servo targets for approach, reach, close, lift and hold; the policy adds a
@@ -123,7 +124,7 @@ SYNERGIES: tuple[tuple[str, dict[str, float]], ...] = (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class ActionConfig:
     """Scale of each residual at action +-1 (metres, radians)."""
 
@@ -241,7 +242,7 @@ def observation(s: GraspState, previous_action: np.ndarray) -> np.ndarray:
     return np.concatenate([np.ravel(p) for p in parts]).astype(np.float32)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RewardConfig:
     """Weights of the reward terms (GraspXL family) and their scales."""
 
@@ -301,7 +302,7 @@ def reward_terms(s: GraspState | None, action: np.ndarray, previous_action: np.n
     return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class TaskConfig:
     """What the environment and the deployed policy must agree on (stored in checkpoints)."""
 

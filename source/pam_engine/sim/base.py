@@ -31,7 +31,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 
 
-@dataclass
+@dataclass(frozen=True)
 class HandGains:
     """Position-servo gains of the hand's actuators and the contact properties of its skin."""
 
@@ -49,7 +49,7 @@ class HandGains:
     finger_torque: float = 1.5  # N m
 
 
-@dataclass
+@dataclass(frozen=True)
 class SceneConfig:
     """Physics and timing of a hand-object scene (any backend).
 
@@ -100,8 +100,9 @@ class SceneSpec:
 
 @runtime_checkable
 class HandObjectEnv(Protocol):
-    """One environment of a scene: the single-episode view Stage I, grasp synthesis, the
-    physical trial and capture use. Arrays have no environment axis."""
+    """One environment of a scene: the single-episode view that Stage I's set-up and rollout,
+    the physical trial, the RL task's features, the policies and capture use (grasp synthesis,
+    a kinematic collision search, takes the MuJoCo scene). Arrays have no environment axis."""
 
     config: SceneConfig
     articulation: object
@@ -178,6 +179,12 @@ class HandObjectEnv(Protocol):
         """Deepest penetration (m) of the hand at ``pose`` into the table or an object, and what
         it sinks into; the state is left as it was."""
 
+    def capture(self, trajectory, camera, rng: np.random.Generator | None = None, out=None):
+        """Render ``trajectory`` (recorded in this scene) through ``camera`` into a
+        ``CaptureSequence``: metric depth, segmentation ids, the hand-only pass, normals and the
+        RGB preview, whose random look ``rng`` draws (None: the plain look); ``out`` is reused
+        when it fits."""
+
     def fork(self) -> "HandObjectEnv":
         """A view with its own copy of the state (same built model): scratch trials."""
 
@@ -198,6 +205,9 @@ class HandObjectSim(Protocol):
     def set_targets(self, wrist_q: np.ndarray, finger_q: np.ndarray, env_ids: Sequence[int] | None = None) -> None: ...
 
     def step(self, control_steps: int = 1) -> None: ...
+
+    def sync(self) -> None:
+        """Body poses level with the joint state, in every env."""
 
     def wrist_pose(self) -> np.ndarray:
         """(num_envs, 4, 4)."""

@@ -1,5 +1,9 @@
 """``pam train-policy``: train the residual grasp policy with rl-games PPO and export it.
 
+The task is found by id in gymnasium's registry (:mod:`pam_engine.rl.tasks`, Isaac Lab's way):
+its ``rl_games_cfg_entry_point`` gives the PPO and network settings a config does not set, its
+vector entry point builds the environment.
+
 The run writes rl-games' own checkpoints and TensorBoard logs under ``<train_dir>/<name>/``
 (``nn/``, ``summaries/``, and ``policies/<stem>.epoch<N>.pth`` deployable snapshots when
 ``snapshot_every`` is set) and the deployable policy to ``output``. The exported file records
@@ -13,18 +17,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pam_engine.config import to_dict
+from typing import Sequence
+
+from pam_engine.config import apply_overrides, from_dict, load_yaml, to_dict
 from pam_engine.errors import ConfigError
 from pam_engine.rl import spec
 from pam_engine.rl.env import EnvConfig
+from pam_engine.rl.tasks import MUJOCO_GRASP, load_entry_point
 from pam_engine.training.rlgames import NetworkConfig, PPOConfig
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """A training run (the YAML file ``pam train-policy --config`` reads)."""
 
     name: str = "grasp_residual"
+    #: the registered task (gymnasium id) to train on
+    task: str = MUJOCO_GRASP
     seed: int = 0
     num_envs: int = 32  # environment slots, split over the workers
     num_workers: int = 2  # simulation processes; 0 steps the slots in the learner's process
@@ -78,6 +87,32 @@ class TrainConfig:
             raise ConfigError(f"config key 'output': expected a .pth path, got {self.output!r}")
 
 
+def resolve_train_config(data: dict | None) -> TrainConfig:
+    """A :class:`TrainConfig` from plain data: the task's registered agent settings
+    (``rl_games_cfg_entry_point``) fill the ``ppo`` and ``network`` keys the data leaves out; a
+    task whose environment config is not the one this trainer builds is refused."""
+    data = dict(data or {})
+    task = data.get("task", MUJOCO_GRASP)
+    if not isinstance(task, str):
+        raise ConfigError(f"config key 'task': expected a task id (str), got {task!r}")
+    env_cfg = load_entry_point(task, "env_cfg_entry_point")
+    if env_cfg is not EnvConfig:
+        raise ConfigError(f"config key 'task': task {task!r} is configured by {env_cfg.__module__}."
+                          f"{env_cfg.__qualname__}; pam train-policy trains tasks configured by {EnvConfig.__qualname__}")
+    agent = load_entry_point(task, "rl_games_cfg_entry_point")
+    for section in ("ppo", "network"):
+        given = data.get(section) or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"config key {section!r}: expected a mapping, got {given!r}")
+        data[section] = {**(agent.get(section) or {}), **given}
+    return from_dict(TrainConfig, data)
+
+
+def load_train_config(path, overrides: Sequence[str] = ()) -> TrainConfig:
+    """The training config of a YAML file plus ``key=value`` overrides, resolved."""
+    return resolve_train_config(apply_overrides(load_yaml(path), overrides))
+
+
 @dataclass
 class TrainResult:
     output: Path
@@ -100,14 +135,15 @@ def train(cfg: TrainConfig, command: str = "", progress: bool = True, observer_h
     from pam_engine.rl import spec
     from pam_engine.training import rlgames
     from pam_engine.rl.bank import load_bank
-    from pam_engine.rl.workers import make_env
+    import gymnasium as gym
     from pam_engine.pose import HandCache
 
     cfg.check()
     t0 = time.perf_counter()
     bank = load_bank(cfg.env.bank, cfg.env.stage1, progress=progress, jobs=max(1, cfg.num_workers))
     n_dof = HandCache.get(cfg.env.stage1.mano)[1].size
-    env = make_env(cfg.env, cfg.num_envs, cfg.num_workers, cfg.seed, bank=bank, progress=progress)
+    env = gym.make_vec(cfg.task, num_envs=cfg.num_envs, vectorization_mode="vector_entry_point", config=cfg.env,
+                       num_workers=cfg.num_workers, seed=cfg.seed, bank=bank, progress=progress)
     output = Path(cfg.output)
     snapshots = Path(cfg.train_dir) / cfg.name / "policies"
     provenance = {"config": to_dict(cfg), "command": command, "python": platform.python_version(),

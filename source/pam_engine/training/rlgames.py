@@ -173,7 +173,7 @@ class GraspObserver(AlgoObserver):
             self.algo.max_frames = 1  # rl-games stops (and saves) after this epoch
 
 
-@dataclass
+@dataclass(frozen=True)
 class PPOConfig:
     """rl-games PPO settings (names as in rl-games' ``config`` section)."""
 
@@ -200,7 +200,7 @@ class PPOConfig:
     games_to_track: int = 100
 
 
-@dataclass
+@dataclass(frozen=True)
 class NetworkConfig:
     """The actor-critic MLPs (rl-games' ``actor_critic`` network)."""
 

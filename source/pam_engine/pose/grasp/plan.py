@@ -18,7 +18,7 @@ from pam_engine.pose.grasp.target import GraspTarget
 PHASES = ("approach", "reach", "close", "lift", "hold")
 
 
-@dataclass
+@dataclass(frozen=True)
 class PlanConfig:
     """Timing (fractions of the episode, ending at 1) and geometry of the reference motion."""
 

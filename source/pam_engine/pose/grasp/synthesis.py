@@ -42,7 +42,7 @@ THUMB, PALM = 0, 5
 _FINGER_PARTS = {"thumb": 0, "index": 1, "middle": 2, "ring": 3, "pinky": 4}
 
 
-@dataclass
+@dataclass(frozen=True)
 class GraspSynthesisConfig:
     """Search space and scoring of grasp synthesis."""
 

@@ -14,7 +14,7 @@ from pam_engine.pose.grasp.target import GraspTarget
 from pam_engine.sim.base import HandObjectEnv
 
 
-@dataclass
+@dataclass(frozen=True)
 class GraspCheckConfig:
     """How many candidates to try and how the trial lift goes."""
 

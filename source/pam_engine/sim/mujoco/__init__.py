@@ -6,7 +6,8 @@
   behind the batched interface;
 - :mod:`~pam_engine.sim.mujoco.hand_builder`, :mod:`~pam_engine.sim.mujoco.objects`: the hand
   and the objects written into an ``MjSpec``;
-- :mod:`~pam_engine.sim.mujoco.gl`: headless OpenGL set-up for rendering.
+- :mod:`~pam_engine.sim.mujoco.capture`: a recorded trajectory rendered by the MuJoCo
+  renderer of :mod:`pam_engine.capture`.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from pam_engine.sim.mujoco.hand_builder import (
     COLLISION_GROUP, WORLD_CONAFFINITY, WORLD_CONTYPE, WRIST_JOINTS, add_hand,
 )
 from pam_engine.sim.mujoco.objects import add_object_to_spec
+from pam_engine.sim.rig import wrist_joint_values
 from pam_engine.trajectory import CONTACT_PARTS
 
 TABLE_GEOM = "table"
@@ -151,9 +152,7 @@ class HandObjectScene:
     def wrist_to_joints(self, wrist_world: np.ndarray) -> np.ndarray:
         """The six wrist joint values (x, y, z, rx, ry, rz) that put the wrist at ``wrist_world``
         ((4, 4) or a batch (n, 4, 4))."""
-        rel = np.linalg.inv(self.base_pose()) @ wrist_world
-        euler = Rotation.from_matrix(rel[..., :3, :3]).as_euler("XYZ")
-        return np.concatenate([rel[..., :3, 3], euler], axis=-1)
+        return wrist_joint_values(self.base_pose(), wrist_world)
 
     def set_hand_state(self, pose: HandPose) -> None:
         """Teleport the hand (positions and targets) to ``pose``, at rest."""
@@ -326,6 +325,12 @@ class HandObjectScene:
         view.data = mujoco.MjData(self.model)
         mujoco.mj_forward(self.model, view.data)
         return view
+
+    def capture(self, trajectory, camera, rng=None, out=None):
+        """Render a trajectory recorded in this scene (see :mod:`pam_engine.sim.mujoco.capture`)."""
+        from pam_engine.sim.mujoco.capture import capture_trajectory
+
+        return capture_trajectory(self, trajectory, camera, rng, out)
 
     def segmentation_ids(self) -> tuple[dict[int, int], dict[int, int]]:
         """Geom id -> segmentation id for object visual geoms, and skin id -> hand id."""
