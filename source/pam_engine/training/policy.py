@@ -142,6 +142,9 @@ def train(cfg: TrainConfig, command: str = "", progress: bool = True, observer_h
     t0 = time.perf_counter()
     bank = load_bank(cfg.env.bank, cfg.env.stage1, progress=progress, jobs=max(1, cfg.num_workers))
     n_dof = HandCache.get(cfg.env.stage1.mano)[1].size
+    from pam_engine.rl.tasks import register_tasks
+
+    register_tasks()  # a config built with from_dict has not been resolved through the registry
     env = gym.make_vec(cfg.task, num_envs=cfg.num_envs, vectorization_mode="vector_entry_point", config=cfg.env,
                        num_workers=cfg.num_workers, seed=cfg.seed, bank=bank, progress=progress)
     output = Path(cfg.output)
