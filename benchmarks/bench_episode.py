@@ -9,6 +9,10 @@ no shadows, reflections or multisampling), measured in the same run.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering (EGL) unless the user chose otherwise
+
 import argparse
 import statistics
 import tempfile

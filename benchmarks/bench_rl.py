@@ -24,8 +24,11 @@ rollout, wall-clock and process CPU seconds (on a shared machine the CPU figure 
 
 from __future__ import annotations
 
-import argparse
 import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering (EGL) unless the user chose otherwise
+
+import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor
 

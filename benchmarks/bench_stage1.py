@@ -7,8 +7,11 @@ against bare ``mj_step`` of the same model in the same run.
 
 from __future__ import annotations
 
-import argparse
 import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering (EGL) unless the user chose otherwise
+
+import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor
 

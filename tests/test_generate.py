@@ -36,7 +36,7 @@ def episode(dataset):
 def test_episode_folder_is_complete_and_valid(dataset, capsys):
     names = {p.name for p in list_episodes(dataset)[0].iterdir()}
     assert {"sim_rgb.mp4", "depth.mp4", "seg.mp4", "hand_keypoints.mp4", "hand_mesh.mp4", "normal.mp4",
-            "labels.npz", "meta.json", "depth_raw.npz", "seg_raw.npz"} <= names
+            "labels.npz", "meta.json", "depth_raw.mkv", "seg_raw.npz"} <= names
     assert "video.mp4" not in names  # no diffusion weights configured
     assert main(["validate", str(dataset)]) == 0
 
@@ -47,6 +47,30 @@ def test_reprojected_joint_3d_gives_joint_2d(episode):
     j3, j2 = labels["joint_3d"], labels["joint_2d"]
     uvw = j3 @ K.T
     np.testing.assert_allclose(uvw[..., :2] / uvw[..., 2:], j2, atol=1e-3)
+
+
+def test_episodes_use_the_pam_preset_and_record_their_map_style(episode):
+    """By default the camera is PAM's stretched DexYCB geometry (here 320x240 from a 284x240 canvas)."""
+    K = episode.K
+    assert K[0, 0] == pytest.approx(K[1, 1] * 320 / 284)
+    assert episode.meta.extra["maps"] == {"depth": "pam", "limb_order": "pam", "keypoint_canvas": [284, 240]}
+
+
+def test_stage2_paints_on_the_pam_canvas_by_default():
+    """PAM's Stage II was trained on unstretched 640x480 frames; Stage III on 720x480 ones."""
+    cfg = load_config(GenerateConfig, None, []).resolve()
+    assert cfg.randomization.camera.preset == "pam" and cfg.diffusion.stage2.size == (640, 480)
+    assert (cfg.diffusion.width, cfg.diffusion.height) == (720, 480)
+    assert cfg.resolve() == cfg  # resolving a resolved config changes nothing
+    square = load_config(GenerateConfig, None, ["randomization.camera.preset=square"]).resolve()
+    assert square.diffusion.stage2.size is None
+    # a size the user chose stays
+    own = load_config(GenerateConfig, None, ["diffusion.stage2.size=[720,480]"]).resolve({"diffusion": {"stage2": {"size": [720, 480]}}})
+    assert own.diffusion.stage2.size == (720, 480)
+    with pytest.raises(ConfigError, match="pam, square"):
+        load_config(GenerateConfig, None, ["randomization.camera.preset=fisheye"])
+    with pytest.raises(ConfigError, match="pam, grey"):
+        load_config(GenerateConfig, None, ["maps.depth=gray"])
 
 
 def test_visible_keypoints_land_on_hand_pixels(episode):
@@ -175,6 +199,32 @@ def test_an_interrupted_run_leaves_no_partial_episode_and_resumes(tmp_path, monk
     assert again.skipped == 2 and again.attempted == 0
     with pytest.raises(OutputError, match="different config"):
         Generator(load_config(GenerateConfig, None, SMALL + ["episodes=2", "seed=4"]), out)
+
+
+def test_stage2_gets_pams_stage2_keypoint_map_on_the_canvas(tmp_path):
+    """Under the pam preset Stage II paints on the canvas and sees the keypoint map drawn there as
+    PAM's Stage II loader drew it (list limb order, no joint_3d rule); Stage III the 720-style maps."""
+    import torch
+    from pam_diffusion.tiny import tiny_generator
+    from pam_engine.capture.maps import canvas_keypoint_frame
+    from pam_engine.pipeline import video_stage
+
+    cfg = load_config(GenerateConfig, None, ["width=144", "height=64", "randomization.objects=[061_foam_brick]",
+                                             "randomization.camera.distance=[1.0,1.0]", "episodes=1", "seed=3",
+                                             "keep_failed=true", "randomization.preview=false",
+                                             "randomization.camera.focal=100", "randomization.camera.focal_jitter=0"])
+    gen = tiny_generator(64, 144, 49, stage2=dict(size=[128, 64]))
+    hints = []
+    gen.appearance.pipe.controlnet.nets[1].register_forward_pre_hook(
+        lambda module, args, kwargs: hints.append(kwargs["controlnet_cond"].clone()), with_kwargs=True)
+    out = tmp_path / "data"
+    assert Generator(cfg, out, diffusion=video_stage(gen)).run(progress=False).written == 1
+    ep = load_episode(list_episodes(out)[0])
+    assert ep.meta.extra["maps"]["keypoint_canvas"] == [128, 64] and ep.video("video").shape == (49, 64, 144, 3)
+    expected = canvas_keypoint_frame(ep.labels["joint_2d"][0], 144, 64, (128, 64))
+    assert expected.any()
+    hand_hint = torch.from_numpy(expected.astype(np.float32) / 127.5 - 1).permute(2, 0, 1)
+    torch.testing.assert_close(hints[0][0, :3], hand_hint)
 
 
 def test_diffusion_stages_paint_a_video_from_the_engine_maps(tmp_path):

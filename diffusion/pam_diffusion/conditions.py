@@ -1,10 +1,11 @@
 """Checking and normalising condition maps. Numpy only, so bad input is rejected before torch or
 any weights are touched.
 
-A condition is a ``uint8 (T, H, W, 3)`` RGB video in PAM's map style: depth, normal,
-segmentation colour map, hand-keypoint map, tracking map (the style:
-docs/design.md, "Condition maps in PAM's style"). Missing conditions are black (zeros).
-PAM feeds every map to its networks as ``x / 127.5 - 1`` (range [-1, 1])."""
+A condition is a ``uint8 (T, H, W, 3)`` RGB video in PAM's map style: depth (inferno-coloured
+normalised disparity, background black), normal, segmentation colour map, hand-keypoint map,
+tracking map (the style: docs/design.md, "Condition maps in PAM's style"; the evidence:
+docs/pam_maps.md). Missing conditions are black (zeros). PAM feeds every map to its networks as
+``x / 127.5 - 1`` (range [-1, 1])."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ import numpy as np
 
 from .config import CONDITION_ALIASES, CONDITION_KEYS, check_geometry
 from .errors import ConditionError
+
+#: Probability that PAM's Stage II training loader (``appearance_gen/src/dataset/hoivideodataset.py``)
+#: replaces a map by black (-1). Normal is always black there: ``get_train_set`` does not use it.
+PAM_STAGE2_DROPOUT: dict[str, float] = {"depth": 0.2, "normal": 1.0, "seg": 0.2, "hand": 0.05}
+#: Probability that PAM's Stage III loader (``training/dataset.py``, ``--random_mask``) replaces a
+#: map's latents by zeros; PAM's released weights use only hand, depth and seg.
+PAM_STAGE3_DROPOUT: dict[str, float] = {"tracking": 0.2, "normal": 0.3, "depth": 0.2, "seg": 0.2, "hand": 0.2}
 
 
 def validate_conditions(
@@ -68,3 +76,29 @@ def image_to_unit(image: np.ndarray) -> np.ndarray:
     """uint8 (..., H, W, 3) -> float32 (..., 3, H, W) in [-1, 1], PAM's normalisation."""
     x = image.astype(np.float32) / 127.5 - 1.0
     return np.moveaxis(x, -1, -3)
+
+
+#: Maps drawn on a canvas and resized nearest (their stretch can be undone exactly); the others are
+#: smooth images, resized by area.
+NEAREST_MAPS: tuple[str, ...] = ("seg", "hand")
+
+
+def resize_map(image: np.ndarray, width: int, height: int, nearest: bool) -> np.ndarray:
+    """uint8 (H, W, 3) -> (height, width, 3). ``nearest``: pixel j takes source pixel
+    ceil(j * W / width), which undoes a nearest enlargement (i -> floor(i * w / W), PAM's loaders)
+    exactly; otherwise area-averaged."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
+        return image
+    if nearest:
+        cols = np.minimum(-((-np.arange(width) * w) // width), w - 1)
+        rows = np.minimum(-((-np.arange(height) * h) // height), h - 1)
+        return np.ascontiguousarray(image[rows[:, None], cols[None, :]])
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def stage2_maps(frame0: Mapping[str, np.ndarray], width: int, height: int) -> dict[str, np.ndarray]:
+    """First-frame maps at Stage II's size (``Stage2Config.size``)."""
+    return {k: resize_map(v, width, height, k in NEAREST_MAPS) for k, v in frame0.items()}

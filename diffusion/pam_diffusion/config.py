@@ -100,8 +100,18 @@ class Stage2Config:
     #: Offload mode for this stage only; ``None`` uses the top-level ``offload``. Flux.1-dev (22 GiB in
     #: bf16) plus the two nets does not fit a 24 GB GPU with "model" offload: use "sequential" there.
     offload: str | None = None
+    #: (width, height) Stage II paints at; ``None``: the video size. PAM's Stage II was trained on
+    #: unstretched 640x480 DexYCB frames: with maps of the engine's "pam" camera preset (720x480,
+    #: stretched from 640x480) use (640, 480); the maps are unstretched for it and the chosen frame
+    #: stretched back to the video size (docs/pam_maps.md).
+    size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.size is not None:
+            self.size = tuple(self.size)
+            if len(self.size) != 2 or not all(isinstance(v, int) and v > 0 and v % 16 == 0 for v in self.size):
+                raise ConfigError(f"stage2.size: expected null or [width, height], positive multiples of 16 "
+                                  f"(e.g. [640, 480]), got {list(self.size)}")
         self.conditioning_scales = tuple(float(s) for s in self.conditioning_scales)
         if len(self.conditioning_scales) != 2:
             raise ConfigError(

@@ -15,7 +15,7 @@ import numpy as np
 
 from pam_diffusion.errors import ConfigError
 
-from .conditions import condition_or_zeros, validate_conditions
+from .conditions import condition_or_zeros, stage2_maps, validate_conditions
 from .config import DiffusionConfig, SLOTS
 from .errors import ConditionError, WeightsNotFoundError
 from .scoring import Scorer, get_scorer
@@ -26,8 +26,8 @@ class VideoResult:
     """What ``generate`` returns. Images are uint8 RGB."""
 
     frames: np.ndarray  # (T, H, W, 3)
-    first_frame: np.ndarray  # (H, W, 3), the chosen Stage II candidate (or the one given)
-    candidates: list[np.ndarray] = field(default_factory=list)  # Stage II candidates, one per seed
+    first_frame: np.ndarray  # (H, W, 3), the chosen Stage II candidate (or the one given), at the video size
+    candidates: list[np.ndarray] = field(default_factory=list)  # Stage II candidates (at stage2.size), one per seed
     candidate_scores: list[float] = field(default_factory=list)
     candidate_seeds: list[int] = field(default_factory=list)
     chosen: int = -1  # index of the chosen candidate, -1 when the first frame was given
@@ -93,12 +93,21 @@ class PamVideoGenerator:
     # --- generation -----------------------------------------------------------------------------
 
     def generate(self, conditions: Mapping[str, np.ndarray], prompt: str, seed: int | None = None,
-                 first_frame: np.ndarray | None = None) -> VideoResult:
+                 first_frame: np.ndarray | None = None,
+                 stage2_conditions: Mapping[str, np.ndarray] | None = None) -> VideoResult:
         """Conditions (uint8 (T, H, W, 3) per name among depth, normal, seg, hand, tracking; missing ones
-        are black) -> video. Stage II is skipped when ``first_frame`` (uint8 (H, W, 3)) is given."""
+        are black) -> video. Stage II is skipped when ``first_frame`` (uint8 (H, W, 3)) is given.
+        ``stage2_conditions``: first-frame maps (uint8 (h, w, 3) at ``stage2.size``) that replace
+        those taken from ``conditions`` for Stage II (e.g. a keypoint map drawn as PAM's Stage II
+        loader drew it)."""
         cfg = self.config
         t_start = time.perf_counter()
         conds = validate_conditions(conditions, cfg.num_frames, cfg.height, cfg.width)
+        width2, height2 = cfg.stage2.size or (cfg.width, cfg.height)
+        overrides = {}
+        if stage2_conditions:
+            single = {k: np.asarray(v)[None] if isinstance(v, np.ndarray) else v for k, v in stage2_conditions.items()}
+            overrides = {k: v[0] for k, v in validate_conditions(single, 1, height2, width2).items()}
         if first_frame is not None:
             _check_first_frame(first_frame, cfg.height, cfg.width)
         elif self.appearance is None:
@@ -110,15 +119,21 @@ class PamVideoGenerator:
         result = VideoResult(frames=np.zeros((0,), np.uint8), first_frame=first_frame, fps=cfg.fps)
         if first_frame is None:
             frame0 = {k: condition_or_zeros(conds, k, 1, cfg.height, cfg.width)[0] for k in SLOTS}
+            frame0 = {**stage2_maps(frame0, width2, height2), **overrides}
             seeds = list(cfg.candidate_seeds(seed))
             t0 = time.perf_counter()
-            result.candidates = self.appearance.candidates(frame0, prompt, seeds, cfg.height, cfg.width)
+            result.candidates = self.appearance.candidates(frame0, prompt, seeds, height2, width2)
             result.timings["stage2_s"] = time.perf_counter() - t0
             result.timings["stage2_step_s"] = _mean(self.appearance.step_times)
             result.candidate_seeds = seeds
             result.candidate_scores = [float(self.scorer(c, frame0)) for c in result.candidates]
             result.chosen = int(np.argmax(result.candidate_scores))
             result.first_frame = result.candidates[result.chosen]
+            if (width2, height2) != (cfg.width, cfg.height):
+                import cv2  # PAM's evaluation stretches its 640x480 first frame bilinear
+
+                result.first_frame = cv2.resize(result.first_frame, (cfg.width, cfg.height),
+                                                interpolation=cv2.INTER_LINEAR)
 
         videos = {s: condition_or_zeros(conds, s, cfg.num_frames, cfg.height, cfg.width) for s in cfg.used_conditions}
         t0 = time.perf_counter()

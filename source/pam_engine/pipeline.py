@@ -5,14 +5,16 @@ same :class:`Generator`.
 
 Episode i draws everything from ``np.random.default_rng([seed, i])``, so a batch is
 reproducible and a killed batch resumes where it stopped: finished episodes and recorded
-failures are skipped, stale temporary folders are removed.
+failures are skipped. Several runs may share the folder: each claims an episode before making it
+(``dataset.claims``), and only a provably dead run's claims and temporary folders are removed.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
-from pam_engine.capture.camera import CameraRange, check_resolution, sample_camera
+from pam_engine.capture.camera import CameraRange, check_resolution, preset_canvas, sample_camera
+from pam_engine.capture.style import MapStyle
 from pam_engine.config import derive, from_dict, has_key, to_dict
 from pam_engine.distributed import RayConfig, run_on_ray
 from pam_engine.errors import ConfigError, OutputError, PamError
@@ -76,6 +79,8 @@ class GenerateConfig:
     policy: str | None = None
     stage1: Stage1Config = field(default_factory=Stage1Config)
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    #: How condition maps are drawn; the defaults are PAM's (inferno depth, PAM's limb order).
+    maps: MapStyle = field(default_factory=MapStyle)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     #: Stages II and III (weights, steps, offloading); skipped while its weight paths are unset.
     #: Its frame count and size follow ``stage1.num_frames``, ``width`` and ``height``.
@@ -85,14 +90,35 @@ class GenerateConfig:
     ray: RayConfig = field(default_factory=RayConfig)
 
     def check(self) -> None:
-        """Validate (nothing is changed: derived values come from :meth:`resolve`)."""
+        """Validate (nothing is changed: derived values come from :meth:`resolve`): every value in
+        range, the prompt template renders; ConfigError naming the key, before anything is written
+        (objects and the output folder are checked by ``Generator``)."""
+        from pam_engine.pose.request import check_numbers, check_stage1
+
         check_resolution(self.width, self.height)
+        check_stage1(self.stage1)
         if self.diffusion.is_configured() and (self.stage1.num_frames - 1) % 4:
             raise ConfigError(f"config key 'stage1.num_frames': the video stage needs 4k+1 frames, got {self.stage1.num_frames}")
         if self.episodes < 1:
             raise ConfigError(f"config key 'episodes': expected at least 1, got {self.episodes}")
-        if not self.randomization.objects:
+        if self.seed < 0:
+            raise ConfigError(f"config key 'seed': expected an integer >= 0, got {self.seed}")
+        r = self.randomization
+        check_numbers(r, "randomization")
+        if not r.objects:
             raise ConfigError("config key 'randomization.objects': expected at least one object")
+        if r.distractors < 0:
+            raise ConfigError(f"config key 'randomization.distractors': expected >= 0, got {r.distractors}")
+        for key in ("start_distance", "start_lift"):
+            lo, hi = getattr(r, key)
+            if not 0 <= lo <= hi:
+                raise ConfigError(f"config key 'randomization.{key}': expected (low, high) with 0 <= low <= high, "
+                                  f"got {[lo, hi]}")
+        for key in ("placement_radius", "start_rotation"):
+            if getattr(r, key) < 0:
+                raise ConfigError(f"config key 'randomization.{key}': expected >= 0, got {getattr(r, key)}")
+        check_prompt_template(self.prompt.template)
+        self.ray.check()
 
     def resolve(self, given: dict | None = None) -> "GenerateConfig":
         """The validated config with its derived values filled in, as a new object: the video's
@@ -104,7 +130,7 @@ class GenerateConfig:
         if self.stage1.synthesis.seed != 0 and (given is None or has_key(given, "stage1.synthesis.seed")):
             raise ConfigError(f"config key 'stage1.synthesis.seed' = {self.stage1.synthesis.seed!r} conflicts with the "
                               "per-episode synthesis seed (each episode synthesizes with its own seed); leave it unset")
-        return derive(self, {
+        derived = {
             "diffusion.num_frames": (self.stage1.num_frames, "'stage1.num_frames'"),
             "diffusion.height": (self.height, "'height'"),
             "diffusion.width": (self.width, "'width'"),
@@ -112,7 +138,38 @@ class GenerateConfig:
             "randomization.camera.width": (self.width, "'width'"),
             "randomization.camera.height": (self.height, "'height'"),
             "stage1.placement_radius": (self.randomization.placement_radius, "'randomization.placement_radius'"),
-        }, given)
+        }
+        # PAM's Stage II saw unstretched 640x480 frames: under the "pam" preset it paints on the
+        # canvas, unless the user chose its size
+        canvas = preset_canvas(self.randomization.camera.preset, self.width, self.height)
+        user_size = (has_key(given, "diffusion.stage2.size") if given is not None
+                     else self.diffusion.stage2.size is not None)
+        if not user_size and canvas != (self.width, self.height) and not (canvas[0] % 16 or canvas[1] % 16):
+            derived["diffusion.stage2.size"] = (canvas, "the 'pam' camera preset's canvas")
+        return derive(self, derived, given)
+
+
+PROMPT_FIELDS = ("object", "surface", "lighting")
+
+
+def check_prompt_template(template: str) -> None:
+    """The template may use only ``{object}``, ``{surface}`` and ``{lighting}`` (no attribute or
+    index look-ups: a template is data), and must render."""
+    import string
+
+    key = "config key 'prompt.template'"
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc} in {template!r} (write literal braces as {{{{ and }}}})") from exc
+    for name in fields:
+        if name not in PROMPT_FIELDS:
+            raise ConfigError(f"{key}: unknown field {{{name}}} in {template!r}; expected only "
+                              + ", ".join("{" + f + "}" for f in PROMPT_FIELDS))
+    try:
+        template.format(object="an object", surface="a table", lighting="daylight")
+    except (ValueError, KeyError, IndexError) as exc:
+        raise ConfigError(f"{key}: does not render ({type(exc).__name__}: {exc})") from exc
 
 
 @dataclass
@@ -131,6 +188,7 @@ class GenerateSummary:
     grasped: int = 0  # episodes whose grasp succeeded
     failed: int = 0
     skipped: int = 0
+    busy: int = 0  # held by another live run (it makes them)
     attempted: int = 0
     stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     diffusion_skipped: bool = True
@@ -140,7 +198,8 @@ class GenerateSummary:
         return self.grasped / self.attempted if self.attempted else 0.0
 
     def report(self) -> str:
-        lines = [f"episodes written: {self.written}, failed: {self.failed}, skipped (already done): {self.skipped}",
+        lines = [f"episodes written: {self.written}, failed: {self.failed}, skipped (already done): {self.skipped}"
+                 + (f", left to another run making them: {self.busy}" if self.busy else ""),
                  f"grasp success rate: {100 * self.success_rate:.0f}% of {self.attempted} attempted"]
         if self.attempted:
             per = ", ".join(f"{k} {v / self.attempted:.2f} s" for k, v in self.stage_seconds.items())
@@ -149,8 +208,12 @@ class GenerateSummary:
 
 
 def readable_name(name: str) -> str:
-    """'006_mustard_bottle' -> 'a mustard bottle'."""
+    """'006_mustard_bottle' -> 'a mustard bottle'; a mesh file by its file name only
+    ('/home/me/scans/red_cup.obj' -> 'a red cup')."""
+    if "/" in name or "\\" in name or Path(name).suffix:
+        name = Path(name.replace("\\", "/")).stem.replace("-", "_")
     words = name.split("_")
+
     if words and words[0].isdigit():
         words = words[1:]
     text = " ".join(words) or name
@@ -193,90 +256,195 @@ def dataset_identity(config: dict) -> dict:
 class Generator:
     """Runs a batch into one dataset folder."""
 
-    def __init__(self, cfg: GenerateConfig, out: str | Path, diffusion=None, policy=None, given: dict | None = None):
+    def __init__(self, cfg: GenerateConfig, out: str | Path, diffusion=None, policy=None, given: dict | None = None,
+                 check_objects: bool = True):
         """``diffusion(episode, plan) -> video`` overrides the configured diffusion stages (tests
         pass tiny models); otherwise they load from ``cfg.diffusion`` when configured. ``given``
         is the user's raw config mapping, when known (see :meth:`GenerateConfig.resolve`)."""
         from pam_engine.dataset.writer import EpisodeWriter
 
         cfg = cfg.resolve(given)
+        self.cfg = cfg
+        self.out = Path(out)
+        if check_objects:  # the Ray driver checked them already for its workers
+            self._check_objects()
+        injected_policy = policy is not None
         if policy is None and cfg.policy:
             from pam_engine.policy.loading import load_policy
 
             policy = load_policy(cfg.policy)  # a bad checkpoint fails here, before anything is written
-        self.cfg = cfg
-        self.out = Path(out)
-        self.writer = EpisodeWriter(self.out)  # checks the folder before any work
+        self.writer = EpisodeWriter(self.out)  # checks the folder is usable and writable
         self._check_same_config()
-        if diffusion is None and cfg.diffusion.is_configured():
+        if cfg.ray.enabled and (diffusion is not None or injected_policy):
+            raise ConfigError("a policy or diffusion object given from Python cannot be sent to Ray workers: each worker "
+                              "builds its own from the config (keys 'policy' and 'diffusion'); pass them through the "
+                              "config, or run without Ray (ray.workers=0, no ray.address)")
+        if diffusion is None and cfg.diffusion.is_configured() and not cfg.ray.enabled:
+            # with Ray, only the workers load the models: the driver may have no GPU or memory for them
             from pam_diffusion.generator import PamVideoGenerator
 
             diffusion = video_stage(PamVideoGenerator.from_config(cfg.diffusion))
         self.diffusion = diffusion
         self.policy = policy
         self._capture_buffer = None  # reused between episodes (saves first-touch page faults)
+        self._claims = None
+        #: set (by a signal handler) to stop at the next episode boundary or before writing
+        self.stop_requested = False
+        self._write_dataset_json()  # only now: every check passed
 
     @classmethod
     def from_config_dict(cls, cfg_dict: dict, out: str | Path) -> "Generator":
         """A generator from a plain config dict (how Ray workers receive it)."""
-        return cls(from_dict(GenerateConfig, cfg_dict), out)
+        return cls(from_dict(GenerateConfig, cfg_dict), out, check_objects=False)
 
     def new_summary(self, skipped: int = 0) -> "GenerateSummary":
-        return GenerateSummary(diffusion_skipped=self.diffusion is None, skipped=skipped)
+        return GenerateSummary(diffusion_skipped=not self.diffusion_enabled, skipped=skipped)
+
+    @property
+    def diffusion_enabled(self) -> bool:
+        """Whether episodes get the photoreal video (here, or on the Ray workers)."""
+        return self.diffusion is not None or (self.cfg.ray.enabled and self.cfg.diffusion.is_configured())
+
+    def _check_objects(self) -> None:
+        """Every object of the pool resolves and its mesh loads (no collision decomposition)."""
+        from pam_engine.errors import AssetError
+        from pam_engine.objects.asset import check_object
+
+        for i, name in enumerate(self.cfg.randomization.objects):
+            try:
+                check_object(name)
+            except AssetError as exc:
+                raise ConfigError(f"config key 'randomization.objects[{i}]': {exc}") from exc
+
+    def _identity(self) -> dict:
+        return dataset_identity(to_dict(self.cfg))
 
     def _check_same_config(self) -> None:
+        """A folder holding a dataset resumes only with the config that made it; the refusal
+        names the keys that differ."""
         path = self.out / DATASET_CONFIG_FILE
-        current = {k: v for k, v in to_dict(self.cfg).items() if k != "ray"}
+        if not path.exists():
+            return
+        try:
+            previous = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise OutputError(f"{path} is unreadable ({exc}); remove it or use another folder") from exc
+        if not isinstance(previous, dict):
+            raise OutputError(f"{path} is not a dataset description (expected a JSON object)")
+        differing = differing_keys(dataset_identity(previous.get("config") or {}), self._identity())
+        if differing:
+            shown = ", ".join(differing[:8]) + (f" and {len(differing) - 8} more" if len(differing) > 8 else "")
+            raise OutputError(f"{self.out} holds a dataset made with a different config (differing keys: {shown}); "
+                              "resume with the same config or choose another output folder")
+
+    def _write_dataset_json(self) -> None:
+        from pam_engine.dataset.format import dataset_description, features
+
+        path = self.out / DATASET_CONFIG_FILE
         if path.exists():
-            try:
-                previous = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise OutputError(f"{path} is unreadable ({exc}); remove it or use another folder") from exc
-            if dataset_identity(previous.get("config") or {}) != dataset_identity(current):
-                raise OutputError(f"{self.out} holds a dataset made with a different config; resume with the same "
-                                  "config or choose another output folder")
-        else:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps({"config": current}, indent=2))
-            tmp.replace(path)
+            return
+        tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        cfg = self.cfg
+        n_objects = 1 + min(cfg.randomization.distractors, len(set(cfg.randomization.objects)) - 1)
+        schema = features(cfg.stage1.num_frames, cfg.height, cfg.width, n_objects, self.diffusion_enabled)
+        tmp.write_text(json.dumps(dataset_description(self._identity(), cfg.episodes, schema), indent=2))
+        try:
+            os.link(tmp, path)  # exclusive: a run started at the same moment with another config loses
+        except FileExistsError:
+            self._check_same_config()
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def claims(self):
+        """This process's claims on the output folder (opened on first use; ``close()`` ends them)."""
+        from pam_engine.dataset.claims import ClaimStore
+
+        if self._claims is None:
+            self._claims = ClaimStore(self.out).open()  # also removes what dead runs left
+        return self._claims
+
+    def close(self) -> None:
+        """Release this process's claims and owner record (a killed run's are swept by the next)."""
+        if self._claims is not None:
+            self._claims.close()
+            self._claims = None
 
     def done_indices(self) -> set[int]:
-        """Episodes already written or recorded as failed (and stale temporary folders removed)."""
-        from pam_engine.dataset.format import EPISODE_RE, FAILURES_FILE, TMP_PREFIX
+        """Episodes already written or recorded as permanently failed."""
+        from pam_engine.dataset.format import EPISODE_RE
 
         done = {int(p.name.split("_")[1]) for p in self.out.iterdir() if EPISODE_RE.match(p.name)}
+        return done | self._failed_indices()
+
+    def _failed_indices(self) -> set[int]:
+        """Episodes in ``failures.jsonl`` that would fail again (a grasp that does not hold, bad
+        input); unexpected errors (``retry``: out of memory, I/O, ...) are tried again."""
+        from pam_engine.dataset.format import FAILURES_FILE
+
+        done = set()
         failures = self.out / FAILURES_FILE
         if failures.exists():
             for line in failures.read_text().splitlines():
                 try:
-                    done.add(int(json.loads(line)["episode"].split("_")[1]))
-                except (ValueError, KeyError, IndexError):
+                    entry = json.loads(line)
+                    if not entry.get("retry"):
+                        done.add(int(entry["episode"].split("_")[1]))
+                except (ValueError, KeyError, IndexError, AttributeError, TypeError):
                     continue
-        for stale in self.out.glob(f"{TMP_PREFIX}*"):  # left by a killed run: never complete
-            shutil.rmtree(stale, ignore_errors=True)
         return done
 
+    def _is_done(self, index: int) -> bool:
+        from pam_engine.dataset.format import episode_name
+
+        return (self.out / episode_name(index)).is_dir() or index in self._failed_indices()
+
     def run(self, progress: bool = True) -> GenerateSummary:
-        """Make every episode not done yet, here or on Ray workers (``cfg.ray``)."""
-        done = self.done_indices()
-        todo = [i for i in range(self.cfg.episodes) if i not in done]
-        summary = self.new_summary(skipped=self.cfg.episodes - len(todo))
-        if self.cfg.ray.workers > 0 or self.cfg.ray.address:
-            return run_on_ray(self, todo, summary, self.cfg.ray, progress)
-        self.run_indices(todo, summary, progress)
+        """Make every episode not done yet, here or on Ray workers (``cfg.ray``). Episodes that
+        another live run holds are left to it (``summary.busy``)."""
+        try:
+            self.claims()  # sweeps what dead runs left before the list of episodes to make
+            done = self.done_indices()
+            todo = [i for i in range(self.cfg.episodes) if i not in done]
+            summary = self.new_summary(skipped=self.cfg.episodes - len(todo))
+            if self.cfg.ray.enabled:
+                self.close()  # the workers claim for themselves
+                return run_on_ray(self, todo, summary, self.cfg.ray, progress)
+            self.run_indices(todo, summary, progress)
+        finally:
+            self.close()
         return summary
 
     def run_indices(self, indices: list[int], summary: GenerateSummary, progress: bool = False) -> None:
-        """Make episodes ``indices``, counting into ``summary``; a failed one is recorded and the
-        rest go on."""
+        """Make episodes ``indices``, counting into ``summary``. Each is claimed first (one left
+        to a live run holding it); any exception in one episode is recorded with its traceback
+        and the rest go on. Ctrl-C / SIGTERM (``KeyboardInterrupt``) discards the episode in
+        flight and stops."""
+        import traceback
+
+        claims = self.claims()
         bar = tqdm(indices, desc="episodes", disable=not progress)
         for index in bar:
-            summary.attempted += 1
+            self._check_stop()
+            if not claims.claim(index):
+                summary.busy += 1
+                continue
             try:
-                self._capture_buffer = self._episode(plan_episode(self.cfg, index), summary, self._capture_buffer)
-            except PamError as exc:
-                summary.failed += 1
-                self.writer.record_failure(index, f"{type(exc).__name__}: {exc}")
+                if self._is_done(index):  # finished by another run since the list was made
+                    summary.skipped += 1
+                    continue
+                summary.attempted += 1
+                try:
+                    self._capture_buffer = self._episode(plan_episode(self.cfg, index), summary, self._capture_buffer)
+                except PamError as exc:
+                    summary.failed += 1
+                    self.writer.record_failure(index, f"{type(exc).__name__}: {exc}")
+                except Exception as exc:  # noqa: BLE001 - CUDA OOM, PyAV, MuJoCo, bugs: record, go on
+                    summary.failed += 1
+                    self._capture_buffer = None
+                    self.writer.record_failure(index, f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
+                                               error=type(exc).__name__, retry=True)
+            finally:
+                claims.release(index)
             bar.set_postfix(ok=summary.written, failed=summary.failed)
 
     def _episode(self, plan: EpisodePlan, summary: GenerateSummary, capture_buffer):
@@ -302,7 +470,8 @@ class Generator:
         target = traj.pose_y[0, 0, :, 3] + np.array([0.0, 0.0, 0.08])
         camera = sample_camera(rng, target, cfg.randomization.camera)
         seq = scene.capture(traj, camera, rng if cfg.randomization.preview else None, out=capture_buffer)
-        episode = make_episode(traj, camera, seq, prompt=plan.prompt, policy_version=traj.policy.rsplit("-", 1)[-1])
+        episode = make_episode(traj, camera, seq, prompt=plan.prompt, policy_version=traj.policy.rsplit("-", 1)[-1],
+                               map_style=cfg.maps)
         summary.stage_seconds["capture"] += time.perf_counter() - t0
 
         if self.diffusion is not None:
@@ -312,10 +481,18 @@ class Generator:
             summary.stage_seconds["diffusion"] += time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        self.writer.write(episode, index=plan.index)
+        self._check_stop()
+        if not self.claims().still_held(plan.index):  # our lease lapsed and another run took it over
+            summary.busy += 1
+            return seq
+        self.writer.write(episode, index=plan.index, tmp_name=self.claims().tmp_name(f"episode_{plan.index:06d}"))
         summary.stage_seconds["write"] += time.perf_counter() - t0
         summary.written += 1
         return seq
+
+    def _check_stop(self) -> None:
+        if self.stop_requested:
+            raise KeyboardInterrupt
 
     def _start_sampler(self, rng: np.random.Generator):
         r = self.cfg.randomization
@@ -332,6 +509,16 @@ class Generator:
         return sample
 
 
+def differing_keys(a, b, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain-data configs."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b), key=str):
+            out += differing_keys(a.get(key, "<absent>"), b.get(key, "<absent>"), f"{prefix}.{key}" if prefix else str(key))
+        return out
+    return [] if a == b else [prefix or "<config>"]
+
+
 def video_stage(generator):
     """Stages II and III as an episode hook: PAM's condition maps in, the video frames out."""
 
@@ -339,7 +526,19 @@ def video_stage(generator):
         maps = episode.maps
         conditions = {"depth": maps["depth"], "normal": maps["normal"], "seg": maps["seg"],
                       "hand": maps["hand_keypoints"]}
-        return generator.generate(conditions, plan.prompt, seed=plan.seed).frames
+        return generator.generate(conditions, plan.prompt, seed=plan.seed,
+                                  stage2_conditions=stage2_conditions(episode, generator.config.stage2.size)).frames
 
     return run
 
+
+def stage2_conditions(episode, size) -> dict[str, np.ndarray] | None:
+    """Stage II's keypoint map drawn on the canvas as PAM's Stage II loader drew it (no
+    ``joint_3d``: list order) when Stage II paints on the episode's keypoint canvas; else None."""
+    from pam_engine.capture.maps import canvas_keypoint_frame
+
+    canvas = tuple(episode.meta.extra.get("maps", {}).get("keypoint_canvas", ()))
+    if size is None or tuple(size) != canvas:
+        return None
+    hand = canvas_keypoint_frame(episode.labels["joint_2d"][0], episode.meta.width, episode.meta.height, canvas)
+    return {"hand": hand}

@@ -67,6 +67,41 @@ def test_presets():
     assert (cam.width, cam.height) == (720, 480)
 
 
+def test_pam_preset_is_a_dexycb_frame_stretched_to_720x480():
+    """PAM's loaders resize DexYCB's 640x480 frames to 720x480: x 1.125 across, pixel edges fixed
+    (u' + 0.5 = 1.125 (u + 0.5)); K says so exactly, so projections stay exact."""
+    w2c = look_at([0.4, -0.3, 0.5], [0.0, 0.0, 0.05])
+    dex = Camera.dexycb(w2c)
+    pam = Camera.pam(w2c)
+    assert (pam.width, pam.height, pam.canvas) == (720, 480, (640, 480))
+    assert pam.fx == pytest.approx(1.125 * 615) and pam.fy == 615
+    assert pam.cx == pytest.approx(1.125 * 320.5 - 0.5) and pam.cy == 240
+    pts = np.random.default_rng(0).uniform([-0.1, -0.1, 0.0], [0.1, 0.1, 0.2], (50, 3))
+    uv_dex, z_dex = dex.project(pts)
+    uv_pam, z_pam = pam.project(pts)
+    np.testing.assert_allclose(uv_pam[:, 0] + 0.5, 1.125 * (uv_dex[:, 0] + 0.5), atol=1e-9)
+    np.testing.assert_allclose(uv_pam[:, 1], uv_dex[:, 1], atol=1e-9)
+    np.testing.assert_allclose(z_pam, z_dex)
+    # the image corners map onto each other
+    assert dex.resized(720, 480).K == pytest.approx(pam.K)
+    np.testing.assert_allclose(pam.with_pose(np.eye(4)).K, pam.K)
+    assert pam.with_pose(np.eye(4)).canvas == (640, 480)
+    sq = Camera.preset("square")
+    assert sq.fx == sq.fy == 615 and sq.canvas is None and (sq.width, sq.height) == (720, 480)
+
+
+def test_unknown_preset_names_the_valid_ones():
+    with pytest.raises(ConfigError, match="'fisheye'.*pam, square"):
+        Camera.preset("fisheye")
+    with pytest.raises(ConfigError, match="pam, square"):
+        CameraRange(preset="stretched")
+    with pytest.raises(ConfigError, match="canvas must be two positive integers"):
+        Camera(intrinsics(500.0, 500.0, 360.0, 240.0), canvas=(640, 480, 3))
+    # at widths that are not multiples of 9 the canvas is the nearest whole-pixel one, K exact
+    small = Camera.preset("pam", focal=300.0, width=320, height=240)
+    assert small.canvas == (284, 240) and small.fx == pytest.approx(300.0 * 320 / 284)
+
+
 def test_sample_camera_stays_in_range_and_looks_at_target():
     target = np.array([0.1, -0.05, 0.08])
     r = CameraRange(distance=(0.5, 0.6), elevation_deg=(30, 40), roll_deg=(-5, 5), target_jitter=0.0, focal_jitter=0.05)
@@ -78,7 +113,11 @@ def test_sample_camera_stays_in_range_and_looks_at_target():
         assert 30 - 1e-6 <= elevation <= 40 + 1e-6
         uv, z = cam.project([target])
         np.testing.assert_allclose(uv[0], [cam.cx, cam.cy], atol=1e-6)  # roll keeps the target centred
-        assert 615 * 0.95 - 1e-9 <= cam.fx <= 615 * 1.05 + 1e-9
+        # the default "pam" preset: focal in DexYCB canvas pixels, stretched 1.125x across
+        assert 615 * 0.95 - 1e-9 <= cam.fy <= 615 * 1.05 + 1e-9
+        assert cam.fx == pytest.approx(1.125 * cam.fy) and cam.canvas == (640, 480)
+    square = sample_camera(np.random.default_rng(0), target, CameraRange(preset="square"))
+    assert square.fx == square.fy and square.canvas is None
     a = sample_camera(np.random.default_rng(3), target, r)
     b = sample_camera(np.random.default_rng(3), target, r)
     np.testing.assert_array_equal(a.world_to_cam, b.world_to_cam)
@@ -86,8 +125,8 @@ def test_sample_camera_stays_in_range_and_looks_at_target():
 
 def test_sample_camera_roll_rotates_the_image():
     target = np.zeros(3)
-    r0 = CameraRange(roll_deg=(0, 0), target_jitter=0, focal_jitter=0)
-    r1 = CameraRange(roll_deg=(20, 20), target_jitter=0, focal_jitter=0)
+    r0 = CameraRange(roll_deg=(0, 0), target_jitter=0, focal_jitter=0, preset="square")  # angles in square pixels
+    r1 = CameraRange(roll_deg=(20, 20), target_jitter=0, focal_jitter=0, preset="square")
     c0 = sample_camera(np.random.default_rng(1), target, r0)
     c1 = sample_camera(np.random.default_rng(1), target, r1)
     up = np.array([[0.0, 0.0, 0.05]])

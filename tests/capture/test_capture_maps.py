@@ -6,6 +6,7 @@ import pytest
 from pam_engine.capture import maps
 from pam_engine.capture.camera import Camera, intrinsics, look_at
 from pam_engine.conventions import ADE20K_PALETTE, KEYPOINT_FINGER_COLORS, SEG_HAND
+from pam_engine.errors import ConfigError
 
 
 def test_seg_colour_map_uses_pam_palette():
@@ -84,7 +85,7 @@ def test_limbs_are_filled_ellipses_with_pam_widths_and_colours():
     assert not canvas[320, 305].any()
 
 
-def test_limbs_are_drawn_far_to_near():
+def test_limbs_are_drawn_far_to_near_in_depth_order():
     kp = _spread_keypoints()
     # thumb limb 2 (2 -> 3) horizontal and index limb 6 (6 -> 7) vertical, crossing at (300, 200)
     kp[2], kp[3] = (270, 200), (330, 200)
@@ -97,11 +98,34 @@ def test_limbs_are_drawn_far_to_near():
     near_index = z.copy()
     near_index[[6, 7]] = 0.4
     a = np.zeros((480, 640, 3), np.uint8)
-    maps.draw_hand_keypoints(a, kp, near_thumb)
+    maps.draw_hand_keypoints(a, kp, near_thumb, order="depth")
     np.testing.assert_array_equal(a[200, 300], thumb_colour)
     b = np.zeros((480, 640, 3), np.uint8)
-    maps.draw_hand_keypoints(b, kp, near_index)
+    maps.draw_hand_keypoints(b, kp, near_index, order="depth")
     np.testing.assert_array_equal(b[200, 300], index_colour)
+
+
+def test_pam_limb_order_reverses_when_the_wrist_is_nearer_than_the_little_tip():
+    """PAM's rule (showHandJoints with joint_3d): limbs in list order (thumb first, little finger
+    last), all reversed (thumb last, on top) when z(wrist) < z(little fingertip)."""
+    kp = _spread_keypoints()
+    kp[2], kp[3] = (270, 200), (330, 200)  # thumb limb 2, horizontal
+    kp[6], kp[7] = (300, 170), (300, 230)  # index limb 6, vertical, crossing it at (300, 200)
+    z = np.full(21, 0.5)
+    wrist_near = z.copy()
+    wrist_near[0] = 0.4
+    wrist_far = z.copy()
+    wrist_far[0] = 0.6
+    assert maps.limb_order(wrist_near) == list(range(19, -1, -1))
+    assert maps.limb_order(wrist_far) == list(range(20)) == maps.limb_order(None)
+    a = np.zeros((480, 640, 3), np.uint8)
+    maps.draw_hand_keypoints(a, kp, wrist_near)  # reversed: the thumb limb is drawn last
+    np.testing.assert_array_equal(a[200, 300], _expected_colour(2))
+    b = np.zeros((480, 640, 3), np.uint8)
+    maps.draw_hand_keypoints(b, kp, wrist_far)  # list order: the index limb covers the thumb's
+    np.testing.assert_array_equal(b[200, 300], _expected_colour(6))
+    with pytest.raises(ConfigError, match="pam, forward, depth"):
+        maps.limb_order(z, "random")
 
 
 def test_keypoint_map_video_leaves_frames_without_a_hand_black():
@@ -122,7 +146,7 @@ def test_depth_map_is_per_video_normalised_disparity():
     seg[1, 4:8, 10:14] = SEG_HAND
     depth[1, 10:12, 10:14] = 0.0  # no surface
     seg[1, 10:12, 10:14] = SEG_HAND
-    out = maps.depth_map(depth, seg)
+    out = maps.depth_map(depth, seg, style="grey")
     assert out.shape == (2, 16, 32, 3) and out.dtype == np.uint8
     assert np.all(out[..., 0] == out[..., 1]) and np.all(out[..., 1] == out[..., 2])
     # disparity range over the whole video: [1/2, 1/0.5] = [0.5, 2]
@@ -130,8 +154,46 @@ def test_depth_map_is_per_video_normalised_disparity():
     assert out[1, 5, 11, 0] == round((1.0 - 0.5) / 1.5 * 255)  # 85
     assert out[0, 0, 0, 0] == 0 and out[1, 11, 11, 0] == 0  # background and missing depth black
     # foreground-only range: [1, 2] -> the 1 m pixel becomes 0 (the farthest foreground)
-    fg = maps.depth_map(depth, seg, foreground_only=True)
+    fg = maps.depth_map(depth, seg, foreground_only=True, style="grey")
     assert fg[0, 5, 5, 0] == 255 and fg[1, 5, 11, 0] == 0
+
+
+def _inferno_uint8():
+    """matplotlib's 256 inferno colours, truncated to uint8 as DepthCrafter's save_video does."""
+    from matplotlib import colormaps
+
+    return (np.asarray(colormaps["inferno"].colors) * 255).astype(np.uint8)
+
+
+def test_pam_depth_map_is_inferno_coloured_nearer_brighter_background_black():
+    """DepthCrafter's vis_sequence_depth: x = (d - min) / (max - min) over the whole video, colour =
+    inferno[clamp(floor(255 x), 0, 255)]; PAM then blacked out the background (seg 0)."""
+    rng = np.random.default_rng(0)
+    depth = np.full((3, 24, 32), 2.0, np.float32)  # table, background
+    seg = np.zeros((3, 24, 32), np.uint8)
+    depth[:, 4:20, 4:28] = rng.uniform(0.4, 1.2, (3, 16, 24)).astype(np.float32)
+    seg[:, 4:20, 4:16] = SEG_HAND
+    seg[:, 4:20, 16:28] = 5
+    out = maps.depth_map(depth, seg)  # "pam" is the default style
+    lut = _inferno_uint8()
+    fg = seg > 0
+    assert not out[~fg].any()  # background black
+    colours = out[fg].astype(int)
+    on_palette = (np.abs(colours[:, None, :] - lut[None].astype(int)).sum(-1) == 0).any(1)
+    assert on_palette.all()
+    # exact entries: the range is [1/2, 1/min depth] over all three frames
+    lo, hi = 0.5, 1.0 / float(depth.min())
+    x = (1.0 / depth[fg].astype(np.float64) - lo) / (hi - lo)
+    np.testing.assert_array_equal(out[fg], lut[np.clip(np.floor(255 * x), 0, 255).astype(int)])
+    assert (out[fg] == lut[255]).all(-1).any()  # the nearest pixel of the video is the top colour
+    # nearer is brighter: luminance falls with depth (rank correlation)
+    from scipy.stats import spearmanr
+
+    lum = colours @ [0.299, 0.587, 0.114]
+    assert spearmanr(lum, depth[fg]).statistic < -0.99
+    assert lum[np.argmin(depth[fg])] > lum[np.argmax(depth[fg])]
+    with pytest.raises(ConfigError, match="pam, grey"):
+        maps.depth_map(depth, seg, style="gray")
 
 
 def _plane_depth(camera, normal_cam, offset):

@@ -14,6 +14,8 @@ from pam_engine.errors import ConfigError
 
 W, H = 320, 240
 OFF_CENTRE_K = intrinsics(300.0, 310.0, 170.3, 107.6)  # principal point well off the image centre
+#: The ``pam`` preset's kind of K: pixels 1.125x narrower than tall (a 9/8 horizontal stretch).
+STRETCHED_K = intrinsics(1.125 * 280.0, 280.0, 1.125 * (W / 2 + 0.5) - 0.5, H / 2)
 
 
 def _capture(model, camera, lookup=None, data=None, **kwargs):
@@ -53,7 +55,8 @@ def _wall_scene(quat=(1, 0, 0, 0)):
     return spec.compile()
 
 
-@pytest.mark.parametrize("K", [intrinsics(280.0, 280.0, W / 2, H / 2), OFF_CENTRE_K], ids=["centred", "off-centre"])
+@pytest.mark.parametrize("K", [intrinsics(280.0, 280.0, W / 2, H / 2), OFF_CENTRE_K, STRETCHED_K],
+                         ids=["centred", "off-centre", "stretched"])
 def test_depth_of_fronto_parallel_plane_is_exact(K):
     model = _wall_scene()
     dist = 0.7345
@@ -139,7 +142,8 @@ def test_collision_geom_alone_leaves_depth_and_seg_empty():
     assert np.all(frame.rgb == 0)
 
 
-def test_projected_sphere_centres_land_on_their_pixels():
+@pytest.mark.parametrize("K", [OFF_CENTRE_K, STRETCHED_K], ids=["off-centre", "stretched"])
+def test_projected_sphere_centres_land_on_their_pixels(K):
     spec = new_spec(W, H)
     spec.worldbody.add_geom(type=mujoco.mjtGeom.mjGEOM_PLANE, size=[2, 2, 0.1], pos=[0, 0, -0.2], group=0)
     centres = np.array([[0.0, 0.0, 0.0], [0.08, 0.05, 0.02], [-0.1, 0.04, -0.03],
@@ -151,7 +155,7 @@ def test_projected_sphere_centres_land_on_their_pixels():
     model = spec.compile()
     lookup = SegLookup(geoms={mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, f"s{i}"): i + 1
                               for i in range(len(centres))})
-    cam = Camera(OFF_CENTRE_K, look_at([0.15, -0.2, 0.45], [0, 0, 0]), W, H)
+    cam = Camera(K, look_at([0.15, -0.2, 0.45], [0, 0, 0]), W, H)
     frame = _capture(model, cam, lookup)
     uv, z = cam.project(centres)
     for i in range(len(centres)):

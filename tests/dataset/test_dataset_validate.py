@@ -7,7 +7,7 @@ import pytest
 from pam_engine.cli import main
 from pam_engine.dataset.format import save_npz
 from pam_engine.dataset.validate import validate_dataset
-from pam_engine.dataset.videoio import read_video, write_video
+from pam_engine.dataset.videoio import read_video, write_depth, write_video
 from pam_engine.dataset.writer import EpisodeWriter
 
 
@@ -66,15 +66,15 @@ def test_nan_and_shape_problems_in_arrays_are_reported(dataset):
     labels["joint_3d"][1, 2, 0] = np.nan
     labels["pose_m"] = labels["pose_m"][:4]
     save_npz(folder / "labels.npz", **labels)
-    save_npz(folder / "depth_raw.npz", depth=np.zeros((5, 48, 60), np.float32))
+    write_depth(folder / "depth_raw.mkv", np.zeros((5, 48, 60), np.float32))
     seg = np.zeros((5, 48, 64), np.uint8)
     seg[0, 0, 0] = 77
     save_npz(folder / "seg_raw.npz", seg=seg)
     problems = _problems(dataset)["episode_000001"]
     assert "labels.npz['pose_m']: shape (4, 51), expected (5, 51) (5 frames)" in problems
     assert "labels.npz['joint_3d']: holds 1 NaN/inf values" in problems
-    assert "depth_raw.npz: float32 (5, 48, 60), expected float32 (5, 48, 64)" in problems
-    assert "seg_raw.npz: unknown segmentation ids [77]" in problems
+    assert "depth_raw.mkv: shape (5, 48, 60), expected (5, 48, 64)" in problems
+    assert any(p.startswith("seg_raw.npz: segmentation ids [77] are neither") for p in problems)
 
 
 def test_corrupt_files_are_reported_not_raised(dataset):
@@ -100,7 +100,7 @@ def test_dataset_level_problems_and_notes(dataset, capsys):
     (dataset / ".tmp-episode_000009-abcd").mkdir()
     report = validate_dataset(dataset)
     assert report.dataset == ["stray.txt: not an episode folder or a dataset file"]
-    assert report.notes and "interrupted run" in report.notes[0]
+    assert report.notes and "interrupted" in report.notes[0]
     assert not report.ok
     empty = dataset.parent / "empty"
     empty.mkdir()
@@ -112,3 +112,75 @@ def test_dataset_level_problems_and_notes(dataset, capsys):
 def test_quick_mode_uses_headers(dataset):
     shutil.copy(dataset / "episode_000000" / "seg.mp4", dataset / "episode_000001" / "seg.mp4")
     assert validate_dataset(dataset, decode_videos=False).ok
+
+
+def _labels(folder):
+    with np.load(folder / "labels.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+def test_a_dozen_kinds_of_damage_are_each_reported(tmp_path, synthetic_episode, capsys):
+    """Every episode carries one kind of damage (most with the right shapes); each is named, the
+    check goes on past unreadable files, and the exit code is 1."""
+    from pam_engine.dataset.format import dataset_description
+
+    root = tmp_path / "damaged"
+    writer = EpisodeWriter(root)
+    for i in range(16):
+        writer.write(synthetic_episode(seed=i), index=i)
+    (root / "dataset.json").write_text(json.dumps(dataset_description({}, 17)))  # 16 is never written
+    ep = [root / f"episode_{i:06d}" for i in range(16)]
+
+    (ep[1] / "labels.npz").write_bytes(b"")  # 0-byte npz (np.load raises EOFError)
+    labels = _labels(ep[2])
+    labels["joint_2d"][3, 5] += 3.0  # right shape, wrong value
+    save_npz(ep[2] / "labels.npz", **labels)
+    (ep[3] / "depth_raw.mkv").unlink()  # format-1 depth with NaN
+    bad_depth = np.full((5, 48, 64), 0.4, np.float32)
+    bad_depth[2, 1, 1] = np.nan
+    save_npz(ep[3] / "depth_raw.npz", depth=bad_depth)
+    seg = np.load(ep[4] / "seg_raw.npz")["seg"]
+    seg[0, 0, 0] = 9  # an object that is not in this episode
+    save_npz(ep[4] / "seg_raw.npz", seg=seg)
+    labels = _labels(ep[5])
+    labels["pose_y"][:, 0, :3, :3] *= 1.1  # scaled "rotation"
+    save_npz(ep[5] / "labels.npz", **labels)
+    write_video(ep[6] / "normal.mp4", read_video(ep[6] / "normal.mp4")[:4])
+    meta = json.loads((ep[7] / "meta.json").read_text())
+    meta["num_frames"] = 6  # every file now disagrees with meta.json
+    (ep[7] / "meta.json").write_text(json.dumps(meta))
+    data = (ep[8] / "sim_rgb.mp4").read_bytes()
+    (ep[8] / "sim_rgb.mp4").write_bytes(data[: len(data) // 3])  # truncated
+    labels = _labels(ep[9])
+    labels["joint_3d_world"] += 0.01  # world and camera labels disagree
+    save_npz(ep[9] / "labels.npz", **labels)
+    (ep[10] / "hand_mesh.mp4").unlink()
+    (ep[11] / "meta.json").write_text("{not json")
+    labels = _labels(ep[12])
+    labels["pose_m"][0, 0] = np.nan
+    save_npz(ep[12] / "labels.npz", **labels)
+    write_depth(ep[13] / "depth_raw.mkv", np.zeros((5, 48, 64), np.float32))  # hand and object without depth
+    (ep[14] / "seg_raw.npz").unlink()
+    (ep[14] / "seg_raw.npz").symlink_to("/etc/hostname")  # points out of the dataset
+    shutil.copy(ep[0] / "sim_rgb.mp4", ep[15] / "video.mp4")  # a video meta.json does not announce
+
+    report = validate_dataset(root)
+    problems = report.episodes
+    assert problems["episode_000000"] == []
+    expect = {
+        1: "labels.npz: unreadable", 2: "joint_2d disagrees with the projection of joint_3d",
+        3: "depth_raw.npz: holds 1 NaN/inf depths", 4: "segmentation ids [9] are neither",
+        5: "rotation parts are not orthonormal", 6: "normal.mp4: 4 frames, expected 5",
+        7: "expected (6,", 8: "sim_rgb.mp4: unreadable video", 9: "joint_3d is not joint_3d_world",
+        10: "missing hand_mesh.mp4", 11: "meta.json", 12: "labels.npz['pose_m']: holds 1 NaN/inf",
+        13: "show an object or the hand but have no depth", 14: "seg_raw.npz: a symbolic link",
+        15: "video.mp4 present but meta.has_video is false",
+    }
+    for i, text in expect.items():
+        found = problems[f"episode_{i:06d}"]
+        assert any(text in p for p in found), (i, found)
+    assert len(problems["episode_000007"]) >= 10  # labels, depth, seg and all six videos disagree
+    assert any("1 of 17 episode(s) missing" in p and "episode_000016" in p for p in report.dataset), report.dataset
+    assert main(["validate", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "16 episode(s), 15 with problems" in out

@@ -59,3 +59,31 @@ def test_page_renders_in_headless_chromium(demo_dataset, tmp_path):
     # the keypoint overlay of each episode drew its 21 keypoints
     assert len(re.findall(r'<canvas class="keypoints"[^>]*data-drawn="21"', dom)) == 2
     assert "<b>box</b>" not in dom
+
+
+def test_unreadable_episodes_are_marked_and_the_rest_shown(demo_dataset, tmp_path, capsys):
+    import base64
+
+    root = tmp_path / "mixed"
+    shutil.copytree(demo_dataset, root)
+    for name in ("episode_000002", "episode_000003", "episode_000004", "episode_000005"):
+        shutil.copytree(root / "episode_000000", root / name)
+    (root / "episode_000002" / "labels.npz").write_bytes(b"")  # empty
+    data = (root / "episode_000003" / "labels.npz").read_bytes()
+    (root / "episode_000003" / "labels.npz").write_bytes(data[: len(data) // 2])  # truncated
+    secret = tmp_path / "secret.mp4"
+    secret.write_bytes(b"private bytes of the user's own files")
+    (root / "episode_000004" / "depth.mp4").unlink()
+    (root / "episode_000004" / "depth.mp4").symlink_to(secret)  # leaves the dataset folder
+    (root / "episode_000005").rename(tmp_path / "elsewhere")
+    (root / "episode_000005").symlink_to(tmp_path / "elsewhere")  # a whole episode outside
+
+    out, shown = write_viewer(root, tmp_path / "view.html")
+    page = out.read_text()
+    assert shown == 2
+    assert base64.b64encode(secret.read_bytes()).decode() not in page
+    for name in ("episode_000002", "episode_000003", "episode_000004", "episode_000005"):
+        assert f'<section class="episode unreadable" data-episode="{name}">' in page
+    assert "outside the dataset folder; refused" in page
+    assert "4 unreadable" in page
+    assert main(["view", str(root), "-o", str(tmp_path / "v2.html")]) == 0

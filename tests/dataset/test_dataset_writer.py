@@ -22,11 +22,16 @@ def test_written_episode_reads_back(tmp_path, synthetic_episode):
     folder = EpisodeWriter(tmp_path / "ds").write(ep, index=7)
     assert folder.name == "episode_000007"
     names = sorted(p.name for p in folder.iterdir())
-    assert names == sorted(["meta.json", "labels.npz", "depth_raw.npz", "seg_raw.npz", "video.mp4",
+    assert names == sorted(["meta.json", "labels.npz", "depth_raw.mkv", "seg_raw.npz", "video.mp4",
                             *MAP_VIDEOS.values()])
     back = load_episode(folder)
     assert back.meta == ep.meta
-    np.testing.assert_array_equal(back.depth, ep.depth)  # lossless
+    # depth: lossless at 0.1 mm (uint16 units in FFV1), so within 0.05 mm of the float metres
+    np.testing.assert_allclose(back.depth, ep.depth, rtol=0, atol=0.5e-4 + 1e-7)
+    from pam_engine.dataset.videoio import read_depth_units
+
+    np.testing.assert_array_equal(read_depth_units(folder / "depth_raw.mkv"),
+                                  np.rint(ep.depth.astype(np.float64) * 10000).astype(np.uint16))
     np.testing.assert_array_equal(back.seg, ep.seg)
     for key, value in ep.labels.items():
         np.testing.assert_array_equal(back.labels[key], value)
@@ -180,3 +185,58 @@ def test_failures_are_recorded_beside_episodes(tmp_path, synthetic_episode):
     report = validate_dataset(tmp_path / "ds")
     assert report.ok and any("2 episode(s) failed" in n for n in report.notes)
     EpisodeWriter(tmp_path / "ds")  # the log does not make the folder foreign
+
+
+def test_reader_checks_the_dataset_version_and_features(tmp_path, synthetic_episode):
+    from pam_engine.dataset.format import dataset_description, features
+    from pam_engine.dataset.reader import read_description
+    from pam_engine.dataset.validate import validate_dataset
+
+    root = tmp_path / "ds"
+    EpisodeWriter(root).write(synthetic_episode())
+    good = dataset_description({}, 1, features(5, 48, 64, 1, False))
+    (root / "dataset.json").write_text(json.dumps(good))
+    assert read_description(root)["features"]["labels.joint_3d"]["shape"] == [5, 21, 3]
+    assert len(list_episodes(root)) == 1 and validate_dataset(root).ok
+    (root / "dataset.json").write_text(json.dumps(dict(good, format_version=99)))
+    with pytest.raises(ConfigError, match="format version 99"):
+        list_episodes(root)
+    assert any("format version 99" in p for p in validate_dataset(root).dataset)
+    bad = json.loads(json.dumps(good))
+    bad["features"]["depth"]["dtype"] = "float32"
+    (root / "dataset.json").write_text(json.dumps(bad))
+    with pytest.raises(ConfigError, match="feature 'depth' is float32"):
+        read_description(root)
+
+
+def test_videos_and_depth_encode_to_the_same_bytes_whatever_the_heap(tmp_path):
+    """The same frames give the same files in fresh processes whose uninitialised memory differs
+    (MALLOC_PERTURB_): x264 read its row padding and its macroblock tree read garbage, and
+    Matroska wrote a random segment UID."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (9, 64, 96, 3), dtype=np.uint8)
+    frames[:, 20:40, 30:60] = 200  # some structure for the motion search
+    depth = rng.uniform(0.3, 0.9, (9, 64, 96)).astype(np.float32)
+    np.savez(tmp_path / "in.npz", frames=frames, depth=depth)
+    script = (
+        "import sys, numpy as np\n"
+        "from pam_engine.dataset.videoio import write_video, write_depth\n"
+        "d = np.load(sys.argv[1])\n"
+        "write_video(sys.argv[2] + '.mp4', d['frames'], 15.0)\n"
+        "write_depth(sys.argv[2] + '.mkv', d['depth'], 15.0)\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    digests = set()
+    for perturb in ("165", "77", "3"):
+        env = dict(os.environ, MALLOC_PERTURB_=perturb,
+                   PYTHONPATH=os.pathsep.join([str(repo / "source"), str(repo / "diffusion")]))
+        out = tmp_path / f"run{perturb}"
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / "in.npz"), str(out)], env=env, check=True)
+        digests.add(tuple(hashlib.sha256(Path(f"{out}{ext}").read_bytes()).hexdigest() for ext in (".mp4", ".mkv")))
+    assert len(digests) == 1

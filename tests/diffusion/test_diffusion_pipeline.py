@@ -229,3 +229,36 @@ def test_memory_options_on_cpu(small_generator):
     finally:
         pipe.vae.disable_tiling()
         pipe.vae.disable_slicing()
+
+
+def test_stage2_size_unstretches_the_maps_and_stretches_the_first_frame_back():
+    """PAM's Stage II saw unstretched 640x480 frames: with ``stage2.size`` the first-frame maps are
+    taken back to that size (nearest maps exactly: PAM enlarged them nearest, i -> floor(i w / W))
+    and the chosen frame is stretched to the video size."""
+    from pam_diffusion.conditions import resize_map, stage2_maps
+    from pam_diffusion.tiny import tiny_generator
+
+    canvas = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    stretched = canvas[:, (np.arange(720) * 640) // 720]  # PAM's nearest resize to 720x480
+    np.testing.assert_array_equal(resize_map(stretched, 640, 480, nearest=True), canvas)
+    maps = stage2_maps({"seg": stretched, "depth": stretched}, 640, 480)
+    np.testing.assert_array_equal(maps["seg"], canvas)
+    assert maps["depth"].shape == (480, 640, 3)
+
+    gen = tiny_generator(height=32, width=48, num_frames=9, stage2=dict(size=[32, 32]))
+    hints = []
+    gen.appearance.pipe.controlnet.nets[1].register_forward_pre_hook(
+        lambda module, args, kwargs: hints.append(kwargs["controlnet_cond"]), with_kwargs=True)
+    result = gen.generate(pam_style_conditions(9, 32, 48), PROMPT, seed=2)
+    assert all(c.shape == (32, 32, 3) for c in result.candidates)
+    assert result.first_frame.shape == (32, 48, 3) and result.frames.shape == (9, 32, 48, 3)
+    assert hints and all(tuple(h.shape[-2:]) == (32, 32) for h in hints)  # the hand|seg hint at stage2.size
+    # a first-frame map given for Stage II replaces the one taken from the videos
+    hints.clear()
+    given = np.full((32, 32, 3), 200, np.uint8)
+    gen.generate(pam_style_conditions(9, 32, 48), PROMPT, seed=2, stage2_conditions={"hand": given})
+    torch.testing.assert_close(hints[0][0, :3], torch.full((3, 32, 32), 200 / 127.5 - 1))
+    with pytest.raises(ConditionError, match="32x32"):
+        gen.generate(pam_style_conditions(9, 32, 48), PROMPT, stage2_conditions={"hand": np.zeros((32, 48, 3), np.uint8)})
+    with pytest.raises(ConfigError, match=r"stage2.size: expected null or \[width, height\]"):
+        tiny_generator(height=32, width=48, num_frames=9, stage2=dict(size=[30, 32]))

@@ -97,3 +97,20 @@ def test_bad_numbers_are_config_errors(u_path, no_coacd, kwargs):
 def test_bad_collision_config(kwargs):
     with pytest.raises(ConfigError):
         CollisionConfig(**kwargs)
+
+
+def test_a_single_triangle_is_called_flat_not_empty(tmp_path, no_coacd):
+    path = tmp_path / "tri.obj"
+    trimesh.Trimesh(vertices=[[0, 0, 0], [0.1, 0, 0], [0, 0.1, 0]], faces=[[0, 1, 2]]).export(path)
+    with pytest.raises(AssetError, match="flat") as info:
+        load_object(path)
+    assert "no triangles" not in str(info.value)
+
+
+def test_millimetre_mesh_names_a_scale_that_exists(tmp_path, no_coacd):
+    path = tmp_path / "mm_box.stl"
+    trimesh.creation.box(extents=(60.0, 40.0, 120.0)).export(path)  # a box in millimetres
+    with pytest.raises(AssetError, match="millimetres") as info:
+        load_object(path)
+    message = str(info.value)
+    assert "--scale" not in message and "scale=0.001" in message

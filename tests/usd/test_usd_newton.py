@@ -203,3 +203,34 @@ def test_scene_hand_starts_at_h0_in_newton(builtin_hand, tmp_path):
     np.testing.assert_allclose(ours, mujoco_bone_poses(sim.model, sim.data, rig.body_names), atol=1e-5)
     obj = newton_bone_poses(model, state.body_q.numpy(), ["object_0"])[0]
     np.testing.assert_allclose(obj, sim.object_pose(0), atol=1e-5)
+
+
+def test_a_mano_hand_loads_with_its_kinematics_and_masses(mano_hand, tmp_path):
+    """A user's MANO (here the synthetic MANO_RIGHT.pkl of the hand tests): the same importer
+    gives MuJoCo's forward kinematics and masses for its shape."""
+    hand, art = mano_hand
+    export_hand(tmp_path / "mano.usda", hand, art)
+    builder = newton.ModelBuilder(gravity=(0.0, 0.0, 0.0))
+    builder.add_usd(str(tmp_path / "mano.usda"), enable_self_collisions=False, load_visual_shapes=False)
+    model = builder.finalize(device="cpu")
+    spec = mujoco.MjSpec()
+    spec.compiler.degree = False
+    from pam_engine.sim.mujoco.hand_builder import add_hand
+
+    add_hand(spec, hand, art)
+    mj = spec.compile()
+    data = mujoco.MjData(mj)
+    rng = np.random.default_rng(4)
+    q = np.concatenate([rng.uniform(-0.1, 0.1, 3), rng.uniform(-0.6, 0.6, 3), rng.uniform(art.lower, art.upper)])
+    slots, joint_q = joint_slots(model), model.joint_q.numpy()
+    for name, value in zip(joint_names(mj), q):
+        joint_q[slots[name]] = value
+    data.qpos[:] = q
+    mujoco.mj_kinematics(mj, data)
+    state = model.state()
+    newton.eval_fk(model, wp.array(joint_q, dtype=float, device="cpu"), model.joint_qd, state)
+    names = build_rig(hand, art).body_names
+    np.testing.assert_allclose(newton_bone_poses(model, state.body_q.numpy(), names), mujoco_bone_poses(mj, data, names), atol=1e-5)
+    mass = model.body_mass.numpy()
+    for name in names:
+        assert mass[bone_index(model, name)] == pytest.approx(mj.body_mass[mujoco.mj_name2id(mj, mujoco.mjtObj.mjOBJ_BODY, name)], rel=1e-6)

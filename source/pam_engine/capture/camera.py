@@ -1,5 +1,5 @@
-"""Pinhole camera in OpenCV conventions (x right, y down, z forward), its random sampling, and
-its exact MuJoCo equivalent.
+"""Pinhole camera in OpenCV conventions (x right, y down, z forward), its presets (``pam``: PAM's
+stretched DexYCB geometry; ``square``), its random sampling, and its exact MuJoCo equivalent.
 
 Pixel convention: OpenCV's, pixel (i, j) has its centre at (u, v) = (i, j). OpenGL's window
 coordinates put that centre at (i + 0.5, j + 0.5); the conversions below account for it so the
@@ -21,6 +21,14 @@ DEFAULT_WIDTH, DEFAULT_HEIGHT = 720, 480
 DEXYCB_FOCAL = 615.0
 #: World "up" of MuJoCo scenes.
 WORLD_UP = (0.0, 0.0, 1.0)
+#: DexYCB's frame size (width, height), on which PAM drew its keypoint maps.
+DEXYCB_SIZE = (640, 480)
+#: Camera presets. ``pam``: PAM's training geometry, a 640x480 DexYCB frame stretched 9/8 across to
+#: the output size (720x480), so PAM's released weights see what they were trained on;
+#: ``square``: square pixels at the output size, for one's own models.
+CAMERA_PRESETS: tuple[str, ...] = ("pam", "square")
+#: Horizontal stretch of the ``pam`` preset (PAM's loaders resize DexYCB's 640 columns to 720).
+PAM_STRETCH = 720 / 640
 
 
 def check_resolution(width: int, height: int) -> None:
@@ -33,6 +41,32 @@ def check_resolution(width: int, height: int) -> None:
             f"camera resolution {width}x{height} is not divisible by 16 "
             "(the diffusion stages need width and height that are multiples of 16, e.g. 720x480)"
         )
+
+
+def check_preset(preset: str) -> str:
+    """``preset`` if it is a known camera preset, else a ConfigError naming the valid ones."""
+    if preset not in CAMERA_PRESETS:
+        raise ConfigError(f"camera preset {preset!r}: expected one of {', '.join(CAMERA_PRESETS)}")
+    return preset
+
+
+def preset_canvas(preset: str, width: int, height: int) -> tuple[int, int]:
+    """Size of the frame a preset's ``width`` x ``height`` images are a resize of: for ``pam`` the
+    DexYCB-like frame 8/9 as wide (640x480 for 720x480; at widths that are not multiples of 9 the
+    nearest whole-pixel width, and K holds the exact stretch), for ``square`` the image itself."""
+    check_preset(preset)
+    if preset == "square":
+        return int(width), int(height)
+    return int(round(width / PAM_STRETCH)), int(height)
+
+
+def resize_intrinsics(K: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
+    """K of the same camera after resizing its image from ``from_size`` to ``to_size`` (width,
+    height). Pixel centres sit at integers, so a pixel edge at -0.5 stays at -0.5:
+    u' + 0.5 = s (u + 0.5)."""
+    sx, sy = to_size[0] / from_size[0], to_size[1] / from_size[1]
+    K = np.asarray(K, dtype=np.float64)
+    return intrinsics(sx * K[0, 0], sy * K[1, 1], sx * (K[0, 2] + 0.5) - 0.5, sy * (K[1, 2] + 0.5) - 0.5)
 
 
 def intrinsics(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
@@ -77,9 +111,18 @@ class Camera:
     world_to_cam: np.ndarray = field(default_factory=lambda: np.eye(4))
     width: int = DEFAULT_WIDTH
     height: int = DEFAULT_HEIGHT
+    #: (width, height) of the frame these images are a resize of; keypoint maps are drawn there and
+    #: resized nearest, as PAM's loaders did. None: the image itself (square pixels).
+    canvas: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         check_resolution(self.width, self.height)
+        if self.canvas is not None:
+            size = tuple(self.canvas) if isinstance(self.canvas, (tuple, list)) else ()
+            if len(size) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in size):
+                raise ConfigError(f"camera canvas must be two positive integers (width, height), got {self.canvas!r}")
+            cw, ch = int(size[0]), int(size[1])
+            object.__setattr__(self, "canvas", None if (cw, ch) == (self.width, self.height) else (cw, ch))
         K = np.asarray(self.K, dtype=np.float64)
         T = np.asarray(self.world_to_cam, dtype=np.float64)
         if K.shape != (3, 3) or not np.all(np.isfinite(K)):
@@ -108,13 +151,36 @@ class Camera:
 
     @classmethod
     def default(cls, world_to_cam=None) -> "Camera":
-        """PAM's 720x480 video with DexYCB's focal length (615 px: ~61 deg across, ~43 deg down)."""
+        """Square pixels at PAM's 720x480 video size with DexYCB's focal length (615 px: ~61 deg
+        across, ~43 deg down); ``Camera.pam`` is PAM's training geometry."""
         return cls.from_focal(DEXYCB_FOCAL, DEFAULT_WIDTH, DEFAULT_HEIGHT, world_to_cam)
 
     @classmethod
-    def dexycb(cls, world_to_cam=None) -> "Camera":
+    def dexycb(cls, world_to_cam=None, focal: float = DEXYCB_FOCAL) -> "Camera":
         """A DexYCB-like 640x480 camera (fx = fy = 615, principal point at the centre)."""
-        return cls.from_focal(DEXYCB_FOCAL, 640, 480, world_to_cam)
+        return cls.from_focal(focal, *DEXYCB_SIZE, world_to_cam)
+
+    @classmethod
+    def pam(cls, world_to_cam=None, focal: float = DEXYCB_FOCAL, width: int = DEFAULT_WIDTH,
+            height: int = DEFAULT_HEIGHT) -> "Camera":
+        """PAM's training geometry: a DexYCB-like frame of square ``focal``-pixel pixels
+        (``preset_canvas``, 640x480 for 720x480) stretched to ``width`` x ``height``, so fx = 1.125 fy."""
+        return cls.preset("pam", focal, width, height, world_to_cam)
+
+    @classmethod
+    def preset(cls, name: str, focal: float = DEXYCB_FOCAL, width: int = DEFAULT_WIDTH,
+               height: int = DEFAULT_HEIGHT, world_to_cam=None) -> "Camera":
+        """A camera of preset ``name`` (``CAMERA_PRESETS``): ``focal`` pixels of the canvas, the
+        principal point at the canvas centre."""
+        canvas = preset_canvas(name, width, height)
+        K = resize_intrinsics(intrinsics(focal, focal, canvas[0] / 2.0, canvas[1] / 2.0), canvas, (width, height))
+        return cls(K, np.eye(4) if world_to_cam is None else world_to_cam, width, height, canvas)
+
+    def resized(self, width: int, height: int) -> "Camera":
+        """This camera with its image resized to ``width`` x ``height`` (K exact, see
+        ``resize_intrinsics``); keypoint maps stay drawn on this camera's canvas."""
+        K = resize_intrinsics(self.K, (self.width, self.height), (width, height))
+        return Camera(K, self.world_to_cam, width, height, self.canvas or (self.width, self.height))
 
     def with_pose(self, world_to_cam) -> "Camera":
         return replace(self, world_to_cam=np.asarray(world_to_cam, dtype=np.float64))
@@ -255,9 +321,13 @@ class CameraRange:
     focal_jitter: float = 0.1  # relative, uniform in [1 - j, 1 + j]
     width: int = DEFAULT_WIDTH
     height: int = DEFAULT_HEIGHT
+    #: ``CAMERA_PRESETS``: "pam" (PAM's stretched DexYCB geometry; ``focal`` is in canvas pixels)
+    #: for PAM's released weights, "square" (square pixels) for one's own models.
+    preset: str = "pam"
 
     def __post_init__(self) -> None:
         check_resolution(self.width, self.height)
+        check_preset(self.preset)
         for name in ("distance", "azimuth_deg", "elevation_deg", "roll_deg"):
             lo, hi = getattr(self, name)
             if not lo <= hi:
@@ -284,4 +354,4 @@ def sample_camera(rng: np.random.Generator, target, camera_range: CameraRange | 
     roll_rot = np.eye(4)
     roll_rot[:2, :2] = [[c, -s], [s, c]]  # rotation about the camera's optical axis
     focal = r.focal * rng.uniform(1 - r.focal_jitter, 1 + r.focal_jitter)
-    return Camera.from_focal(focal, r.width, r.height, roll_rot @ w2c)
+    return Camera.preset(r.preset, focal, r.width, r.height, roll_rot @ w2c)

@@ -22,6 +22,8 @@ LABEL_SHAPES: dict[str, tuple] = {
     "pose_y_world": ("n", 3, 4),
     "wrist_pose_world": (4, 4),
 }
+#: Stored dtype of each label.
+LABEL_DTYPES: dict[str, str] = {key: "float32" for key in LABEL_SHAPES} | {"joint_visible": "bool", "contacts": "bool"}
 
 
 def pose_m_to_camera(pose_m: np.ndarray, wrist_world: np.ndarray, world_to_cam: np.ndarray) -> np.ndarray:

@@ -2,15 +2,17 @@
 docs/design.md, "Condition maps in PAM's style").
 
 They reproduce how PAM drew its DexYCB training maps, so the released ControlNets see
-in-distribution input:
+in-distribution input (the evidence, rule by rule, is in ``docs/pam_maps.md``):
 - seg colour map: ``convert_gray_to_color`` in PAM's ``hoi_utils.py`` (ADE20K palette entry k
-  for object k, [92,0,255] for the hand, black background);
+  for object k, entry 149 = [92,0,255] for the hand, black background);
 - hand-keypoint map: ``showHandJoints`` in ``hoi_utils.py`` (joint colour ``i // 4`` brightened
-  ``35 * (i % 4)``, limb colour ``limb // 4`` likewise, thumb limbs 6 px half-width, limbs
-  shorter than 5 px or longer than 150 px skipped, all at 640x480 and scaled with resolution);
-  limbs are drawn far-to-near when keypoint depths are given (docs/design.md, same section);
-- depth map: DepthCrafter's output as PAM used it: relative disparity normalised over the whole
-  video to [0, 1], grey in 3 channels, background (seg 0) black;
+  ``35 * (i % 4)``, limb colour ``limb // 4`` likewise, radius 3, thumb limbs 6 px half-width,
+  others 3, limbs shorter than 5 px or longer than 150 px skipped, all at 640x480 and scaled with
+  resolution), with PAM's limb-ordering rule (reversed when the wrist is nearer than the little
+  fingertip); on a camera with a ``canvas`` (the ``pam`` preset) drawn there and resized nearest;
+- depth map: DepthCrafter's ``vis_sequence_depth`` as PAM used it: relative disparity normalised
+  over the whole video to [0, 1], ``inferno``-coloured (style "pam"; "grey" is an option),
+  background (seg 0) black;
 - normal map: DSINE's convention (PAM's normal estimator): camera-frame normals with OpenCV axes
   (right, down, forward) pointing *away* from the camera (a wall facing the camera is
   (0, 0, 1)), colour = (n + 1) / 2 * 255 truncated, x/y/z -> R/G/B; background black.
@@ -26,6 +28,7 @@ import cv2
 import numpy as np
 
 from pam_engine.capture.camera import Camera
+from pam_engine.capture.style import DEPTH_STYLES, LIMB_ORDERS, MapStyle, check_choice
 from pam_engine.conventions import (
     ADE20K_PALETTE,
     KEYPOINT_FINGER_COLORS,
@@ -101,22 +104,37 @@ def _colour(index: int) -> tuple[int, int, int]:
     return tuple(int(c) + 35 * (index % 4) for c in base)  # cv2 saturates values above 255
 
 
-def draw_hand_keypoints(canvas: np.ndarray, joint_2d: np.ndarray, joint_z: np.ndarray | None = None) -> np.ndarray:
+def limb_order(joint_z: np.ndarray | None, order: str = "pam") -> list[int]:
+    """Drawing order of ``PAM_LIMBS`` (later limbs cover earlier ones).
+
+    "pam": PAM's ``showHandJoints`` rule with ``joint_3d``: the list order (thumb first), reversed
+    (thumb last, on top) when the wrist is nearer the camera than the little fingertip
+    (``z[0] < z[20]``); without depths the list order (as PAM's Stage II loader drew them).
+    "forward": always the list order. "depth": far-to-near by the limbs' summed endpoint depth.
+    """
+    check_choice("limb order", order, LIMB_ORDERS)
+    n = len(PAM_LIMBS)
+    if joint_z is None or order == "forward":
+        return list(range(n))
+    z = np.asarray(joint_z, dtype=np.float64)
+    if order == "pam":
+        return list(range(n - 1, -1, -1)) if z[0] < z[20] else list(range(n))
+    depth = [z[a] + z[b] for a, b in PAM_LIMBS]
+    return sorted(range(n), key=lambda k: -depth[k])  # stable: ties keep PAM's order
+
+
+def draw_hand_keypoints(canvas: np.ndarray, joint_2d: np.ndarray, joint_z: np.ndarray | None = None,
+                        order: str = "pam") -> np.ndarray:
     """Draw 21 keypoints (DexYCB order, pixel coordinates) on an RGB uint8 canvas in place, as
-    PAM's ``showHandJoints``. With ``joint_z`` (camera depth per keypoint), limbs are drawn
-    far-to-near so nearer fingers cover farther ones."""
+    PAM's ``showHandJoints``; ``joint_z`` (camera depth per keypoint) and ``order`` choose the
+    limb order (``limb_order``)."""
     h, w = canvas.shape[:2]
     s = keypoint_scale(w, h)
     pts = np.round(np.clip(np.asarray(joint_2d, dtype=np.float64), -1e5, 1e5)).astype(np.int64)
     radius = max(1, int(round(3 * s)))
     for i, (u, v) in enumerate(pts):
         cv2.circle(canvas, (int(u), int(v)), radius, _colour(i), thickness=-1)
-    order = range(len(PAM_LIMBS))
-    if joint_z is not None:
-        z = np.asarray(joint_z, dtype=np.float64)
-        depth = [z[a] + z[b] for a, b in PAM_LIMBS]
-        order = sorted(order, key=lambda k: -depth[k])  # stable: ties keep PAM's order
-    for k in order:
+    for k in limb_order(joint_z, order):
         a, b = PAM_LIMBS[k]
         (u1, v1), (u2, v2) = pts[a], pts[b]
         length = math.hypot(float(u1 - u2), float(v1 - v2))
@@ -130,19 +148,56 @@ def draw_hand_keypoints(canvas: np.ndarray, joint_2d: np.ndarray, joint_z: np.nd
     return canvas
 
 
-def hand_keypoint_map(joint_2d: np.ndarray, width: int, height: int, joint_z: np.ndarray | None = None) -> np.ndarray:
+def to_canvas(joint_2d: np.ndarray, size: tuple[int, int], canvas: tuple[int, int]) -> np.ndarray:
+    """Pixel coordinates (..., 2) of an image of ``size`` (width, height) -> those of the
+    ``canvas`` it is a resize of (pixel edges at -0.5 fixed: u_c + 0.5 = (u + 0.5) * Wc / W)."""
+    scale = np.array([canvas[0] / size[0], canvas[1] / size[1]])
+    return (np.asarray(joint_2d, dtype=np.float64) + 0.5) * scale - 0.5
+
+
+def resize_nearest(images: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(T, h, w, 3) -> (T, height, width, 3), nearest: destination pixel i takes source pixel
+    floor(i * w / width), as torch's ``interpolate(mode="nearest")`` behind torchvision's
+    ``resize(..., NEAREST)`` in PAM's loaders (and cv2's INTER_NEAREST)."""
+    t, h, w = images.shape[:3]
+    if w != width:
+        images = np.take(images, np.minimum((np.arange(width) * w) // width, w - 1), axis=2)
+    if h != height:
+        images = np.take(images, np.minimum((np.arange(height) * h) // height, h - 1), axis=1)
+    return images
+
+
+def hand_keypoint_map(joint_2d: np.ndarray, width: int, height: int, joint_z: np.ndarray | None = None,
+                      canvas: tuple[int, int] | None = None, order: str = "pam") -> np.ndarray:
     """(T, 21, 2) keypoints -> (T, H, W, 3) maps on black; a frame whose keypoints are not all
-    finite (no hand) stays black, as PAM leaves frames with missing labels."""
+    finite (no hand) stays black. With ``canvas`` (width, height), keypoints are drawn on that
+    frame (PAM: DexYCB's 640x480) and the maps resized nearest to ``width`` x ``height``."""
     joint_2d = np.asarray(joint_2d, dtype=np.float64)
-    out = np.zeros((joint_2d.shape[0], height, width, 3), np.uint8)
+    size = (int(width), int(height))
+    canvas = size if canvas is None else (int(canvas[0]), int(canvas[1]))
+    if canvas != size:
+        joint_2d = to_canvas(joint_2d, size, canvas)
+    out = np.zeros((joint_2d.shape[0], canvas[1], canvas[0], 3), np.uint8)
     for t in range(joint_2d.shape[0]):
         if not np.all(np.isfinite(joint_2d[t])):
             continue
         z = None
         if joint_z is not None and np.all(np.isfinite(joint_z[t])):
             z = joint_z[t]
-        draw_hand_keypoints(out[t], joint_2d[t], z)
-    return out
+        draw_hand_keypoints(out[t], joint_2d[t], z, order)
+    return out if canvas == size else resize_nearest(out, *size)
+
+
+def canvas_keypoint_frame(joint_2d: np.ndarray, width: int, height: int, canvas: tuple[int, int],
+                          order: str = "forward") -> np.ndarray:
+    """One keypoint map (canvas H, W, 3) drawn on ``canvas`` from keypoints in ``width`` x
+    ``height`` pixels (DexYCB's -1 = missing), as PAM's Stage II loader drew them: without
+    ``joint_3d``, so in list order by default."""
+    uv = np.asarray(joint_2d, dtype=np.float64)
+    uv = np.where(np.all(uv == -1, axis=-1, keepdims=True), np.nan, uv)
+    if (int(width), int(height)) != tuple(canvas):
+        uv = to_canvas(uv, (int(width), int(height)), canvas)
+    return hand_keypoint_map(uv[None], canvas[0], canvas[1], order=order)[0]
 
 
 def disparity_range(depth: np.ndarray, seg: np.ndarray | None = None, foreground_only: bool = False) -> tuple[float, float]:
@@ -159,13 +214,32 @@ def disparity_range(depth: np.ndarray, seg: np.ndarray | None = None, foreground
     return 1.0 / far, 1.0 / near
 
 
-def depth_map(depth: np.ndarray, seg: np.ndarray, foreground_only: bool = False, boxes: list | None = None) -> np.ndarray:
-    """Metric depth (T, H, W) -> PAM depth map (T, H, W, 3): disparity normalised to [0, 1] over
-    the whole video (near = bright), background (seg 0) and missing depth black.
+def inferno_lut() -> np.ndarray:
+    """(256, 3) uint8: DepthCrafter's colours, ``floor(255 * inferno.colors[i])`` (its
+    ``save_video`` truncates ``colours * 255`` to uint8)."""
+    global _INFERNO
+    if _INFERNO is None:
+        from matplotlib import colormaps  # only the colour table is needed: no pyplot, no backend
 
+        colours = np.asarray(colormaps["inferno"].colors, dtype=np.float64)
+        _INFERNO = (colours * 255).astype(np.uint8)
+    return _INFERNO
+
+
+_INFERNO: np.ndarray | None = None
+
+
+def depth_map(depth: np.ndarray, seg: np.ndarray, foreground_only: bool = False, boxes: list | None = None,
+              style: str = "pam") -> np.ndarray:
+    """Metric depth (T, H, W) -> PAM depth map (T, H, W, 3): disparity normalised to [0, 1] over
+    the whole video (near = 1), background (seg 0) and missing depth black.
+
+    ``style`` "pam" colours it as DepthCrafter's ``vis_sequence_depth``: inferno entry
+    ``floor(255 x)`` (near = bright yellow); "grey" writes ``round(255 x)`` in three channels.
     By default the range spans every pixel with depth, like DepthCrafter run on the full frames
     before PAM masked the background; ``foreground_only`` uses hand and object pixels only.
     """
+    check_choice("depth style", style, DEPTH_STYLES)
     lo, hi = disparity_range(depth, seg, foreground_only)
     boxes = foreground_boxes(seg) if boxes is None else boxes
     out = np.zeros(depth.shape + (3,), np.uint8)
@@ -176,12 +250,21 @@ def depth_map(depth: np.ndarray, seg: np.ndarray, foreground_only: bool = False,
             continue
         d = np.asarray(depth[t][boxes[t]], dtype=np.float32)
         keep = (d > 0) & (seg[t][boxes[t]] != SEG_BACKGROUND)
-        with np.errstate(divide="ignore"):
-            disp = np.reciprocal(d)
-        # round(255 * (disp - lo) / span), saturated to 0..255; a constant-depth video is white
-        grey = cv2.convertScaleAbs(disp, alpha=scale, beta=-lo * scale if span > 0 else 255.0)
-        grey[~keep] = 0
-        out[t][boxes[t]] = grey[..., None]
+        if style == "grey":
+            with np.errstate(divide="ignore"):
+                disp = np.reciprocal(d)
+            # round(255 * (disp - lo) / span), saturated to 0..255; a constant-depth video is white
+            grey = cv2.convertScaleAbs(disp, alpha=scale, beta=-lo * scale if span > 0 else 255.0)
+            grey[~keep] = 0
+            out[t][boxes[t]] = grey[..., None]
+            continue
+        # DepthCrafter: index = clamp(long(255 * x)), truncation; a constant-depth video is the top
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            x = (1.0 / d.astype(np.float64) - lo) * scale if span > 0 else np.full(d.shape, 255.0)
+        index = np.clip(np.nan_to_num(np.floor(x), nan=0.0, posinf=255.0, neginf=0.0), 0, 255).astype(np.uint8)
+        rgb = inferno_lut()[index]
+        rgb[~keep] = 0
+        out[t][boxes[t]] = rgb
     return out
 
 
@@ -293,13 +376,17 @@ class ConditionMaps:
 
 
 def condition_maps(depth: np.ndarray, seg: np.ndarray, hand_mesh: np.ndarray, joint_2d: np.ndarray,
-                   camera: Camera, joint_z: np.ndarray | None = None, normals: np.ndarray | None = None) -> ConditionMaps:
-    """All condition maps of one video from its raw captures and projected keypoints."""
+                   camera: Camera, joint_z: np.ndarray | None = None, normals: np.ndarray | None = None,
+                   style: MapStyle | None = None) -> ConditionMaps:
+    """All condition maps of one video from its raw captures and projected keypoints; keypoint
+    maps are drawn on ``camera.canvas`` when it has one (the ``pam`` preset)."""
+    style = MapStyle() if style is None else style
     boxes = foreground_boxes(seg)
     return ConditionMaps(
-        depth=depth_map(depth, seg, boxes=boxes),
+        depth=depth_map(depth, seg, boxes=boxes, style=style.depth),
         seg=seg_color_map(seg, boxes),
-        hand_keypoints=hand_keypoint_map(joint_2d, camera.width, camera.height, joint_z),
+        hand_keypoints=hand_keypoint_map(joint_2d, camera.width, camera.height, joint_z, camera.canvas,
+                                         style.limb_order),
         hand_mesh=np.asarray(hand_mesh, dtype=np.uint8),
         normal=normal_map(depth, seg, camera.K, normals, boxes),
     )

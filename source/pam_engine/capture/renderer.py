@@ -120,6 +120,17 @@ def _set_light(light, *, direction, pos, ambient, diffuse, specular, castshadow)
     light.castshadow = int(castshadow)
     light.headlight = 0
     light.attenuation[:] = (1.0, 0.0, 0.0)
+    # every other field too, as mjv_updateScene fills a model light: a scene slot beyond the
+    # model's lights is uninitialised memory, and a stray texid or intensity there shaded a few
+    # pixels differently from run to run
+    light.id = -1
+    light.texid = -1
+    light.intensity = 0.0
+    light.range = 10.0
+    light.bulbradius = 0.02
+    light.cutoff = 0.0
+    light.exponent = 0.0
+    light.softness = 0.0
 
 
 class MujocoCapture:

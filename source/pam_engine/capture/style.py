@@ -1,6 +1,6 @@
 """Look of the captured images: the randomisable sim preview (lights, colours, procedural
-textures) and the fixed shading of the hand-only image. Only the RGB preview and the hand image
-depend on these; depth, segmentation and keypoints never do."""
+textures) and the fixed shading of the hand-only image (only the RGB preview and the hand image
+depend on these), and the style of the condition maps (``MapStyle``: depth colouring, limb order)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from pam_engine.errors import ConfigError
 
 #: Textures whose name starts with this are repainted with procedural patterns by the preview.
 RANDOM_TEXTURE_PREFIX = "pam_random"
@@ -115,3 +117,30 @@ def paint_random_textures(model, seed: int) -> list[int]:
             pixels[..., 3] = 255
         changed.append(texid)
     return changed
+
+
+#: Depth-map styles: "pam" (DepthCrafter's inferno colouring, what PAM's weights were trained on)
+#: and "grey" (the same normalised disparity in three equal channels, for one's own models).
+DEPTH_STYLES: tuple[str, ...] = ("pam", "grey")
+#: Limb orders of the hand-keypoint map (see ``maps.limb_order``): "pam" (PAM's joint_3d rule),
+#: "forward" (PAM's list order, as its Stage II loader drew), "depth" (far-to-near).
+LIMB_ORDERS: tuple[str, ...] = ("pam", "forward", "depth")
+
+
+def check_choice(what: str, value: str, valid: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``valid``, else a ConfigError naming the valid ones."""
+    if value not in valid:
+        raise ConfigError(f"{what} {value!r}: expected one of {', '.join(valid)}")
+    return value
+
+
+@dataclass(frozen=True)
+class MapStyle:
+    """How the condition maps are drawn. The defaults reproduce PAM's training maps."""
+
+    depth: str = "pam"
+    limb_order: str = "pam"
+
+    def __post_init__(self) -> None:
+        check_choice("maps.depth (depth-map style)", self.depth, DEPTH_STYLES)
+        check_choice("maps.limb_order", self.limb_order, LIMB_ORDERS)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 import time
 
 
@@ -42,10 +44,31 @@ def run(args: argparse.Namespace) -> int:
     given = apply_overrides(load_yaml(args.config) if args.config else {}, overrides)
     generator = Generator(from_dict(GenerateConfig, given), args.out, given=given)
     cfg = generator.cfg
-    if generator.diffusion is None:
+    if not generator.diffusion_enabled:
         print(cfg.diffusion.skip_message())
     t0 = time.perf_counter()
-    summary = generator.run(progress=not args.no_progress)
+    stopped = {}
+
+    def stop(signum, frame):
+        # The flag makes the generator stop at its next check even where a library swallows the
+        # KeyboardInterrupt (trimesh's optional imports catch BaseException).
+        stopped["signal"] = signum
+        generator.stop_requested = True
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not break the clean-up
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        summary = generator.run(progress=not args.no_progress)
+    except KeyboardInterrupt:
+        # the episode in flight was discarded (its temporary folder removed, its claim released)
+        name = "SIGTERM" if stopped.get("signal") == signal.SIGTERM else "interrupted"
+        print(f"pam generate: {name}: stopped; finished episodes are kept, run the same command to resume",
+              file=sys.stderr)
+        return 143 if stopped.get("signal") == signal.SIGTERM else 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print(summary.report())
     print(f"total {time.perf_counter() - t0:.1f} s -> {args.out}")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -44,21 +45,37 @@ def _read_arrays(path: str) -> dict[str, np.ndarray]:
         raise ConfigError(f"pose file {file} does not exist")
     if file.suffix == ".json":
         try:
-            return {k: np.asarray(v, dtype=np.float64) for k, v in json.loads(file.read_text()).items()}
-        except (json.JSONDecodeError, TypeError, ValueError) as exc:
-            raise ConfigError(f"pose file {file} is not valid JSON of numeric arrays: {exc}") from exc
+            data = json.loads(file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"pose file {file} is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"pose file {file}: expected a JSON object of named numeric arrays, got a "
+                              f"{type(data).__name__}")
+        try:
+            return {str(k): np.asarray(v, dtype=np.float64) for k, v in data.items()}
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"pose file {file}: values must be numeric arrays ({exc})") from exc
     if file.suffix == ".npz":
-        with np.load(file, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        try:
+            with np.load(file, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except Exception as exc:  # noqa: BLE001 - zip, npy header, pickled-object and truncation errors
+            raise ConfigError(f"pose file {file} is not a readable .npz of numeric arrays "
+                              f"({type(exc).__name__}: {exc or 'empty file'})") from None
     raise ConfigError(f"pose file {file} must be .json or .npz")
 
 
 def _require(arrays: dict, key: str, shape: tuple, path: str) -> np.ndarray:
     if key not in arrays:
         raise ConfigError(f"{path} lacks {key!r}")
-    value = np.asarray(arrays[key], dtype=np.float64)
+    try:
+        value = np.asarray(arrays[key], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise PoseError(f"{path}: {key!r} is not numeric ({exc})") from None
     if value.shape != shape:
         raise PoseError(f"{path}: {key!r} has shape {value.shape}, expected {shape}")
+    if not np.all(np.isfinite(value)):
+        raise PoseError(f"{path}: {key!r} holds NaN or inf")
     return value
 
 
@@ -78,23 +95,50 @@ def load_hand_start(path: str, articulation, rest_wrist):
 
     arrays = _read_arrays(path)
     if "pose_m" in arrays:
-        return from_pose_m(arrays["pose_m"], articulation, rest_wrist)
+        return from_pose_m(_require(arrays, "pose_m", (51,), path), articulation, rest_wrist)
     return HandPose(_require(arrays, "wrist", (4, 4), path), _require(arrays, "angles", (articulation.size,), path))
+
+
+def _check_writable(out: Path) -> None:
+    """The output can be written, found out before the simulation rather than after it."""
+    import uuid
+
+    probe = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.probe")
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"--out {out}: folder {out.parent} cannot be written ({exc.strerror or exc})") from None
+    if out.exists() and not os.access(out, os.W_OK):
+        raise OutputError(f"--out {out} exists and is read-only")
 
 
 def run(args: argparse.Namespace) -> int:
     from pam_engine.pose import HandCache, ObjectSpec, Stage1Config, Stage1Request, simulate
+
+    from pam_engine.pose.request import check_stage1
 
     out = Path(args.out)
     if out.suffix != ".npz":
         raise OutputError(f"--out {out} must end in .npz")
     if not out.parent.exists() or not out.parent.is_dir():
         raise OutputError(f"--out {out}: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise OutputError(f"--out {out} is a folder; expected a file name ending in .npz")
+    _check_writable(out)
     from dataclasses import replace
 
     default = Stage1Config()
     config = Stage1Config(num_frames=args.frames, mano=args.mano, scene=replace(default.scene, fps=args.fps),
                           plan=replace(default.plan, lift_height=args.lift))
+    flags = {"num_frames": "--frames", "scene.fps": "--fps", "plan.lift_height": "--lift"}
+    try:
+        check_stage1(config, prefix="")
+    except ConfigError as exc:
+        text = str(exc)
+        for key, flag in flags.items():
+            text = text.replace(f"config key {key!r}", flag)
+        raise ConfigError(text) from None
     hand, articulation = HandCache.get(args.mano)
     policy = None
     if args.policy:

@@ -11,7 +11,8 @@ from pam_engine.capture.camera import Camera, check_resolution
 from pam_engine.capture.frames import CaptureSequence
 from pam_engine.capture.labels import LABEL_SHAPES, episode_labels
 from pam_engine.capture.maps import condition_maps
-from pam_engine.dataset.format import MAP_VIDEOS, EpisodeMeta
+from pam_engine.capture.style import MapStyle
+from pam_engine.dataset.format import DEPTH_MAX_M, MAP_VIDEOS, EpisodeMeta
 from pam_engine.errors import ConfigError
 
 
@@ -41,8 +42,9 @@ class EpisodeData:
             arr = getattr(self, name)
             if arr.shape != shape or arr.dtype != dtype:
                 raise ConfigError(f"episode {name}: expected {np.dtype(dtype).name} {shape}, got {arr.dtype} {arr.shape}")
-        if not np.all(np.isfinite(self.depth)) or np.any(self.depth < 0):
-            raise ConfigError("episode depth: expected finite, non-negative metres (0 = no surface)")
+        if not np.all(np.isfinite(self.depth)) or np.any(self.depth < 0) or np.any(self.depth > DEPTH_MAX_M):
+            raise ConfigError(f"episode depth: expected finite metres in [0, {DEPTH_MAX_M}] (0 = no surface; the "
+                              "format stores 0.1 mm steps in 16 bits)")
         expected_maps = set(MAP_VIDEOS) - {"sim_rgb"}
         unknown = sorted(set(self.maps) - expected_maps)
         if unknown:
@@ -68,7 +70,7 @@ class EpisodeData:
 
 def make_episode(trajectory, camera: Camera, capture: CaptureSequence, *, prompt: str = "",
                  policy_version: str = "", video: np.ndarray | None = None, extra: dict | None = None,
-                 keypoint_tolerance: float = 0.01) -> EpisodeData:
+                 keypoint_tolerance: float = 0.01, map_style: MapStyle | None = None) -> EpisodeData:
     """Labels, condition maps and metadata of one captured trajectory (``Trajectory`` from Stage I,
     the ``CaptureSequence`` of the same frames through ``camera``).
 
@@ -81,8 +83,9 @@ def make_episode(trajectory, camera: Camera, capture: CaptureSequence, *, prompt
         raise ConfigError(f"capture is {capture.width}x{capture.height} but the camera {camera.width}x{camera.height}")
     labels = episode_labels(trajectory, camera, capture.depth, capture.seg, keypoint_tolerance)
     joint_z = labels["joint_3d"][..., 2]
+    map_style = MapStyle() if map_style is None else map_style
     maps = condition_maps(capture.depth, capture.seg, capture.hand_mesh, labels["joint_2d"], camera, joint_z,
-                          capture.normal)
+                          capture.normal, map_style)
     # DexYCB marks keypoints without a projection (behind the camera) with -1.
     labels["joint_2d"] = np.where(np.isfinite(labels["joint_2d"]), labels["joint_2d"], -1).astype(np.float32)
     meta = EpisodeMeta(
@@ -92,7 +95,10 @@ def make_episode(trajectory, camera: Camera, capture: CaptureSequence, *, prompt
         engine_version=__version__, policy=trajectory.policy, policy_version=policy_version,
         hand_model=trajectory.hand_model, target_object=int(trajectory.target_object),
         success=bool(trajectory.success), failure_reason=trajectory.failure_reason,
-        has_video=video is not None, extra=dict(extra or {}),
+        has_video=video is not None,
+        extra={"maps": {"depth": map_style.depth, "limb_order": map_style.limb_order,
+                        "keypoint_canvas": list(camera.canvas or (camera.width, camera.height))},
+               **(extra or {})},
     )
     return EpisodeData(meta=meta, sim_rgb=capture.rgb, depth=capture.depth, seg=capture.seg,
                        maps=dict(maps.items()), labels=labels, video=video)

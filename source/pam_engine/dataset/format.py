@@ -5,11 +5,14 @@ An episode is one folder ``episode_NNNNNN/`` holding:
   success, failure reason, ...);
 - ``labels.npz``: ground truth in DexYCB's layout (``capture.labels.LABEL_SHAPES``), camera frame,
   plus ``*_world`` copies;
-- ``depth_raw.npz`` (``depth``: float32 (T, H, W) metres, 0 = no surface) and ``seg_raw.npz``
-  (``seg``: uint8 (T, H, W) DexYCB ids), both lossless;
+- ``depth_raw.mkv``: metric depth as FFV1 (lossless) gray16le video in Matroska, one frame per
+  frame, value = depth in units of 0.1 mm (``depth_m = value / 10000``; 0 = no surface), exact to
+  0.05 mm; format version 1 stored float32 metres in ``depth_raw.npz`` (still read);
+- ``seg_raw.npz`` (``seg``: uint8 (T, H, W) DexYCB ids), lossless;
 - ``sim_rgb.mp4`` and one mp4 per condition map (``depth``, ``seg``, ``hand_keypoints``,
   ``hand_mesh``, ``normal``), H.264 yuv420p; ``video.mp4`` only when the diffusion stages ran.
-Episodes are written to a ``.tmp-*`` sibling and renamed when complete.
+Episodes are written to a ``.tmp-<owner>-*`` sibling and renamed when complete; runs sharing a
+folder claim episodes in ``.claims/`` (``dataset.claims``).
 """
 
 from __future__ import annotations
@@ -21,14 +24,23 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT_VERSION = 1
+#: Version of the episode and dataset layout (1: depth as float32 npz; 2: depth as FFV1 uint16).
+FORMAT_VERSION = 2
+#: Versions this engine reads.
+READABLE_VERSIONS = (1, 2)
+DATASET_FORMAT = "pam-engine-dataset"
 EPISODE_PREFIX = "episode_"
 EPISODE_RE = re.compile(r"^episode_\d{6,}$")
 TMP_PREFIX = ".tmp-"
 
 META_FILE = "meta.json"
 LABELS_FILE = "labels.npz"
-DEPTH_RAW_FILE = "depth_raw.npz"
+DEPTH_RAW_FILE = "depth_raw.mkv"
+#: Format version 1's depth file (float32 metres, ``depth`` array).
+DEPTH_NPZ_FILE = "depth_raw.npz"
+#: Stored depth value per metre: uint16 in 0.1 mm units, so at most 6.5535 m.
+DEPTH_UNITS_PER_METRE = 10000
+DEPTH_MAX_M = 65535 / DEPTH_UNITS_PER_METRE
 SEG_RAW_FILE = "seg_raw.npz"
 #: The photoreal video (present only when the diffusion stages ran).
 VIDEO_FILE = "video.mp4"
@@ -43,9 +55,40 @@ MAP_VIDEOS: dict[str, str] = {
 }
 #: One JSON line per episode that failed to be produced (written by ``EpisodeWriter.record_failure``).
 FAILURES_FILE = "failures.jsonl"
+#: Folder of traceback files of episodes that failed with an unexpected error.
+FAILURES_DIR = "failures"
+#: Folder of the claims of runs making episodes (``dataset.claims``); empty when none runs.
+CLAIMS_DIR = ".claims"
 #: Files a dataset folder may hold besides episodes (viewer page, dataset index, failure log, the s0
 #: split lists ``pam import-dexycb`` writes).
 ROOT_FILES = frozenset({"index.html", "dataset.json", FAILURES_FILE, "s0_train.txt", "s0_val.txt"})
+ROOT_DIRS = frozenset({FAILURES_DIR, CLAIMS_DIR})
+
+
+def features(num_frames: int, height: int, width: int, num_objects: int, has_video: bool) -> dict:
+    """The features schema of ``dataset.json`` (as LeRobot's ``info.json``): every stored array
+    and video of an episode with its file, dtype and shape."""
+    from pam_engine.capture.labels import LABEL_DTYPES, LABEL_SHAPES
+
+    t, h, w = num_frames, height, width
+    out = {
+        "depth": {"file": DEPTH_RAW_FILE, "dtype": "uint16", "shape": [t, h, w], "codec": "ffv1",
+                  "unit": f"1/{DEPTH_UNITS_PER_METRE} m", "zero": "no surface"},
+        "seg": {"file": SEG_RAW_FILE, "key": "seg", "dtype": "uint8", "shape": [t, h, w]},
+    }
+    for key, per_frame in LABEL_SHAPES.items():
+        shape = [t] + [num_objects if d == "n" else d for d in per_frame]
+        out[f"labels.{key}"] = {"file": LABELS_FILE, "key": key, "dtype": LABEL_DTYPES[key], "shape": shape}
+    videos = dict(MAP_VIDEOS, **({"video": VIDEO_FILE} if has_video else {}))
+    for name, file in videos.items():
+        out[f"video.{name}"] = {"file": file, "dtype": "video", "shape": [t, h, w, 3], "codec": "h264"}
+    return out
+
+
+def dataset_description(config: dict, episodes: int, feature_schema: dict | None = None) -> dict:
+    """The content of ``dataset.json``."""
+    return {"format": DATASET_FORMAT, "format_version": FORMAT_VERSION, "episodes": int(episodes),
+            "features": feature_schema or {}, "config": config}
 
 
 def episode_name(index: int) -> str:
@@ -64,7 +107,7 @@ def is_allowed_root_entry(path: Path) -> bool:
     if name.startswith(TMP_PREFIX):
         return True
     if path.is_dir():
-        return is_episode_name(name)
+        return is_episode_name(name) or name in ROOT_DIRS
     return name in ROOT_FILES
 
 

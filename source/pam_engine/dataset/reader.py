@@ -9,8 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from pam_engine.config import from_dict
+from pam_engine.capture.labels import LABEL_DTYPES
 from pam_engine.dataset.format import (
+    DATASET_FORMAT,
+    READABLE_VERSIONS,
+    DEPTH_NPZ_FILE,
     DEPTH_RAW_FILE,
+    DEPTH_UNITS_PER_METRE,
     LABELS_FILE,
     MAP_VIDEOS,
     META_FILE,
@@ -19,8 +24,44 @@ from pam_engine.dataset.format import (
     EpisodeMeta,
     is_episode_name,
 )
-from pam_engine.dataset.videoio import read_video
+from pam_engine.dataset.videoio import read_depth, read_video
 from pam_engine.errors import ConfigError
+
+DATASET_FILE = "dataset.json"
+
+
+def read_description(root: str | Path) -> dict | None:
+    """``dataset.json`` of a dataset folder, checked as LeRobot checks ``info.json``: a format
+    and version this engine reads, and a features schema whose known entries have the file,
+    dtype and shape layout this reader decodes. None for a folder without one (episodes written
+    directly with ``EpisodeWriter``). ConfigError naming what does not fit."""
+    path = Path(root) / DATASET_FILE
+    if not path.is_file():
+        return None
+    try:
+        desc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(desc, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    if desc.get("format", DATASET_FORMAT) != DATASET_FORMAT:
+        raise ConfigError(f"{path}: format {desc['format']!r}, expected {DATASET_FORMAT!r}")
+    version = desc.get("format_version", 1)  # version 1 wrote only the config
+    if version not in READABLE_VERSIONS:
+        raise ConfigError(f"{path}: dataset format version {version!r}; this engine reads versions "
+                          f"{list(READABLE_VERSIONS)} (a newer engine wrote it?)")
+    features = desc.get("features") or {}
+    if not isinstance(features, dict):
+        raise ConfigError(f"{path}: 'features' must be an object")
+    known = {"depth": ("uint16", DEPTH_RAW_FILE), "seg": ("uint8", SEG_RAW_FILE)}
+    known.update({f"labels.{k}": (d, LABELS_FILE) for k, d in LABEL_DTYPES.items()})
+    for name, entry in features.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("shape"), list) or "dtype" not in entry:
+            raise ConfigError(f"{path}: feature {name!r} needs a dtype and a shape list")
+        if name in known and (entry["dtype"], entry.get("file")) != known[name]:
+            raise ConfigError(f"{path}: feature {name!r} is {entry['dtype']} in {entry.get('file')}; this reader "
+                              f"decodes {known[name][0]} in {known[name][1]}")
+    return desc
 
 
 def read_meta(folder: str | Path) -> EpisodeMeta:
@@ -30,7 +71,11 @@ def read_meta(folder: str | Path) -> EpisodeMeta:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
-    return from_dict(EpisodeMeta, data)
+    meta = from_dict(EpisodeMeta, data)
+    if meta.format_version not in READABLE_VERSIONS:
+        raise ConfigError(f"{path}: episode format version {meta.format_version}; this engine reads versions "
+                          f"{list(READABLE_VERSIONS)}")
+    return meta
 
 
 class Episode:
@@ -66,9 +111,12 @@ class Episode:
 
     @cached_property
     def depth(self) -> np.ndarray:
-        """(T, H, W) float32 metres along the optical axis, 0 = no surface."""
-        with np.load(self.path / DEPTH_RAW_FILE, allow_pickle=False) as data:
-            return data["depth"]
+        """(T, H, W) float32 metres along the optical axis, 0 = no surface (format 2: exact to
+        0.05 mm; format 1's float32 npz is read as it was written)."""
+        if not (self.path / DEPTH_RAW_FILE).is_file() and (self.path / DEPTH_NPZ_FILE).is_file():
+            with np.load(self.path / DEPTH_NPZ_FILE, allow_pickle=False) as data:
+                return data["depth"]
+        return read_depth(self.path / DEPTH_RAW_FILE, DEPTH_UNITS_PER_METRE)
 
     @cached_property
     def seg(self) -> np.ndarray:
@@ -98,6 +146,8 @@ def load_episode(path: str | Path) -> Episode:
 
 
 def list_episodes(root: str | Path) -> list[Path]:
-    """Episode folders of a dataset, sorted by name (temporary ``.tmp-*`` folders excluded)."""
+    """Episode folders of a dataset, sorted by name (temporary ``.tmp-*`` folders excluded); its
+    ``dataset.json``, when present, must be a version this engine reads (``read_description``)."""
     root = Path(root)
+    read_description(root)
     return sorted(p for p in root.iterdir() if p.is_dir() and is_episode_name(p.name))

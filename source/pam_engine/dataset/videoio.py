@@ -24,15 +24,34 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 15.0, crf: in
         with av.open(str(path), mode="w") as container:
             stream = container.add_stream("libx264", rate=_rate(fps))
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.options = {"crf": str(crf), "preset": preset}
-            for frame in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            # mbtree off: x264's macroblock tree reads uninitialised memory, so the same frames
+            # encoded to different bytes depending on the heap (found with MALLOC_PERTURB_)
+            stream.options = {"crf": str(crf), "preset": preset, "x264-params": "mbtree=0"}
+            for i, frame in enumerate(frames):
+                for packet in stream.encode(_yuv_frame(frame, i, stream.codec_context.time_base)):
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
     except OSError as exc:
         raise OutputError(f"cannot write video {path}: {exc}") from exc
     return path
+
+
+def _yuv_frame(rgb: np.ndarray, index: int, time_base) -> av.VideoFrame:
+    """An yuv420p frame whose row padding is zero. x264 reads the padding beyond each row, and
+    FFmpeg leaves it uninitialised: without this, the same frames encode to different bytes
+    from run to run (an episode would not be reproducible)."""
+    converted = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    out = av.VideoFrame(converted.width, converted.height, "yuv420p")
+    for src, dst in zip(converted.planes, out.planes):
+        rows = np.frombuffer(src, np.uint8).reshape(-1, src.line_size)[:, : src.width]
+        padded = np.zeros((rows.shape[0], dst.line_size), np.uint8)
+        padded[:, : src.width] = rows
+        dst.update(padded)
+    out.pts = index
+    if time_base is not None:
+        out.time_base = time_base
+    return out
 
 
 def _rate(fps: float):
@@ -61,3 +80,47 @@ def probe_video(path: str | Path, count_frames: bool = True) -> dict:
         if count_frames:
             info["frames"] = sum(1 for _ in container.decode(video=0))
     return info
+
+
+def write_depth(path: str | Path, depth_m: np.ndarray, fps: float = 15.0, units_per_metre: int = 10000) -> Path:
+    """Metric depth (T, H, W) float metres, 0 = no surface, as lossless FFV1 gray16le in Matroska:
+    value = round(depth * units_per_metre). Any ffmpeg reads it back exactly (``read_depth``)."""
+    depth_m = np.asarray(depth_m)
+    if depth_m.ndim != 3 or depth_m.shape[0] == 0:
+        raise ValueError(f"write_depth {path}: expected depth (T, H, W), got {depth_m.shape}")
+    limit = 65535 / units_per_metre
+    if not np.all(np.isfinite(depth_m)) or depth_m.min() < 0 or depth_m.max() > limit:
+        raise ValueError(f"write_depth {path}: expected finite depths in [0, {limit:g}] m, got "
+                         f"[{np.nanmin(depth_m):g}, {np.nanmax(depth_m):g}]")
+    path = Path(path)
+    try:
+        # bitexact: no random segment UID or date, so the same depth gives the same bytes
+        with av.open(str(path), mode="w", format="matroska", options={"fflags": "+bitexact"}) as container:
+            stream = container.add_stream("ffv1", rate=_rate(fps))
+            stream.width, stream.height, stream.pix_fmt = depth_m.shape[2], depth_m.shape[1], "gray16le"
+            stream.options = {"level": "3", "coder": "1", "context": "0", "slices": "4", "slicecrc": "1"}
+            for i, frame in enumerate(depth_m):
+                units = np.rint(frame.astype(np.float64) * units_per_metre).astype(np.uint16)
+                vf = av.VideoFrame.from_ndarray(units, format="gray16le")
+                vf.pts = i
+                for packet in stream.encode(vf):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+    except OSError as exc:
+        raise OutputError(f"cannot write depth {path}: {exc}") from exc
+    return path
+
+
+def read_depth_units(path: str | Path) -> np.ndarray:
+    """The stored uint16 values (T, H, W) of a ``write_depth`` file."""
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="gray16le") for f in container.decode(video=0)]
+    if not frames:
+        raise ValueError(f"depth video {path} has no frames")
+    return np.stack(frames)
+
+
+def read_depth(path: str | Path, units_per_metre: int = 10000) -> np.ndarray:
+    """Depth in metres (T, H, W) float32 from a ``write_depth`` file (0 = no surface)."""
+    return (read_depth_units(path) / np.float32(units_per_metre)).astype(np.float32)

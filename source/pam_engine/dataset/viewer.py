@@ -33,7 +33,7 @@ figcaption{font-size:12px;color:#aaa}
 
 _SCRIPT = """
 (function(){
-  const sections = Array.from(document.querySelectorAll('section.episode'));
+  const sections = Array.from(document.querySelectorAll('section.episode:not(.unreadable)'));
   let rendered = 0, failed = 0;
   function finish(){ document.body.dataset.rendered = String(rendered);
                      document.body.dataset.failed = String(failed); }
@@ -104,7 +104,18 @@ def _json_for_script(data) -> str:
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def _video_src(path: Path, page_dir: Path, embed: bool) -> str:
+def _inside(path: Path, root: Path) -> Path:
+    """``path`` resolved, refused when a symbolic link takes it out of the dataset folder (a
+    hostile dataset could otherwise pull local files into a page the user then shares)."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise ValueError(f"{path.name} is a link to {resolved}, outside the dataset folder; refused")
+    return resolved
+
+
+def _video_src(path: Path, page_dir: Path, embed: bool, root: Path | None = None) -> str:
+    if root is not None:
+        path = _inside(path, root)
     if embed:
         return "data:video/mp4;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
     return _esc(Path(_relpath(path, page_dir)).as_posix())
@@ -124,7 +135,10 @@ def _keypoint_colors() -> list[str]:
     return out
 
 
-def _episode_section(ep: Episode, page_dir: Path, embed: bool) -> str:
+def _episode_section(ep: Episode, page_dir: Path, embed: bool, root: Path | None = None) -> str:
+    if root is not None:
+        _inside(ep.path, root)
+        _inside(ep.path / "labels.npz", root)
     meta = ep.meta
     labels = ep.labels
     joint_2d = np.round(np.asarray(labels["joint_2d"], dtype=np.float64), 1)
@@ -138,13 +152,13 @@ def _episode_section(ep: Episode, page_dir: Path, embed: bool) -> str:
     objects = ", ".join(f"{i} {n}" for i, n in zip(meta.object_ids, meta.object_names))
     figures = [
         f'<figure><video class="main" controls muted loop playsinline preload="auto" '
-        f'src="{_video_src(ep.video_path(main_name), page_dir, embed)}"></video>'
+        f'src="{_video_src(ep.video_path(main_name), page_dir, embed, root)}"></video>'
         f'<canvas class="keypoints"></canvas><figcaption>{_esc(main_name)} + keypoints</figcaption></figure>'
     ]
     for name in PANELS:
         figures.append(
             f'<figure><video muted loop playsinline preload="auto" '
-            f'src="{_video_src(ep.video_path(name), page_dir, embed)}"></video>'
+            f'src="{_video_src(ep.video_path(name), page_dir, embed, root)}"></video>'
             f"<figcaption>{_esc(name)}</figcaption></figure>")
     return (
         f'<section class="episode" data-episode="{_esc(ep.name)}">'
@@ -166,10 +180,21 @@ def write_viewer(root: str | Path, out: str | Path | None = None, max_episodes: 
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder {root} does not exist or is not a folder")
     out = Path(out) if out is not None else root / "index.html"
-    episodes = [Episode(p) for p in list_episodes(root)[: max(0, max_episodes)]]
-    total = len(list_episodes(root))
-    sections = "".join(_episode_section(ep, out.parent, embed) for ep in episodes)
-    note = f"showing {len(episodes)} of {total} episode(s)"
+    paths = list_episodes(root)
+    total = len(paths)
+    sections, shown, skipped = [], 0, []
+    for path in paths[: max(0, max_episodes)]:
+        try:  # one unreadable episode is marked, the page shows the rest
+            sections.append(_episode_section(Episode(path), out.parent, embed, root))
+            shown += 1
+        except Exception as exc:  # noqa: BLE001 - corrupt npz/json, missing files, refused links
+            skipped.append(path.name)
+            sections.append(f'<section class="episode unreadable" data-episode="{_esc(path.name)}">'
+                            f"<h2>{_esc(path.name)}</h2><p class=\"fail\">not shown: {_esc(type(exc).__name__)}: "
+                            f"{_esc(exc)}</p></section>")
+    sections = "".join(sections)
+    note = f"showing {shown} of {total} episode(s)" + (
+        f"; {len(skipped)} unreadable: {', '.join(skipped)}" if skipped else "")
     page = (
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
         f"<title>PAM Engine dataset {_esc(root.resolve().name)}</title><style>{_STYLE}</style></head>"
@@ -179,5 +204,5 @@ def write_viewer(root: str | Path, out: str | Path | None = None, max_episodes: 
     tmp = out.with_name(f"{TMP_PREFIX}{out.name}")
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(out)
-    return out, len(episodes)
+    return out, shown
 

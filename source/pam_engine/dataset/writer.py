@@ -15,7 +15,9 @@ from pam_engine.config import to_dict
 from pam_engine.dataset.episode import EpisodeData
 from pam_engine.dataset.format import (
     DEPTH_RAW_FILE,
+    DEPTH_UNITS_PER_METRE,
     EPISODE_RE,
+    FAILURES_DIR,
     FAILURES_FILE,
     LABELS_FILE,
     MAP_VIDEOS,
@@ -28,7 +30,7 @@ from pam_engine.dataset.format import (
     is_allowed_root_entry,
     save_npz,
 )
-from pam_engine.dataset.videoio import write_video
+from pam_engine.dataset.videoio import write_depth, write_video
 from pam_engine.errors import OutputError
 
 
@@ -67,15 +69,16 @@ class EpisodeWriter:
         indices = [int(p.name.split("_")[1]) for p in self.root.iterdir() if EPISODE_RE.match(p.name)]
         return max(indices, default=-1) + 1
 
-    def write(self, episode: EpisodeData, index: int | None = None) -> Path:
+    def write(self, episode: EpisodeData, index: int | None = None, tmp_name: str | None = None) -> Path:
         """Write one episode atomically; returns its folder. Nothing named ``episode_*`` exists
-        unless every file was written."""
+        unless every file was written. ``tmp_name`` names the temporary folder (a
+        ``ClaimStore.tmp_name``, so that other runs know whose it is)."""
         episode.check()
         index = self.next_index() if index is None else index
         final = self.root / episode_name(index)
         if final.exists():
             raise OutputError(f"episode {final} already exists")
-        tmp = self.root / f"{TMP_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}"
+        tmp = self.root / (tmp_name or f"{TMP_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}")
         tmp.mkdir()
         try:
             self._write_files(tmp, episode)
@@ -88,10 +91,20 @@ class EpisodeWriter:
             raise
         return final
 
-    def record_failure(self, index: int, reason: str, **info) -> None:
-        """Append a line to ``failures.jsonl`` for an episode that could not be produced (docs/design.md, "Bad input and user files":
-        a failed episode is recorded and the batch goes on). ``info`` must be JSON data."""
+    def record_failure(self, index: int, reason: str, traceback: str | None = None, **info) -> None:
+        """Append a line to ``failures.jsonl`` for an episode that could not be produced
+        (docs/design.md, "Bad input and user files": a failed episode is recorded and the batch
+        goes on). ``info`` must be JSON data; a ``traceback`` goes to
+        ``failures/episode_NNNNNN.txt``, named in the line."""
         entry = {"episode": episode_name(index), "reason": str(reason), **to_dict(info)}
+        if traceback is not None:
+            folder = self.root / FAILURES_DIR
+            folder.mkdir(exist_ok=True)
+            path = folder / f"{episode_name(index)}.txt"
+            tmp = folder / f"{TMP_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}"
+            tmp.write_text(traceback, encoding="utf-8")
+            tmp.replace(path)
+            entry["traceback"] = f"{FAILURES_DIR}/{path.name}"
         line = json.dumps(entry, allow_nan=False) + "\n"
         with open(self.root / FAILURES_FILE, "a", encoding="utf-8") as f:
             f.write(line)  # one short append: whole lines even with several writer processes
@@ -99,7 +112,7 @@ class EpisodeWriter:
     def _write_files(self, folder: Path, ep: EpisodeData) -> None:
         fps = ep.meta.fps
         save_npz(folder / LABELS_FILE, 6, **{k: v for k, v in ep.labels.items()})
-        save_npz(folder / DEPTH_RAW_FILE, 1, depth=ep.depth)
+        write_depth(folder / DEPTH_RAW_FILE, ep.depth, fps, DEPTH_UNITS_PER_METRE)
         save_npz(folder / SEG_RAW_FILE, 6, seg=ep.seg)
         write_video(folder / MAP_VIDEOS["sim_rgb"], ep.sim_rgb, fps, self.crf)
         for name, frames in ep.maps.items():

@@ -125,7 +125,8 @@ def load_mano_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     try:
         raw = _RestrictedUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            MemoryError, OverflowError) as exc:
         raise AssetError(f"{path} is not a readable MANO model file: {exc}") from exc
     if not isinstance(raw, dict):
         raise AssetError(f"{path} holds a {type(raw).__name__}, expected MANO's dict of arrays")
@@ -137,6 +138,14 @@ def load_mano_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
         got = arrays[key].shape
         if len(got) != len(shape) or any(s is not None and g != s for g, s in zip(got, shape)):
             raise AssetError(f"{path}: MANO key {key!r} has shape {got}, expected {shape}")
+    for key, value in arrays.items():
+        if key not in ("f", "kintree_table") and (value.dtype.kind not in "fiub" or
+                                                   not np.all(np.isfinite(value.astype(np.float64)))):
+            raise AssetError(f"{path}: MANO key {key!r} holds NaN, inf or non-numeric values; expected the "
+                             "model's finite arrays (the file is damaged)")
+    if not (np.issubdtype(arrays["f"].dtype, np.integer) and arrays["f"].min() >= 0
+            and arrays["f"].max() < len(arrays["v_template"])):
+        raise AssetError(f"{path}: MANO key 'f' must hold vertex indices 0..{len(arrays['v_template']) - 1}")
     parents = arrays["kintree_table"][0].astype(np.int64)
     parents[0] = -1
     if tuple(parents.tolist()) != MANO_PARENTS:

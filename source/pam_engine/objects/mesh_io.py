@@ -61,15 +61,20 @@ def mesh_volume(mesh: trimesh.Trimesh) -> float:
 def validate_mesh(mesh: trimesh.Trimesh, what: str) -> None:
     """Raise :class:`AssetError` naming ``what`` unless ``mesh`` is finite, sized like a graspable
     object, and has volume. ``mesh`` is already scaled to metres."""
-    if len(mesh.faces) == 0 or len(mesh.vertices) < 4:
+    if len(mesh.faces) == 0:
         raise AssetError(f"{what}: mesh is empty (no triangles): expected a closed or nearly closed surface")
+    if len(mesh.vertices) < 4:
+        raise AssetError(f"{what}: mesh is flat ({len(mesh.faces)} triangle(s) on {len(mesh.vertices)} vertices, "
+                         "no volume): expected a closed or nearly closed surface")
     if not np.isfinite(mesh.vertices).all():
         raise AssetError(f"{what}: mesh has non-finite (NaN or inf) vertex coordinates")
     extent = float(np.max(mesh.extents))
     if extent > MAX_EXTENT or extent < MIN_EXTENT:
+        hint = ("; if the file is in millimetres, save it in metres or load it with scale=0.001 "
+                "(ObjectSpec.scale / load_object(scale=...))" if extent > MAX_EXTENT else "")
         raise AssetError(
-            f"{what}: largest extent is {extent:.4g} m after scaling: expected {MIN_EXTENT} m to {MAX_EXTENT} m "
-            "(check the file's units and the scale argument)"
+            f"{what}: largest extent is {extent:.4g} m: expected {MIN_EXTENT} m to {MAX_EXTENT} m (mesh files are "
+            f"read in metres){hint}"
         )
     volume = mesh_volume(mesh)
     if volume < MIN_VOLUME:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -81,8 +82,13 @@ def read_checkpoint(path: str | Path) -> dict:
         raise AssetError(f"policy checkpoint {path} does not exist (train one with `pam train-policy`)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle/zip errors, or objects a weights-only load refuses
-        raise AssetError(f"policy checkpoint {path} is not a readable torch checkpoint of plain data: {exc}") from exc
+    except Exception as exc:  # zip, truncation and other read errors, or objects a weights-only load refuses
+        text = str(exc).lower()
+        if isinstance(exc, pickle.UnpicklingError) and ("unsupported global" in text or "unsupported class" in text):
+            # not torch's own advice (to load it unsafely): a user's file is data and never runs code
+            raise AssetError(f"policy checkpoint {path} was refused: it holds more than tensors and plain data "
+                             "(the engine reads checkpoints with torch's weights-only loader)") from None
+        raise AssetError(f"policy checkpoint {path} is not a readable torch checkpoint ({type(exc).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise AssetError(f"policy checkpoint {path} is not a PAM grasp-policy checkpoint "
                          f"(expected format {FORMAT!r}; rl-games' own nn/*.pth files are exported by `pam train-policy`)")

@@ -59,6 +59,64 @@ class Stage1Config:
         return (self.num_frames - 1) * self.scene.control_per_frame + 1
 
 
+def _finite_numbers(data, key: str):
+    """(dotted key, value) of every float in plain config data."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield from _finite_numbers(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(data, (list, tuple)):
+        for i, v in enumerate(data):
+            yield from _finite_numbers(v, f"{key}[{i}]")
+    elif isinstance(data, float):
+        yield key, data
+
+
+def check_numbers(config, prefix: str = "") -> None:
+    """Reject NaN and infinite numbers anywhere in a config dataclass (ConfigError naming the key)."""
+    import math
+
+    from pam_engine.config import to_dict
+
+    for key, value in _finite_numbers(to_dict(config), prefix):
+        if not math.isfinite(value):
+            raise ConfigError(f"config key {key!r}: expected a finite number, got {value}")
+
+
+def check_stage1(cfg: Stage1Config, prefix: str = "stage1.") -> None:
+    """Every Stage I number in range (ConfigError naming the key), before any simulation."""
+    check_numbers(cfg, prefix.rstrip("."))
+
+    def bad(key: str, expected: str, value) -> ConfigError:
+        return ConfigError(f"config key {prefix + key!r}: expected {expected}, got {value!r}")
+
+    if cfg.num_frames < 2:
+        raise bad("num_frames", "at least 2 frames", cfg.num_frames)
+    scene = cfg.scene
+    if not scene.fps > 0:
+        raise bad("scene.fps", "a rate > 0 frames per second", scene.fps)
+    if scene.fps > 1000:
+        raise bad("scene.fps", "at most 1000 frames per second", scene.fps)
+    for key in ("control_per_frame", "substeps"):
+        if getattr(scene, key) < 1:
+            raise bad(f"scene.{key}", "at least 1", getattr(scene, key))
+    if not cfg.plan.lift_height > 0 or cfg.plan.lift_height > 1.0:
+        raise bad("plan.lift_height", "a height in (0, 1] metres", cfg.plan.lift_height)
+    ends = cfg.plan.phase_ends
+    if not all(a < b for a, b in zip((0.0,) + tuple(ends), ends)) or ends[-1] > 1:
+        raise bad("plan.phase_ends", "increasing fractions in (0, 1]", list(ends))
+    for key in ("settle_time", "placement_radius", "max_wrist_offset"):
+        if getattr(cfg, key) < 0:
+            raise bad(key, "a value >= 0", getattr(cfg, key))
+    for key in ("success_height", "max_reach"):
+        if not getattr(cfg, key) > 0:
+            raise bad(key, "a value > 0", getattr(cfg, key))
+    if cfg.check.candidates < 1:
+        raise bad("check.candidates", "at least 1", cfg.check.candidates)
+    if cfg.synthesis.num_directions < 1 or cfg.synthesis.num_rolls < 1:
+        raise bad("synthesis.num_directions/num_rolls", "at least 1 each",
+                  (cfg.synthesis.num_directions, cfg.synthesis.num_rolls))
+
+
 @dataclass
 class Stage1Request:
     """What to simulate: objects (o0), which one to grasp, h0 and hT (None: synthesized)."""

@@ -6,8 +6,11 @@ vector entry point builds the environment.
 
 The run writes rl-games' own checkpoints and TensorBoard logs under ``<train_dir>/<name>/``
 (``nn/``, ``summaries/``, and ``policies/<stem>.epoch<N>.pth`` deployable snapshots when
-``snapshot_every`` is set) and the deployable policy to ``output``. The exported file records
-the config and the command.
+``snapshot_every`` is set) and the deployable policy to ``output`` (default
+``<train_dir>/<name>/<name>.pth``). The exported file records the config and the command.
+
+A run never overwrites: an existing output or run folder needs ``force``, and the policies shipped
+with the engine (``policies/*.pth`` beside ``pyproject.toml``) are never written, not even then.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from pam_engine.config import apply_overrides, from_dict, load_yaml, to_dict
-from pam_engine.errors import ConfigError
+from pam_engine.errors import ConfigError, OutputError
 from pam_engine.rl import spec
 from pam_engine.rl.env import EnvConfig
 from pam_engine.rl.tasks import MUJOCO_GRASP, load_entry_point
@@ -37,7 +40,7 @@ class TrainConfig:
     seed: int = 0
     num_envs: int = 32  # environment slots, split over the workers
     num_workers: int = 2  # simulation processes; 0 steps the slots in the learner's process
-    output: str = "policies/grasp_residual.pth"  # the exported policy
+    output: str | None = None  # the exported policy; None: <train_dir>/<name>/<name>.pth
     train_dir: str = "runs/policies"  # rl-games checkpoints and TensorBoard logs
     time_limit_minutes: float = 0.0  # stop after this much wall time (0: run to ppo.max_frames)
     snapshot_every: int = 0  # epochs between exported snapshots (0: final policy only)
@@ -83,8 +86,48 @@ class TrainConfig:
                               "the snapshot choice must use objects the training never sees")
         if set(self.select_seeds) & set(self.env.bank.synthesis_seeds):
             raise ConfigError("config key 'select_seeds': expected seeds apart from env.bank.synthesis_seeds")
-        if not str(self.output).endswith(".pth"):
+        if self.output is not None and not str(self.output).endswith(".pth"):
             raise ConfigError(f"config key 'output': expected a .pth path, got {self.output!r}")
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise ConfigError(f"config key 'name': expected a folder name, got {self.name!r}")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.train_dir) / self.name
+
+    @property
+    def output_path(self) -> Path:
+        return Path(self.output) if self.output is not None else self.run_dir / f"{self.name}.pth"
+
+
+def shipped_policy_dir() -> Path | None:
+    """The ``policies/`` folder shipped beside the engine's ``pyproject.toml`` (a source checkout
+    or editable install), or None when the engine is installed without it."""
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "pyproject.toml").is_file():
+            folder = parent / "policies"
+            return folder if folder.is_dir() else None
+    return None
+
+
+def check_outputs(cfg: TrainConfig, force: bool = False) -> None:
+    """Refuse, before any work, a run that would overwrite a policy or another run's files:
+    shipped policies always, anything else unless ``force``."""
+    output = cfg.output_path
+    shipped = shipped_policy_dir()
+    if shipped is not None and output.resolve().is_relative_to(shipped.resolve()):
+        raise OutputError(f"output {output} is in the engine's shipped policies folder {shipped}, which the tools "
+                          "never write; leave config key 'output' unset (the policy then goes under "
+                          f"{cfg.train_dir}/<name>/) or name a file elsewhere")
+    if force:
+        return
+    if output.exists():
+        raise OutputError(f"output {output} already exists; choose another 'output' or 'name', or pass --force "
+                          "to overwrite it")
+    checkpoints = cfg.run_dir / "nn"
+    if checkpoints.is_dir() and any(checkpoints.iterdir()):
+        raise OutputError(f"run folder {cfg.run_dir} already holds a training run ({checkpoints}); choose another "
+                          "'name' or 'train_dir', or pass --force to train over it")
 
 
 def resolve_train_config(data: dict | None) -> TrainConfig:
@@ -125,8 +168,10 @@ class TrainResult:
     history: list
 
 
-def train(cfg: TrainConfig, command: str = "", progress: bool = True, observer_hook=None) -> TrainResult:
-    """Run PPO as configured; return where the policy went and how training went."""
+def train(cfg: TrainConfig, command: str = "", progress: bool = True, observer_hook=None,
+          force: bool = False) -> TrainResult:
+    """Run PPO as configured; return where the policy went and how training went. Existing
+    outputs are refused unless ``force`` (``check_outputs``)."""
     import numpy as np
     import torch
     from rl_games.torch_runner import Runner
@@ -139,16 +184,17 @@ def train(cfg: TrainConfig, command: str = "", progress: bool = True, observer_h
     from pam_engine.pose import HandCache
 
     cfg.check()
+    check_outputs(cfg, force)
     t0 = time.perf_counter()
     bank = load_bank(cfg.env.bank, cfg.env.stage1, progress=progress, jobs=max(1, cfg.num_workers))
     n_dof = HandCache.get(cfg.env.stage1.mano)[1].size
     from pam_engine.rl.tasks import register_tasks
 
-    register_tasks()  # a config built with from_dict has not been resolved through the registry
+    register_tasks()  # a TrainConfig built directly (not through resolve_train_config) has not registered them
     env = gym.make_vec(cfg.task, num_envs=cfg.num_envs, vectorization_mode="vector_entry_point", config=cfg.env,
                        num_workers=cfg.num_workers, seed=cfg.seed, bank=bank, progress=progress)
-    output = Path(cfg.output)
-    snapshots = Path(cfg.train_dir) / cfg.name / "policies"
+    output = cfg.output_path
+    snapshots = cfg.run_dir / "policies"
     provenance = {"config": to_dict(cfg), "command": command, "python": platform.python_version(),
                   "torch": str(torch.__version__), "rl_games": _version("rl_games"), "objects": [b.name for b in bank]}
 
@@ -189,7 +235,7 @@ def train(cfg: TrainConfig, command: str = "", progress: bool = True, observer_h
     frames = int(algo.frame)
     success = float(np.mean(observer.window)) if observer.window else float("nan")
     training = stats.seconds if stats else seconds  # from the learner's start, without the bank
-    return TrainResult(output, Path(cfg.train_dir) / cfg.name, frames, int(algo.epoch_num), seconds, success,
+    return TrainResult(output, cfg.run_dir, frames, int(algo.epoch_num), seconds, success,
                        frames / max(training, 1e-9), observer.history)
 
 
