@@ -36,6 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("--hand-start", default=None, help="start pose h0 (.json/.npz with wrist 4x4 and angles, or pose_m (51)); default: derived from hT")
     p.add_argument("--policy", default=None, help="trained grasp policy checkpoint (.pth from `pam train-policy`, e.g. "
                    "policies/grasp_residual.pth); default: the scripted controller")
+    p.add_argument("--backend", default="mujoco", help="physics backend: mujoco (embedded, default) or isaaclab "
+                   "(kit-less Isaac Lab 3.0 on Newton; see docs/isaaclab.md)")
     p.set_defaults(func=run)
 
 
@@ -99,6 +101,19 @@ def load_hand_start(path: str, articulation, rest_wrist):
     return HandPose(_require(arrays, "wrist", (4, 4), path), _require(arrays, "angles", (articulation.size,), path))
 
 
+def check_backend(name: str) -> None:
+    """``mujoco`` runs here; ``isaaclab`` needs Isaac Lab (else the error names the install steps)."""
+    if name == "mujoco":
+        return
+    if name != "isaaclab":
+        raise ConfigError(f"--backend {name!r}: expected 'mujoco' or 'isaaclab'")
+    from pam_engine.isaaclab import require_isaaclab
+
+    require_isaaclab()
+    raise ConfigError("--backend isaaclab: `pam simulate` does not record Isaac Lab trajectories yet; run the task with "
+                      "`python standalone/play.py --headless` (success per object) in the Isaac Lab environment")
+
+
 def _check_writable(out: Path) -> None:
     """The output can be written, found out before the simulation rather than after it."""
     import uuid
@@ -116,6 +131,7 @@ def _check_writable(out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     from pam_engine.pose import HandCache, ObjectSpec, Stage1Config, Stage1Request, simulate
 
+    check_backend(getattr(args, "backend", "mujoco"))
     from pam_engine.pose.request import check_stage1
 
     out = Path(args.out)

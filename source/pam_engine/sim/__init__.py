@@ -12,4 +12,7 @@ def get_backend(name: str = "mujoco"):
         return MUJOCO_BACKEND
     from pam_engine.errors import ConfigError
 
+    if name == "isaaclab":  # batched only, and it imports the seam's users (no import from here)
+        raise ConfigError("simulator backend 'isaaclab' has no single-episode view: build the batched task with "
+                          "pam_engine.isaaclab.task.make_env_cfg and PamGraspEnv (docs/isaaclab.md)")
     raise ConfigError(f"simulator backend {name!r}: expected 'mujoco' (the embedded default)")

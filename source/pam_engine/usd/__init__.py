@@ -10,7 +10,8 @@ assets, the scene config), written with ``pxr`` (``usd-core``, or the ``pxr`` ``
 ships), in SI units, Z up; files are written atomically.
 """
 
-from pam_engine.usd.export import export_hand, export_object, export_scene, export_trajectory
+from pam_engine.usd.export import export_hand, export_object, export_scene, export_table, export_trajectory
 from pam_engine.usd.stage import USD_SUFFIXES, check_output_path
 
-__all__ = ["USD_SUFFIXES", "check_output_path", "export_hand", "export_object", "export_scene", "export_trajectory"]
+__all__ = ["USD_SUFFIXES", "check_output_path", "export_hand", "export_object", "export_scene", "export_table",
+           "export_trajectory"]

@@ -42,6 +42,18 @@ def export_object(path: str | os.PathLike, asset) -> Path:
     return save_stage(stage, path)
 
 
+def export_table(path: str | os.PathLike, config=None) -> Path:
+    """The table of a scene config alone (default prim ``/Table``, static collider, top at z = 0):
+    the local ground Isaac Lab spawns offline (its stock ground plane loads from the cloud)."""
+    from pam_engine.sim.base import SceneConfig
+    from pam_engine.usd.scene import add_table
+
+    path = check_output_path(path)
+    stage = new_stage("Table")
+    add_table(stage, "/Table/box", config or SceneConfig())
+    return save_stage(stage, path)
+
+
 def export_scene(path: str | os.PathLike, scene, trajectory=None) -> Path:
     """A :class:`pam_engine.usd.scene.EpisodeScene` (table, objects at o0, hand at h0, lights,
     camera), and, when given, a trajectory as time samples (see :mod:`pam_engine.usd.animation`)."""

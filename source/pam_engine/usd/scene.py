@@ -54,19 +54,26 @@ class SceneLayout:
     anchor: np.ndarray  # (4, 4) the hand base's world pose
 
 
-def add_scene(stage: Usd.Stage, scene: EpisodeScene, root: str = "/World") -> SceneLayout:
-    cfg = scene.spec.config
+def add_table(stage: Usd.Stage, path: str, cfg) -> Usd.Prim:
+    """The table of a :class:`~pam_engine.sim.base.SceneConfig`: a static box collider whose top
+    is at z = 0, with the table's friction (also the Isaac Lab task's local ground)."""
     hx, hy, hz = cfg.table_half_size
-    table = UsdGeom.Cube.Define(stage, f"{root}/Table")
+    table = UsdGeom.Cube.Define(stage, path)
     table.CreateSizeAttr(2.0)
     table.AddTranslateOp(UsdGeom.XformOp.PrecisionDouble).Set(Gf.Vec3d(0.0, 0.0, -hz))
     table.AddScaleOp(UsdGeom.XformOp.PrecisionDouble).Set(Gf.Vec3d(hx, hy, hz))
     table.CreateExtentAttr([Gf.Vec3f(-1, -1, -1), Gf.Vec3f(1, 1, 1)])
     table.CreateDisplayColorAttr([Gf.Vec3f(*TABLE_COLOR)])
     UsdPhysics.CollisionAPI.Apply(table.GetPrim())
-    physics_material(stage, f"{root}/Table/physics_material", cfg.table_friction)
-    bind_physics_material(table.GetPrim(), f"{root}/Table/physics_material")
+    physics_material(stage, f"{path}/physics_material", cfg.table_friction)
+    bind_physics_material(table.GetPrim(), f"{path}/physics_material")
     add_labels(table.GetPrim(), **{"class": "table"})
+    return table.GetPrim()
+
+
+def add_scene(stage: Usd.Stage, scene: EpisodeScene, root: str = "/World") -> SceneLayout:
+    cfg = scene.spec.config
+    add_table(stage, f"{root}/Table", cfg)
 
     UsdGeom.Scope.Define(stage, f"{root}/Lights")
     key = UsdLux.DistantLight.Define(stage, f"{root}/Lights/key")

@@ -1,0 +1,112 @@
+"""Bad input of the Isaac Lab backend, named before anything is built; runs in any environment
+(nothing here imports isaaclab)."""
+
+import importlib.util
+
+import pytest
+
+from pam_engine.errors import ConfigError
+from pam_engine.isaaclab import checks
+from pam_engine.isaaclab.assets import check_hand_usd, expected_joint_names, usd_joint_names
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "4", True])
+def test_num_envs_must_be_a_positive_integer(bad):
+    with pytest.raises(ConfigError, match=f"num_envs must be a positive integer, got {bad!r}"):
+        checks.check_num_envs(bad)
+    assert checks.check_num_envs(4) == 4
+
+
+def test_unknown_physics_preset_and_device_are_named():
+    with pytest.raises(ConfigError, match=r"physics preset 'bullet': expected one of newton, physx"):
+        checks.check_physics("bullet")
+    assert checks.check_physics(None) == "newton"
+    with pytest.raises(ConfigError, match=r"device 'tpu': expected one of cpu, cuda, cuda:N"):
+        checks.check_device("tpu")
+    with pytest.raises(ConfigError, match=r"device 'cuda:99': no such CUDA device"):
+        checks.check_device("cuda:99")
+    assert checks.check_device("cpu") == "cpu"
+
+
+def test_physx_needs_isaac_sim(monkeypatch):
+    monkeypatch.setattr(checks, "isaac_sim_available", lambda: False)
+    with pytest.raises(ConfigError, match="physics preset 'physx' needs Isaac Sim"):
+        checks.check_physics("physx")
+
+
+def test_missing_isaaclab_names_the_install_steps(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("isaaclab") else real(name, *a))
+    with pytest.raises(ConfigError, match=r"Isaac Lab 3.0 is not installed.*tools/make_isaac_env.sh.*isaaclab==3.0.0"):
+        checks.require_isaaclab()
+
+
+def test_joint_mismatch_lists_every_difference():
+    expected = ["wrist_x", "a", "b", "c"]
+    with pytest.raises(ConfigError, match=r"missing \['c'\]; unexpected \['d'\]"):
+        checks.check_joint_names(["wrist_x", "a", "b", "d"], expected)
+    with pytest.raises(ConfigError, match=r"out of order: a at 2 \(expected 1\), b at 1 \(expected 2\)"):
+        checks.check_joint_names(["wrist_x", "b", "a", "c"], expected)
+    checks.check_joint_names(expected, expected)
+
+
+def test_a_hand_usd_with_renamed_joints_is_refused_before_the_sim(tmp_path):
+    pytest.importorskip("pxr")
+    from pxr import Usd
+
+    from pam_engine.pose.setup import HandCache
+    from pam_engine.usd import export_hand
+
+    hand, art = HandCache.get(None)
+    path = export_hand(tmp_path / "hand.usda", hand, art)
+    assert usd_joint_names(path) == expected_joint_names(art)
+    check_hand_usd(path, art)
+    stage = Usd.Stage.Open(str(path))
+    joint = next(p for p in stage.Traverse() if p.GetName() == art.names[0])
+    stage.GetRootLayer().GetPrimAtPath(joint.GetPath()).name = "index_bent"  # rename the first finger joint
+    stage.GetRootLayer().Save()
+    with pytest.raises(ConfigError, match=rf"hand USD .*missing \['{art.names[0]}'\]; unexpected \['index_bent'\]"):
+        check_hand_usd(path, art)
+
+
+def test_pam_simulate_backend_isaaclab_without_isaaclab_names_the_install(monkeypatch, tmp_path, capsys):
+    from pam_engine import cli
+
+    monkeypatch.setattr(checks, "isaaclab_available", lambda: False)
+    code = cli.main(["simulate", "--object", "061_foam_brick", "--out", str(tmp_path / "t.npz"), "--backend", "isaaclab"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Isaac Lab 3.0 is not installed" in err and "tools/make_isaac_env.sh" in err
+    assert not (tmp_path / "t.npz").exists()
+    code = cli.main(["simulate", "--object", "061_foam_brick", "--out", str(tmp_path / "t.npz"), "--backend", "bullet"])
+    assert code == 2 and "--backend 'bullet': expected 'mujoco' or 'isaaclab'" in capsys.readouterr().err
+
+
+def test_the_task_is_registered_for_isaac_labs_tools():
+    """Gym id with both entry points; Isaac Lab finds the module through pyproject's
+    ``isaaclab.tasks`` group; the rl-games yaml is numbers where rl-games wants numbers and
+    the shipped policy's network, so one checkpoint format serves both backends."""
+    import tomllib
+    from pathlib import Path
+
+    import gymnasium as gym
+    import yaml
+
+    import pam_engine.isaaclab.registration  # noqa: F401
+    from pam_engine.isaaclab import TASK_ID
+
+    spec = gym.spec(TASK_ID)
+    assert spec.entry_point == "pam_engine.isaaclab.task:PamGraspEnv"
+    assert spec.kwargs["env_cfg_entry_point"] == "pam_engine.isaaclab.task:default_env_cfg"
+    module, name = spec.kwargs["rl_games_cfg_entry_point"].split(":")
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert project["entry-points"]["isaaclab.tasks"]["pam_engine"] == "pam_engine.isaaclab.registration"
+    cfg = yaml.safe_load((root / "source" / module.replace(".", "/") / name).read_text())["params"]
+    c = cfg["config"]
+    for key in ("learning_rate", "gamma", "tau", "kl_threshold", "e_clip", "score_to_win", "grad_norm"):
+        assert isinstance(c[key], float), key
+    assert isinstance(cfg["env"]["clip_observations"], float) and cfg["env"]["clip_actions"] == 1.0
+    shipped = yaml.safe_load((root / "policies" / "grasp_residual.yaml").read_text())
+    assert cfg["network"]["mlp"]["units"] == shipped["network"]["hidden"]
+    assert cfg["network"]["mlp"]["activation"] == shipped["network"]["activation"]
