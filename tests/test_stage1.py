@@ -54,6 +54,21 @@ def test_unknown_object_is_named_before_simulation():
         simulate(Stage1Request([ObjectSpec(99)]))
 
 
+@pytest.mark.parametrize("mass", [0.0, -0.1, float("nan"), float("inf")])
+def test_a_bad_mass_override_is_refused_naming_it(mass):
+    from pam_engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'061_foam_brick'.*mass="):
+        ObjectSpec("061_foam_brick", mass=mass)
+
+
+def test_a_mass_override_reaches_the_simulated_body():
+    from pam_engine.pose.setup import load_objects
+
+    (asset,) = load_objects([ObjectSpec("061_foam_brick", mass=0.2)])
+    assert asset.mass == pytest.approx(0.2) and asset.mass_source == "given"
+
+
 def test_nan_poses_are_rejected():
     bad = make_transform(None, [0.0, np.nan, 0.1])
     with pytest.raises(PoseError, match="NaN"):
@@ -118,3 +133,10 @@ def test_pam_simulate_writes_the_documented_keys(tmp_path, capsys):
         assert data["success"].dtype == bool
     assert "frames" in capsys.readouterr().out
     assert main(["simulate", "--object", "061_foam_brick", "--out", str(tmp_path / "x.txt")]) == 2
+
+
+def test_pam_simulate_refuses_a_bad_mass_before_simulating(tmp_path, capsys):
+    out = tmp_path / "t.npz"
+    assert main(["simulate", "--object", "061_foam_brick", "--mass", "-1", "--out", str(out)]) == 2
+    assert "mass=-1" in capsys.readouterr().err and not out.exists()
+    assert main(["simulate", "--object", "061_foam_brick", "--mass", "0.1", "--mass", "0.2", "--out", str(out)]) == 2

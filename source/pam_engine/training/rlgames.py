@@ -62,6 +62,27 @@ class EpochStats:
     success_rate: float  # over the last ``window`` episodes
     mean_reward: float  # per-step reward of this epoch's rollout
     seconds: float
+    value_loss: float = float("nan")  # rl-games' critic loss of this epoch's update
+    learning_rate: float = float("nan")  # the rate the update ended with (adaptive: after KL steps)
+
+
+class _RecordingWriter:
+    """rl-games' TensorBoard writer, passed through, keeping the last value of a few scalars for
+    the observer (the critic loss and the learning rate are computed inside rl-games' update)."""
+
+    KEEP = ("losses/c_loss", "info/last_lr")
+
+    def __init__(self, writer):
+        self.writer = writer
+        self.last: dict[str, float] = {}
+
+    def add_scalar(self, tag, value, *args, **kwargs):
+        if tag in self.KEEP:
+            self.last[tag] = float(value)
+        return self.writer.add_scalar(tag, value, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.writer, name)
 
 
 class GraspObserver(AlgoObserver):
@@ -69,8 +90,9 @@ class GraspObserver(AlgoObserver):
     the residual at exactly the plan; exports checkpoints; stops at a wall-clock limit."""
 
     def __init__(self, on_export=None, snapshot_every: int = 0, time_limit_s: float = 0.0, window: int = 200,
-                 zero_init_residual: bool = True, initial_residual=(0.0,)):
+                 zero_init_residual: bool = True, initial_residual=(0.0,), max_learning_rate: float = 0.0):
         super().__init__()
+        self.max_learning_rate = max_learning_rate  # >0: cap of the adaptive schedule (rl-games': 1e-2)
         self.on_export = on_export  # callable(model_state, tag, stats) writing a policy file
         self.snapshot_every = snapshot_every
         self.time_limit_s = time_limit_s
@@ -88,8 +110,16 @@ class GraspObserver(AlgoObserver):
         import torch
 
         self.algo = algo
+        if algo.writer is not None:
+            algo.writer = _RecordingWriter(algo.writer)
         self.writer = algo.writer
         self.start = time.perf_counter()
+        scheduler = getattr(algo, "scheduler", None)
+        if self.max_learning_rate > 0 and hasattr(scheduler, "max_lr"):
+            # rl-games' adaptive schedule multiplies the rate by 1.5 after every mini-epoch whose
+            # KL is under half the threshold, up to 1e-2: with a small exploration noise the KL
+            # stays tiny, so 3e-4 reaches the cap within two epochs (see policies/*.md)
+            scheduler.max_lr = self.max_learning_rate
         if self.zero_init_residual:  # the untrained policy's mean is the plan (plus initial_residual)
             mu = algo.model.a2c_network.mu
             with torch.no_grad():
@@ -117,9 +147,11 @@ class GraspObserver(AlgoObserver):
 
     def after_print_stats(self, frame, epoch_num, total_time):
         success = float(np.mean(self.window)) if self.window else float("nan")
+        last = getattr(self.writer, "last", {})
         stats = EpochStats(epoch_num, int(frame), self.episodes, success,
                            self._step_rewards[-1] if self._step_rewards else float("nan"),
-                           time.perf_counter() - self.start)
+                           time.perf_counter() - self.start, last.get("losses/c_loss", float("nan")),
+                           last.get("info/last_lr", float(getattr(self.algo, "last_lr", float("nan")))))
         self.history.append(stats)
         w = self.writer
         if w is not None:
@@ -148,6 +180,9 @@ class PPOConfig:
     learning_rate: float = 3e-4
     lr_schedule: str = "adaptive"  # adaptive | linear | identity
     kl_threshold: float = 0.016
+    #: upper bound of the adaptive rate (0: rl-games' own, 1e-2, which is 33x the default rate
+    #: and where the shipped run's collapse began)
+    max_learning_rate: float = 0.0
     gamma: float = 0.99
     tau: float = 0.95
     e_clip: float = 0.2

@@ -27,6 +27,11 @@ class PlanConfig:
     lift_height: float = 0.20  # m
     squeeze: float = 0.35  # rad added to flexion targets beyond first contact: the grip force
     free_finger_close: float = 0.6  # fraction of range that fingers not touching curl to
+    #: the same for fingertip grasps (pinch, lateral, along-table families), whose thumb presses
+    #: too (straight at the fingertips, see synthesis' thumb opposition): with the thumb only
+    #: standing still the fingers squeezed the object out past it, and at 0.12 rad the grip
+    #: did not hold the large marker through the lift; at 0.4 it did
+    pinch_squeeze: float = 0.4
 
 
 def min_jerk(s: np.ndarray) -> np.ndarray:
@@ -46,6 +51,7 @@ class GraspPlan:
     grasp_angles: np.ndarray  # (n_dof,) finger angles at first contact
     approach: np.ndarray  # (3,) world direction of the final reach
     wrist_q: np.ndarray | None = None  # (n, 6) wrist joint targets, once anchored to a scene
+    family: str = "power"  # the grasp family of hT (pose.grasp.families)
 
     def anchor(self, scene) -> None:
         """Anchor the hand's wrist joints at the grasp pose and express the wrist targets in
@@ -89,12 +95,31 @@ class GraspPlan:
                 continue
             wrist[mask] = _interpolate(keys[p], keys[p + 1], s[mask])
             fingers[mask] = finger_keys[p] + s[mask, None] * (finger_keys[p + 1] - finger_keys[p])
-        return cls(wrist, np.clip(fingers, lower, upper), phase, grasp_wrist, grasp.angles.copy(), approach)
+        return cls(wrist, np.clip(fingers, lower, upper), phase, grasp_wrist, grasp.angles.copy(), approach,
+                   family=grasp.family)
 
 
 def closing_targets(grasp: GraspTarget, preshape, lower, upper, cfg: PlanConfig) -> np.ndarray:
-    """Flexion targets beyond first contact, so the position servos press: the grip force."""
+    """Targets beyond first contact, so the position servos press: the grip force.
+
+    With the synthesizer's closing direction (``grasp.squeeze``), every joint of every finger
+    that touches the object presses ``cfg.squeeze`` rad further along the way it closed. (The
+    older rule, kept for a user's hT without one, pressed only joints that had moved since the
+    pre-shape: a finger that met the object at once, or the thumb's opposition, got no grip,
+    and a finger touching from the start counted as free and curled to a fixed fraction of its
+    range, which is what a constant +0.3 rad after the close had been making up for.) Fingers
+    that touch nothing curl part of the way for a power grasp, and stay put for a pinch, where
+    curling them would pull the pinching fingertips off the object."""
     closed = grasp.angles.copy()
+    if grasp.squeeze is not None:
+        pressing = np.abs(grasp.squeeze) > 1e-9
+        press = cfg.squeeze if grasp.family in ("power", "handle") else cfg.pinch_squeeze
+        closed[pressing] += press * grasp.squeeze[pressing]
+        if grasp.family in ("power", "handle"):
+            # flexion joints of fingers that met nothing (a touching finger's joints all press)
+            idle = ~pressing & (upper > 1.0)
+            closed[idle] = np.maximum(closed[idle], lower[idle] + cfg.free_finger_close * (upper[idle] - lower[idle]))
+        return np.clip(closed, lower, upper)
     moved = grasp.angles - preshape
     flexing = moved > 1e-6
     closed[flexing] += cfg.squeeze

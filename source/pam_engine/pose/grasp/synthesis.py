@@ -29,8 +29,9 @@ from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.transform import Rotation
 
 from pam_engine.conventions import MANO_FINGERS
-from pam_engine.errors import PoseError
+from pam_engine.errors import NoGraspError
 from pam_engine.hand.pose import make_transform
+from pam_engine.pose.grasp import families as fam
 from pam_engine.pose.grasp.target import GraspTarget
 
 if TYPE_CHECKING:  # the synthesizer queries MuJoCo collisions directly (kinematic search)
@@ -57,6 +58,10 @@ class GraspSynthesisConfig:
     cone_edges: int = 6
     min_parts: int = 3  # contact parts (fingers + palm) a grasp needs
     max_forearm_down: float = 0.35  # sin of the forearm's largest downward tilt
+    #: grasp families to consider (pose.grasp.families); which of them are tried is picked from
+    #: the object's geometry
+    families: tuple[str, ...] = fam.FAMILIES
+    family_aims: int = 4  # cross-sections each family aims at
     seed: int = 0
 
 
@@ -76,11 +81,21 @@ class GraspSynthesizer:
         self._finger_dir = _unit(rest[4] - rest[0])
         # palm centre relative to the wrist (hand frame): 60% of the way to the knuckles
         self._palm_centre = 0.6 * (rest[[1, 4, 7, 10]].mean(axis=0) - rest[0])
-        self._preshapes = {"open": self._open_preshape(), "pinch": self._pinch_preshape()}
+        self._preshapes = {"open": self._open_preshape(), "pinch": self._pinch_preshape(),
+                           "tripod": self._tripod_preshape()}
         # the point of the hand (wrist frame) aimed at the object: the palm centre for the open
         # hand, the middle of the thumb, index and middle fingertips for the pinch
         tips = self._fingertips(self._preshapes["pinch"])
-        self._aim_points = {"open": self._palm_centre, "pinch": tips[[0, 1, 2]].mean(axis=0)}
+        tripod = self._fingertips(self._preshapes["tripod"])
+        # (the tripod's aim is its thumb tip: the families put it beside the object)
+        self._aim_points = {"open": self._palm_centre, "pinch": tips[[0, 1, 2]].mean(axis=0), "tripod": tripod[0]}
+        open_tips = self._fingertips(self._preshapes["open"])
+        #: the widest object the open hand closes across: thumb tip to the farthest fingertip;
+        #: and what the pinch closes across: most of the thumb-index gap
+        self._span = float(np.linalg.norm(open_tips[1:] - open_tips[0], axis=1).max())
+        self._pinch_span = 0.9 * float(np.linalg.norm(tripod[1] - tripod[0]))
+        self.families: tuple[str, ...] = ()
+        self.rejections: dict[tuple[str, str], int] = {}  # (family, why) -> candidates rejected
         self._finger_geoms = {p: np.flatnonzero(scene.geom_part == p) for p in range(6)}
         self._object_geoms = set(np.flatnonzero(scene.geom_object == target).tolist())
         self._table_geom = scene.table_geom
@@ -97,23 +112,43 @@ class GraspSynthesizer:
         saved_contype, saved_conaffinity = m.geom_contype.copy(), m.geom_conaffinity.copy()
         objects = world & (self.scene.geom_object >= 0)
         m.geom_contype[objects], m.geom_conaffinity[objects] = 0, 2
+        geo = self.geometry(object_pose)
+        self.families = tuple(f for f in fam.choose_families(geo, self._span) if f in self.config.families)
         try:
             self.data.qpos[self.scene.wrist_qpos] = 0.0
-            grasps = [g for g in (self._evaluate(*c, object_pose) for c in self._candidates(object_pose)) if g]
+            grasps = [g for g in (self._evaluate(*c, object_pose) for c in self._candidates(object_pose, geo)) if g]
             if not grasps:  # thin or awkward objects: accept two-part pinches too
                 self._min_parts = 2
-                grasps = [g for g in (self._evaluate(*c, object_pose) for c in self._candidates(object_pose)) if g]
+                grasps = [g for g in (self._evaluate(*c, object_pose) for c in self._candidates(object_pose, geo)) if g]
         finally:
             m.geom_contype[:], m.geom_conaffinity[:] = saved_contype, saved_conaffinity
             self.data.qpos[:] = saved_qpos
             self.scene.set_base_pose(saved_base)
             self.scene.forward()
         if not grasps:
-            raise PoseError(f"no feasible grasp found for object {self.scene.objects[self.target].asset.name!r}: "
-                            "every candidate hit the table or found too few contacts")
-        # force-closure grasps first (they can resist any disturbance), then by score
-        grasps.sort(key=lambda g: (g.quality <= 0.0, -g.score))
-        return grasps[:count]
+            name = self.scene.objects[self.target].asset.name
+            tried = []
+            for f in self.families:
+                why = sorted(((n, w) for (g, w), n in self.rejections.items() if g == f), reverse=True)
+                if why:
+                    tried.append(f"{f} ({sum(n for n, _ in why)} candidates: " + ", ".join(f"{n} {w}" for n, w in why[:3]) + ")")
+                else:
+                    tried.append(f"{f} (no part of the object narrow enough for it)")
+            raise NoGraspError(
+                f"no feasible grasp found for object {name!r} ({geo.length * 100:.1f} x {geo.width * 100:.1f} cm "
+                f"footprint, {geo.height * 100:.1f} cm tall; hand opening {self._span * 100:.0f} cm); tried "
+                + ("; ".join(tried) or "no grasp family"))
+        if not geo.flat:  # as before families: the power grasps' order, by quality and score
+            grasps.sort(key=lambda g: (g.quality <= 0.0, -g.score))
+            return grasps[:count]
+        return _interleave(grasps)[:count]
+
+    def geometry(self, object_pose: np.ndarray) -> fam.ObjectGeometry:
+        """The target's principal extents, height and graspable widths where it rests."""
+        asset = self.scene.objects[self.target].asset
+        vertices = np.asarray(asset.mesh.vertices) @ object_pose[:3, :3].T + object_pose[:3, 3]
+        com = object_pose[:3, :3] @ np.asarray(asset.com) + object_pose[:3, 3]
+        return fam.measure(vertices, com, table_z=0.0)  # the table top is the world's z = 0
 
     # -- candidates --------------------------------------------------------------------------
 
@@ -130,6 +165,16 @@ class GraspSynthesizer:
             settings.update({f"{f}1_flex": 0.6, f"{f}2_flex": 0.6, f"{f}3_flex": 0.2})
         return self._angles(settings)
 
+    def _tripod_preshape(self) -> np.ndarray:
+        """Thumb, index and middle tips level with each other along the palm normal, about 4 cm
+        apart, the thumb opposite the index: from above, all three reach the table top together,
+        so they can close on the sides of an object a few millimetres tall. (Angles from a small
+        least-squares fit of the built-in hand's fingertips to those conditions.)"""
+        settings = {"thumb1_abd": 0.6, "thumb1_flex": 0.3, "thumb1_twist": 0.33, "thumb2_flex": 0.34, "thumb3_flex": 0.16}
+        for f, scale in (("index", 1.0), ("middle", 1.0), ("ring", 0.9), ("pinky", 0.9)):
+            settings.update({f"{f}1_flex": 0.8 * scale, f"{f}2_flex": 0.35 * scale, f"{f}3_flex": 0.0})
+        return self._angles(settings)
+
     def _fingertips(self, angles: np.ndarray) -> np.ndarray:
         """Fingertip keypoints (thumb first) of the hand at ``angles``, wrist frame."""
         hand = self.scene.hand
@@ -143,9 +188,19 @@ class GraspSynthesizer:
             q[self._names.index(name)] = value
         return self.scene.articulation.check_angles(q)
 
-    def _candidates(self, object_pose: np.ndarray):
+    def _candidates(self, object_pose: np.ndarray, geo: fam.ObjectGeometry):
+        """(direction, hand rotation, aim, pre-shape, stand-off, family) of every candidate: the
+        geometry-picked families' own, then the power search from every side."""
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
+        for family in self.families:
+            if family == "power":
+                continue
+            span = self._span if family == "handle" else self._pinch_span
+            for d, u, aim, shape, standoff, name in fam.family_candidates(family, geo, span, rng, cfg.family_aims):
+                yield d, self._orientation_from(d, u), aim, shape, standoff, name
+        if "power" not in self.families:
+            return
         asset = self.scene.objects[self.target].asset
         vertices = np.asarray(asset.mesh.vertices) @ object_pose[:3, :3].T + object_pose[:3, 3]
         lo, hi = vertices.min(axis=0), vertices.max(axis=0)
@@ -163,13 +218,18 @@ class GraspSynthesizer:
                 aim = np.array([centre[0], centre[1], lo[2] + h * (hi[2] - lo[2])])
                 for r in range(cfg.num_rolls):
                     roll = 2 * np.pi * (r + rng.uniform(0, 1)) / cfg.num_rolls
+                    rot = self._orientation(d, roll)
                     for preshape, standoff in cfg.approaches:
-                        yield d, roll, aim, preshape, standoff
+                        yield d, rot, aim, preshape, standoff, "power"
 
     def _orientation(self, d: np.ndarray, roll: float) -> np.ndarray:
         ref = np.array([0.0, 0.0, 1.0]) if abs(d[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
         u0 = _unit(np.cross(np.cross(d, ref), d))
-        u = Rotation.from_rotvec(roll * d).apply(u0)
+        return self._orientation_from(d, Rotation.from_rotvec(roll * d).apply(u0))
+
+    def _orientation_from(self, d: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """The hand rotation whose palm faces along ``d`` and whose fingers point along ``u``."""
+        u = _unit(u - (u @ d) * d)
         e1, e2 = self._palm_normal, _unit(self._finger_dir - (self._finger_dir @ self._palm_normal) * self._palm_normal)
         world = np.stack([d, u, np.cross(d, u)], axis=1)
         hand = np.stack([e1, e2, np.cross(e1, e2)], axis=1)
@@ -205,20 +265,34 @@ class GraspSynthesizer:
                 other |= bool(np.any(hand & ((geoms[:, b] == self._table_geom) | ((obj >= 0) & (obj != self.target)))))
         return parts, other, depth
 
-    def _evaluate(self, d: np.ndarray, roll: float, aim: np.ndarray, shape: str, standoff: float,
-                  object_pose: np.ndarray) -> GraspTarget | None:
+    def _evaluate(self, d: np.ndarray, rot: np.ndarray, aim: np.ndarray, shape: str, standoff: float,
+                  family: str, object_pose: np.ndarray) -> GraspTarget | None:
         cfg = self.config
-        rot = self._orientation(d, roll)
         finger_world = rot @ self._finger_dir
         if finger_world[2] > 1.0 - cfg.max_forearm_down:  # fingers steeply up: forearm points into the table
-            return None
+            return self._reject(family, "forearm into the table")
         self.data.mocap_quat[self.scene.base_mocap] = Rotation.from_matrix(rot).as_quat(scalar_first=True)
         start = aim - rot @ self._aim_points[shape] - 0.25 * d
         preshape = self._preshapes[shape]
+        if shape == "tripod":  # placed, not slid: the thumb tip beside the object, low over the table
+            away = -(rot @ self._finger_dir)  # the thumb sits on the near side, towards the wrist
+            base = aim - rot @ self._aim_points[shape]
+            thumb_near = False
+            for offset in np.arange(0.0, 0.016, 0.003):  # back the thumb off until it clears the object
+                position = base + offset * away
+                self._set(position, preshape)
+                parts, other, _ = self._touching()
+                thumb_near |= bool(parts[THUMB])
+                if other or not parts.any():
+                    break
+            if parts.any() or other:
+                return self._reject(family, "pre-shape does not fit beside the object")
+            # the fingers will push the object the few millimetres onto the thumb
+            return self._finish(position, rot, d, preshape, shape, family, object_pose, thumb_near)
         self._set(start, preshape)
         parts, other, _ = self._touching()
         if parts.any() or other:
-            return None
+            return self._reject(family, "start pose in contact")
         # slide in along d until the open hand touches the target (bisection on the travel)
         lo, hi = 0.0, 0.5
         for _ in range(14):
@@ -230,36 +304,56 @@ class GraspSynthesizer:
             else:
                 lo = mid
         if hi >= 0.5 - 1e-6:  # never met the object
-            return None
+            return self._reject(family, "missed the object")
         position = start + max(lo - standoff, 0.0) * d
-        wrist = make_transform(rot, position)
         self._set(position, preshape)
         parts, other, _ = self._touching()
         if other or position[2] < 0.01:
-            return None
-        angles, squeeze = self._close(position, preshape)
+            return self._reject(family, "met the table first")
+        return self._finish(position, rot, d, preshape, shape, family, object_pose)
+
+    def _finish(self, position, rot, d, preshape, shape, family, object_pose,
+                thumb_near: bool = False) -> GraspTarget | None:
+        """Close the hand placed at ``position`` and score the grasp (None when it fails);
+        ``thumb_near``: the thumb stands just clear of the object, counted as touching it."""
+        wrist = make_transform(rot, position)
+        angles, squeeze = self._close(position, preshape, pinch=family != "power" and shape != "open")
         # contacts of the closed hand, the fingers on the object pressed slightly so they register
         squeezed = np.minimum(angles + 0.03 * squeeze, self.scene.articulation.upper)
         self._set(position, squeezed)
         parts, other, _ = self._touching()
         if other:
-            return None
+            return self._reject(family, "closed onto the table")
+        parts[THUMB] |= thumb_near
         finger_parts = parts[:5].sum()
         if parts.sum() < self._min_parts or not (parts[THUMB] or parts[PALM]) or finger_parts < self._min_parts - 1:
-            return None
+            return self._reject(family, "too few contacts")
         quality, com_distance = self._quality(object_pose)
         score = quality * 10.0 + 0.3 * parts.sum() + 0.5 * parts[THUMB] - 10.0 * com_distance
         inv = np.linalg.inv(object_pose)
-        return GraspTarget(inv @ wrist, angles, inv[:3, :3] @ d, preshape.copy(), score, quality, parts)
+        return GraspTarget(inv @ wrist, angles, inv[:3, :3] @ d, preshape.copy(), score, quality, parts, family,
+                           squeeze)
 
-    def _curl_direction(self) -> np.ndarray:
+    def _reject(self, family: str, why: str) -> None:
+        self.rejections[(family, why)] = self.rejections.get((family, why), 0) + 1
+        return None
+
+    def _curl_direction(self, pinch: bool = False) -> np.ndarray:
         """Closing velocity per DoF: flexion joints, and the thumb's CMC swinging towards the
-        fingers (opposition)."""
+        fingers (opposition). A pinch closes differently: curling the fingers' middle and end
+        joints or the thumb's flexion opens the thumb-index gap, so the index and middle bend at
+        the knuckle only, pressing the object onto the thumb, which the families placed beside
+        it and which stays; ring and little finger stay where they are too."""
+        if pinch:
+            direction = np.zeros(len(self._names))
+            for name, v in (("index1_flex", 1.0), ("middle1_flex", 1.0)):
+                direction[self._names.index(name)] = v
+            return direction
         direction = np.array([1.0 if name.endswith("_flex") else 0.0 for name in self._names])
         direction[self._names.index("thumb1_abd")] = 0.6
         return direction
 
-    def _close(self, position: np.ndarray, preshape: np.ndarray) -> np.ndarray | None:
+    def _close(self, position: np.ndarray, preshape: np.ndarray, pinch: bool = False) -> np.ndarray | None:
         """Curl each finger until contact, then curl what lies beyond the touching segment."""
         art = self.scene.articulation
         angles = preshape.copy()
@@ -269,10 +363,12 @@ class GraspSynthesizer:
             for j, dof in zip(joints, chains[f]):
                 geom_to_dof[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"hand_{_joint_name(j)}_col")] = (f, dof)
         chains["thumb"].insert(0, self._names.index("thumb1_abd"))  # swings with the CMC's flexion
-        active = {f: list(idx) for f, idx in chains.items()}  # dofs still closing per finger
+        if pinch:
+            chains["thumb"].insert(1, self._names.index("thumb1_twist"))
+        velocity = self._curl_direction(pinch)
+        active = {f: [i for i in idx if velocity[i] > 0] for f, idx in chains.items()}  # dofs still closing
         on_target: set[str] = set()  # fingers stopped by the object (not the table)
         upper = art.upper
-        velocity = self._curl_direction()
         step = self.config.curl_step
         for _ in range(int(3.0 / step)):
             if not any(active.values()):
@@ -294,7 +390,26 @@ class GraspSynthesizer:
         squeeze = np.zeros_like(angles)
         for f in on_target:
             squeeze[chains[f]] = velocity[chains[f]]
+        if pinch and on_target & {"index", "middle"}:
+            squeeze += self._thumb_opposition(angles)
         return angles, squeeze
+
+    def _thumb_opposition(self, angles: np.ndarray) -> np.ndarray:
+        """The thumb joints' motion (unit rad) that moves its tip straight at the index and
+        middle tips (finite-difference Jacobian, least squares): the thumb's half of a pinch."""
+        names = ("thumb1_abd", "thumb1_flex", "thumb1_twist", "thumb2_flex", "thumb3_flex")
+        idx = [self._names.index(n) for n in names]
+        tips = self._fingertips(angles)
+        goal = _unit(tips[[1, 2]].mean(axis=0) - tips[0])
+        jac = np.zeros((3, len(idx)))
+        for k, i in enumerate(idx):
+            q = angles.copy()
+            q[i] += 1e-3
+            jac[:, k] = (self._fingertips(q)[0] - tips[0]) / 1e-3
+        dq = np.linalg.lstsq(jac, goal * 0.03, rcond=None)[0]  # 3 cm of thumb-tip travel
+        out = np.zeros_like(angles)
+        out[idx] = dq / max(np.abs(dq).max(), 1e-9)
+        return out
 
     def _blocked_dofs(self, geom_to_dof, chains) -> tuple[dict[str, int], set[str]]:
         """For each finger whose segment touches anything, the most proximal touching DoF; and
@@ -352,6 +467,20 @@ class GraspSynthesizer:
             return 0.0, com_distance
         offsets = hull.equations[:, -1]
         return (float(-offsets.max()) if np.all(offsets < 0) else 0.0), com_distance
+
+
+def _interleave(grasps: list[GraspTarget]) -> list[GraspTarget]:
+    """Best first within each family (force-closure grasps, then by score), the families taking
+    turns (the family with the best grasp first): the physical trial then tries every family's
+    best before any family's second, so one family's near-duplicates cannot use up the trial."""
+    by_family: dict[str, list[GraspTarget]] = {}
+    for g in sorted(grasps, key=lambda g: (g.quality <= 0.0, -g.score)):
+        by_family.setdefault(g.family, []).append(g)
+    queues = list(by_family.values())
+    out = []
+    for i in range(max(len(q) for q in queues)):
+        out += [q[i] for q in queues if i < len(q)]
+    return out
 
 
 def _joint_name(j: int) -> str:

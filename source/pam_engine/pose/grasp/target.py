@@ -20,6 +20,10 @@ class GraspTarget:
     score: float = 0.0
     quality: float = 0.0  # force-closure epsilon
     parts: np.ndarray = field(default_factory=lambda: np.zeros(6, bool))
+    family: str = "power"  # the grasp family that found it (pose.grasp.families)
+    #: (n_dof,) how the fingers touching the object close further (synthesis' closing velocity
+    #: on their joints, zero elsewhere): the plan presses along it; None for a user's hT
+    squeeze: np.ndarray | None = None
 
     def wrist_world(self, object_pose: np.ndarray) -> np.ndarray:
         return object_pose @ self.wrist_in_object
