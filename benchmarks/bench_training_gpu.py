@@ -29,10 +29,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default="cuda")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit (no GPU needed)")
     args = p.parse_args(argv)
-    if args.height % 16 or args.width % 16:
-        p.error(f"--height/--width must be multiples of 16, got {args.height}x{args.width}")
-    if (args.frames - 1) % 4:
-        p.error(f"--frames must be of the form 4k+1, got {args.frames}")
+    from pam_diffusion.config import check_geometry
+
+    try:
+        check_geometry(args.frames, args.height, args.width, error=ValueError, what="--frames/--height/--width")
+    except ValueError as exc:
+        p.error(str(exc))
     if args.steps < 1:
         p.error("--steps must be at least 1")
     return args

@@ -60,13 +60,17 @@ def _rate(fps: float):
     return Fraction(fps).limit_denominator(1001)
 
 
+def _decode(path: str | Path, pix_fmt: str, what: str) -> np.ndarray:
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format=pix_fmt) for f in container.decode(video=0)]
+    if not frames:
+        raise ValueError(f"{what} {path} has no frames")
+    return np.stack(frames)
+
+
 def read_video(path: str | Path) -> np.ndarray:
     """Decode an mp4 to RGB uint8 frames (T, H, W, 3)."""
-    with av.open(str(path)) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    if not frames:
-        raise ValueError(f"video {path} has no frames")
-    return np.stack(frames)
+    return _decode(path, "rgb24", "video")
 
 
 def probe_video(path: str | Path, count_frames: bool = True) -> dict:
@@ -114,11 +118,7 @@ def write_depth(path: str | Path, depth_m: np.ndarray, fps: float = 15.0, units_
 
 def read_depth_units(path: str | Path) -> np.ndarray:
     """The stored uint16 values (T, H, W) of a ``write_depth`` file."""
-    with av.open(str(path)) as container:
-        frames = [f.to_ndarray(format="gray16le") for f in container.decode(video=0)]
-    if not frames:
-        raise ValueError(f"depth video {path} has no frames")
-    return np.stack(frames)
+    return _decode(path, "gray16le", "depth video")
 
 
 def read_depth(path: str | Path, units_per_metre: int = 10000) -> np.ndarray:
