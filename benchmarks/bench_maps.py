@@ -22,7 +22,6 @@ Nothing here asserts anything; it prints figures.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import tempfile
@@ -30,14 +29,14 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "source"), str(ROOT / "diffusion")]
+sys.path[:0] = [str(ROOT / "source"), str(ROOT / "diffusion"), str(ROOT / "tests" / "capture")]  # + the reference drawing
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 from scipy.spatial import cKDTree  # noqa: E402
 
 from pam_engine.capture import maps  # noqa: E402
+from pam_reference import pam_rule_drawing  # noqa: E402
 from pam_engine.config import load_config  # noqa: E402
 from pam_engine.dataset.reader import list_episodes, load_episode  # noqa: E402
 from pam_engine.dataset.videoio import read_video  # noqa: E402
@@ -47,9 +46,6 @@ INFERNO = np.asarray(colormaps["inferno"].colors) * 255.0
 GREY = np.repeat(np.arange(256.0)[:, None], 3, axis=1)
 #: Pixels of a decoded map darker than this in every channel count as background.
 BLACK = 30
-
-BASE = [[139, 53, 255], [0, 56, 255], [43, 140, 237], [37, 168, 36], [147, 147, 0], [70, 17, 145]]
-CHAINS = [[0, 1, 2, 3, 4], [0, 5, 6, 7, 8], [0, 9, 10, 11, 12], [0, 13, 14, 15, 16], [0, 17, 18, 19, 20]]
 
 
 def inferno_positions(rgb: np.ndarray) -> np.ndarray:
@@ -78,25 +74,6 @@ def top_colours(rgb: np.ndarray, mask: np.ndarray | None = None, n: int = 3, qua
     order = np.argsort(-counts)[:n]
     total = counts.sum()
     return ", ".join(f"{colours[i].tolist()} {float(counts[i]) / total:.3f}" for i in order)
-
-
-def pam_rule_640(joint_2d: np.ndarray, joint_z: np.ndarray) -> np.ndarray:
-    """PAM's keypoint drawing rule on a black 640x480 canvas (from its description)."""
-    img = np.zeros((480, 640, 3), np.uint8)
-    p = np.round(joint_2d).astype(int)
-    colour = [tuple(min(c + 35 * (n % 4), 255) for c in BASE[n // 4]) for n in range(21)]
-    for n in range(21):
-        cv2.circle(img, (int(p[n, 0]), int(p[n, 1])), 3, colour[n], -1)
-    limbs = [(chain[j], chain[j + 1]) for chain in CHAINS for j in range(4)]
-    ids = list(range(20))[::-1] if joint_z[0] < joint_z[20] else list(range(20))
-    for n in ids:
-        (ua, va), (ub, vb) = p[limbs[n][0]], p[limbs[n][1]]
-        length = math.hypot(ua - ub, va - vb)
-        if 5 < length < 150:
-            poly = cv2.ellipse2Poly((int((ua + ub) / 2), int((va + vb) / 2)), (int(length / 2), 6 if n < 4 else 3),
-                                    int(math.degrees(math.atan2(va - vb, ua - ub))), 0, 360, 1)
-            cv2.fillConvexPoly(img, poly, colour[n])
-    return img
 
 
 def overlap(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
@@ -175,7 +152,7 @@ def main() -> None:
     cols = (np.arange(w) * canvas[0]) // w
     for i, t in enumerate(ok):
         on_canvas = (j2[t] + 0.5) * [canvas[0] / w, canvas[1] / h] - 0.5
-        ref[i] = pam_rule_640(on_canvas, j3[t, :, 2])[:, cols] if canvas == (640, 480) else 0
+        ref[i] = pam_rule_drawing(on_canvas, j3[t, :, 2])[:, cols] if canvas == (640, 480) else 0
     new = maps.hand_keypoint_map(j2[ok], w, h, j3[ok, :, 2], canvas=canvas)
     old = maps.hand_keypoint_map(j2[ok], w, h, j3[ok, :, 2], order="depth")
     for name, video in (("ours (memory)", new), ("ours (hand_keypoints.mp4)", kp_mp4[ok]),
