@@ -47,16 +47,20 @@ def _label_to_id(label: str, object_ids: dict[str, int]) -> int:
     return 0
 
 
+def _tensor(x):
+    """A camera data field as a torch tensor (Isaac Lab 3 hands out Warp arrays with ``.torch``)."""
+    return x.torch if hasattr(x, "torch") else x
+
+
 def read_frames(env, object_ids: dict[str, int]) -> list[IsaacFrame]:
     """This moment's image of every env's camera (rendered on access)."""
     data = env.camera.data
     depth = data.output["distance_to_image_plane"]
     seg = data.output["instance_segmentation"]
-    depth = (depth.torch if hasattr(depth, "torch") else depth).cpu().numpy()[..., 0]
-    seg = (seg.torch if hasattr(seg, "torch") else seg).cpu().numpy()[..., 0]
-    K = (data.intrinsic_matrices.torch if hasattr(data.intrinsic_matrices, "torch") else data.intrinsic_matrices).cpu().numpy()
-    pos = data.pos_w.torch if hasattr(data.pos_w, "torch") else data.pos_w
-    quat = data.quat_w_ros.torch if hasattr(data.quat_w_ros, "torch") else data.quat_w_ros
+    depth = _tensor(depth).cpu().numpy()[..., 0]
+    seg = _tensor(seg).cpu().numpy()[..., 0]
+    K = _tensor(data.intrinsic_matrices).cpu().numpy()
+    pos, quat = _tensor(data.pos_w), _tensor(data.quat_w_ros)
     origins = env.scene.env_origins.cpu().numpy()
     out = []
     from scipy.spatial.transform import Rotation
