@@ -540,8 +540,6 @@ class PamController:
         return sample
 
     def _capture(self, run, spec: JobSpec, progress):
-        from pam_engine.capture.renderer import MujocoCapture, SegLookup
-        from pam_engine.capture.replay import capture_sequence
         from pam_engine.dataset.episode import make_episode
 
         traj, scene = run.trajectory, run.scene
@@ -554,15 +552,12 @@ class PamController:
             camera = preset_camera(spec.camera, target, spec.width, spec.height)
         n = traj.num_frames
 
-        def set_frame(data, t: int) -> None:
+        def on_frame(t: int) -> None:
             self._check_cancel()
             progress("capture", t / n)
-            scene.pose_frame(traj, t)
 
         progress("capture", 0.0)
-        geoms, skins = scene.segmentation_ids()
-        with MujocoCapture(scene.model, camera, SegLookup(geoms=geoms, skins=skins)) as cap:
-            seq = capture_sequence(cap, scene.data, set_frame, n)
+        seq = scene.capture(traj, camera, None, on_frame=on_frame)  # the plain look, as before
         progress("capture", 1.0)
         return make_episode(traj, camera, seq, prompt=spec.prompt, policy_version=traj.policy.rsplit("-", 1)[-1],
                             extra={"source": "pam-kit-window"})

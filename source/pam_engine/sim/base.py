@@ -179,11 +179,11 @@ class HandObjectEnv(Protocol):
         """Deepest penetration (m) of the hand at ``pose`` into the table or an object, and what
         it sinks into; the state is left as it was."""
 
-    def capture(self, trajectory, camera, rng: np.random.Generator | None = None, out=None):
+    def capture(self, trajectory, camera, rng: np.random.Generator | None = None, out=None, on_frame=None):
         """Render ``trajectory`` (recorded in this scene) through ``camera`` into a
         ``CaptureSequence``: metric depth, segmentation ids, the hand-only pass, normals and the
         RGB preview, whose random look ``rng`` draws (None: the plain look); ``out`` is reused
-        when it fits."""
+        when it fits. ``on_frame(t)`` runs before frame ``t`` (progress; it may raise to stop)."""
 
     def fork(self) -> "HandObjectEnv":
         """A view with its own copy of the state (same built model): scratch trials."""

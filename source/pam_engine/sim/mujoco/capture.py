@@ -14,13 +14,18 @@ from pam_engine.capture.style import sample_preview_style
 
 
 def capture_trajectory(scene, trajectory, camera: Camera, rng: np.random.Generator | None,
-                       out: CaptureSequence | None = None) -> CaptureSequence:
+                       out: CaptureSequence | None = None, on_frame=None) -> CaptureSequence:
     """Render every frame of ``trajectory`` through ``camera``. ``rng`` draws the preview's
     random look (lighting, colours, textures; None: the plain look). ``out`` (the previous
-    episode's sequence) is reused when its size fits."""
+    episode's sequence) is reused when its size fits. ``on_frame(t)`` runs before frame ``t``
+    is posed (progress, cancellation)."""
     geoms, skins = scene.segmentation_ids()
     style = sample_preview_style(rng, list(geoms), [scene.table_geom]) if rng is not None else None
     fits = out is not None and out.depth.shape == (trajectory.num_frames, camera.height, camera.width)
     with MujocoCapture(scene.model, camera, SegLookup(geoms=geoms, skins=skins), preview=style) as cap:
-        return capture_sequence(cap, scene.data, lambda data, t: scene.pose_frame(trajectory, t),
-                                trajectory.num_frames, out=out if fits else None)
+        def set_frame(data, t: int) -> None:
+            if on_frame is not None:
+                on_frame(t)
+            scene.pose_frame(trajectory, t)
+
+        return capture_sequence(cap, scene.data, set_frame, trajectory.num_frames, out=out if fits else None)

@@ -326,11 +326,11 @@ class HandObjectScene:
         mujoco.mj_forward(self.model, view.data)
         return view
 
-    def capture(self, trajectory, camera, rng=None, out=None):
+    def capture(self, trajectory, camera, rng=None, out=None, on_frame=None):
         """Render a trajectory recorded in this scene (see :mod:`pam_engine.sim.mujoco.capture`)."""
         from pam_engine.sim.mujoco.capture import capture_trajectory
 
-        return capture_trajectory(self, trajectory, camera, rng, out)
+        return capture_trajectory(self, trajectory, camera, rng, out, on_frame)
 
     def segmentation_ids(self) -> tuple[dict[int, int], dict[int, int]]:
         """Geom id -> segmentation id for object visual geoms, and skin id -> hand id."""
