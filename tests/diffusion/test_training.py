@@ -194,15 +194,23 @@ def test_stage3_checkpoint_reloads_identically_sharded(stage3_run, tmp_path):
     text = torch.randn(1, c.max_text_seq_length, c.text_embed_dim, generator=gen)
     pipe = r.task.pipe
     rotary = pipe._prepare_rotary_positional_embeddings(32, 48, 3, torch.device("cpu"))
+    trained = model.state_dict()
+    outputs = []
     with torch.no_grad():
         want = model(x, text, torch.tensor([500]), control_latents=control, image_rotary_emb=rotary).sample
         for folder in (r.checkpoint / "transformer", sharded):
             loaded = load_pam_transformer(folder)
-            keys = set(loaded.state_dict())
-            assert any(k.startswith("transformer_blocks_copy.") for k in keys)
-            assert "initial_combine_linear.weight" in keys
-            got = loaded(x, text, torch.tensor([500]), control_latents=control, image_rotary_emb=rotary).sample
-            assert torch.equal(want, got)
+            state = loaded.state_dict()
+            assert any(k.startswith("transformer_blocks_copy.") for k in state)
+            assert "initial_combine_linear.weight" in state
+            # every weight and buffer bit for bit
+            assert state.keys() == trained.keys()
+            assert all(torch.equal(state[k], trained[k]) for k in state)
+            outputs.append(loaded(x, text, torch.tensor([500]), control_latents=control, image_rotary_emb=rotary).sample)
+    # Both folders load the very same model. The in-memory trained model holds the same weights in
+    # other memory (the optimiser's), where CPU matmul kernels may round differently (seen: 7e-7).
+    assert torch.equal(outputs[0], outputs[1])
+    torch.testing.assert_close(outputs[0], want, rtol=1e-5, atol=1e-5)
 
 
 def test_stage3_trained_transformer_loads_in_the_generator(stage3_run, weight_folders):
