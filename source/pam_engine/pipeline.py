@@ -342,7 +342,10 @@ class Generator:
             raise OutputError(f"{path} is unreadable ({exc}); remove it or use another folder") from exc
         if not isinstance(previous, dict):
             raise OutputError(f"{path} is not a dataset description (expected a JSON object)")
-        differing = differing_keys(dataset_identity(previous.get("config") or {}), self._identity())
+        before = dict(previous.get("config") or {})
+        # a dataset made before the world-model outputs existed has neither (docs/worldmodels.md)
+        before.setdefault("world_models", {"actions": False, "static_video": False})
+        differing = differing_keys(dataset_identity(before), self._identity())
         if differing:
             shown = ", ".join(differing[:8]) + (f" and {len(differing) - 8} more" if len(differing) > 8 else "")
             raise OutputError(f"{self.out} holds a dataset made with a different config (differing keys: {shown}); "

@@ -159,3 +159,18 @@ def test_static_video_file_matches_the_interaction_first_frame(episode):
     diff = np.abs(static[0].astype(int) - sim[0])[~hand]
     assert diff.mean() < 2.0  # H.264 at crf 18, both encoded from identical pixels there
     assert main(["validate", str(episode.path.parent)]) == 0
+
+
+def test_a_dataset_from_before_the_world_model_outputs_resumes_only_without_them(tmp_path):
+    from pam_engine.errors import OutputError
+
+    cfg = load_config(GenerateConfig, None, SMALL)
+    Generator(cfg, tmp_path / "old")
+    path = tmp_path / "old" / "dataset.json"
+    desc = json.loads(path.read_text())
+    del desc["config"]["world_models"]  # as an engine without them wrote it
+    path.write_text(json.dumps(desc))
+    with pytest.raises(OutputError, match="world_models.actions, world_models.static_video"):
+        Generator(cfg, tmp_path / "old")
+    Generator(load_config(GenerateConfig, None, SMALL + ["world_models.actions=false",
+                                                         "world_models.static_video=false"]), tmp_path / "old")
