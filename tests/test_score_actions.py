@@ -164,3 +164,21 @@ def test_bad_input_is_named_before_any_simulation(tmp_path, capsys):
     (tmp_path / "q" / "score_actions.json").write_text("{}")
     with pytest.raises(OutputError, match="never overwritten"):
         score_candidates(cfg, None, [Candidate("x")], make_goal("lifted"), tmp_path / "q")
+
+
+def test_candidates_cross_grasps_with_policies_and_a_policy_alone_runs_stage1(setup, tmp_path):
+    from pathlib import Path
+
+    cfg, scene, good, good_file, bad_file = setup
+    policy = Path(__file__).resolve().parents[1] / "policies" / "grasp_residual.pth"
+    out = tmp_path / "policies"
+    assert main(["score-actions", *SET, "--candidates", "0", "--grasp", str(good_file), "--policy", "scripted",
+                 "--policy", str(policy), "--out", str(out), "--no-progress"]) == 0
+    ranked = json.loads((out / "score_actions.json").read_text())["candidates"]
+    assert sorted(c["name"] for c in ranked) == ["good+grasp_residual", "good+scripted"]
+    assert {c["metrics"]["policy"].split("-")[0] for c in ranked} == {"scripted", "learned"}
+    alone = tmp_path / "alone"
+    assert main(["score-actions", *SET, "--candidates", "0", "--policy", "scripted", "--out", str(alone),
+                 "--no-progress"]) == 0
+    (row,) = json.loads((alone / "score_actions.json").read_text())["candidates"]
+    assert row["name"] == "stage1" and row["metrics"]["source"] == "stage1" and row["score"] is not None
