@@ -182,3 +182,10 @@ def test_candidates_cross_grasps_with_policies_and_a_policy_alone_runs_stage1(se
                  "--no-progress"]) == 0
     (row,) = json.loads((alone / "score_actions.json").read_text())["candidates"]
     assert row["name"] == "stage1" and row["metrics"]["source"] == "stage1" and row["score"] is not None
+
+
+def test_a_goal_object_the_scene_lacks_is_refused_before_simulating(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["score-actions", *SET, "--goal-arg", "object=3", "--out", str(out)]) == 2
+    assert "object 3 is not one of the scene's objects 0..0" in capsys.readouterr().err
+    assert not out.exists()

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from pam_engine.errors import ConfigError
     from pam_engine.pipeline import GenerateConfig
     from pam_engine.worldmodels.goals import make_goal
-    from pam_engine.worldmodels.score import Candidate, check_output, plan_scene, score_candidates, synthesized_grasps
+    from pam_engine.worldmodels.score import Candidate, check_goal, check_output, plan_scene, score_candidates, synthesized_grasps
 
     # everything the user typed is checked before any simulation
     goal_args = {}
@@ -60,7 +60,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("zero candidates: --candidates 0 and no --grasp or --policy given; expected at least one")
     given = apply_overrides(load_yaml(args.config) if args.config else {}, args.overrides)
     cfg = from_dict(GenerateConfig, given).resolve(given)
-    check_output(args.out, args.write_episodes)
     from pam_engine.pose.setup import HandCache
 
     hand, articulation = HandCache.get(cfg.stage1.mano)
@@ -76,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
             policies.append((Path(path).stem, load_policy(path, n_dof=articulation.size)))
     scene = plan_scene(cfg, args.episode, args.seed)
+    check_goal(goal, scene)
+    check_output(args.out, args.write_episodes)  # creates the folder: only once every input passed
     grasps = [(f"synth-{i}-{g.family}", g, "synthesis") for i, g in enumerate(synthesized_grasps(cfg, scene, args.candidates))]
     grasps += [(name, g, "file") for name, g in files]
     candidates = []

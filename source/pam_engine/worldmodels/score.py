@@ -81,6 +81,13 @@ def synthesized_grasps(cfg: GenerateConfig, scene: Scene, count: int) -> list:
     return GraspSynthesizer(sim, 0, synth).synthesize(count)
 
 
+def check_goal(goal, scene: Scene) -> None:
+    """A goal's object index is one of the scene's objects (ConfigError otherwise)."""
+    n_obj = len(scene.objects)
+    if getattr(goal, "object", None) is not None and not 0 <= goal.object < n_obj:
+        raise ConfigError(f"goal {goal.kind}: object {goal.object} is not one of the scene's objects 0..{n_obj - 1}")
+
+
 def check_output(out: str | Path, write_episodes: bool) -> Path:
     """The output folder, checked before any simulation: a dataset folder (or new) without a
     ranking, and without episodes when candidates' episodes are to be written there."""
@@ -105,9 +112,7 @@ def score_candidates(cfg: GenerateConfig, scene: Scene, candidates: list[Candida
         raise ConfigError("no candidates to score: give synthesized grasps (--candidates N), grasp files (--grasp) "
                           "or policies (--policy)")
     root = check_output(out, write_episodes)
-    n_obj = len(scene.objects)
-    if getattr(goal, "object", None) is not None and not 0 <= goal.object < n_obj:
-        raise ConfigError(f"goal {goal.kind}: object {goal.object} is not one of the scene's objects 0..{n_obj - 1}")
+    check_goal(goal, scene)
     metric = goal_image = None
     if goal.needs_render:
         metric, goal_image = goal.load()
