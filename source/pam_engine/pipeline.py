@@ -11,6 +11,7 @@ failures are skipped. Several runs may share the folder: each claims an episode 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -67,6 +68,14 @@ class RandomizationConfig:
 
 
 @dataclass(frozen=True)
+class WorldModelsConfig:
+    """Outputs for the world models next to PAM (docs/worldmodels.md); neither is a condition map."""
+
+    actions: bool = True  # HandWorld's 138-D per-frame action: actions.npy + actions_mask.npy
+    static_video: bool = True  # DWM's static-scene video (objects at their initial poses, no hand): static.mp4
+
+
+@dataclass(frozen=True)
 class GenerateConfig:
     """Everything ``pam generate`` needs (YAML + ``key=value`` overrides)."""
 
@@ -88,6 +97,8 @@ class GenerateConfig:
     #: Where episodes run (this process, a local Ray, or a Ray cluster); not part of the
     #: dataset's identity: a batch may resume with another number of workers.
     ray: RayConfig = field(default_factory=RayConfig)
+    #: HandWorld's actions and DWM's static-scene video in every episode (docs/worldmodels.md)
+    world_models: WorldModelsConfig = field(default_factory=WorldModelsConfig)
 
     def check(self) -> None:
         """Validate (nothing is changed: derived values come from :meth:`resolve`): every value in
@@ -331,7 +342,10 @@ class Generator:
             raise OutputError(f"{path} is unreadable ({exc}); remove it or use another folder") from exc
         if not isinstance(previous, dict):
             raise OutputError(f"{path} is not a dataset description (expected a JSON object)")
-        differing = differing_keys(dataset_identity(previous.get("config") or {}), self._identity())
+        before = dict(previous.get("config") or {})
+        # a dataset made before the world-model outputs existed has neither (docs/worldmodels.md)
+        before.setdefault("world_models", {"actions": False, "static_video": False})
+        differing = differing_keys(dataset_identity(before), self._identity())
         if differing:
             shown = ", ".join(differing[:8]) + (f" and {len(differing) - 8} more" if len(differing) > 8 else "")
             raise OutputError(f"{self.out} holds a dataset made with a different config (differing keys: {shown}); "
@@ -346,7 +360,8 @@ class Generator:
         tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         cfg = self.cfg
         n_objects = 1 + min(cfg.randomization.distractors, len(set(cfg.randomization.objects)) - 1)
-        schema = features(cfg.stage1.num_frames, cfg.height, cfg.width, n_objects, self.diffusion_enabled)
+        schema = features(cfg.stage1.num_frames, cfg.height, cfg.width, n_objects, self.diffusion_enabled,
+                          actions=cfg.world_models.actions, static_video=cfg.world_models.static_video)
         tmp.write_text(json.dumps(dataset_description(self._identity(), cfg.episodes, schema), indent=2))
         try:
             os.link(tmp, path)  # exclusive: a run started at the same moment with another config loses
@@ -469,10 +484,16 @@ class Generator:
         scene = run.scene
         target = traj.pose_y[0, 0, :, 3] + np.array([0.0, 0.0, 0.08])
         camera = sample_camera(rng, target, cfg.randomization.camera)
+        # DWM's static scene draws the same preview look: from the rng as the capture gets it
+        static_rng = copy.deepcopy(rng) if cfg.randomization.preview else None
         seq = scene.capture(traj, camera, rng if cfg.randomization.preview else None, out=capture_buffer)
         episode = make_episode(traj, camera, seq, prompt=plan.prompt, policy_version=traj.policy.rsplit("-", 1)[-1],
-                               map_style=cfg.maps)
+                               map_style=cfg.maps, actions=cfg.world_models.actions)
         summary.stage_seconds["capture"] += time.perf_counter() - t0
+        if cfg.world_models.static_video:
+            t0 = time.perf_counter()
+            episode.set_static(scene.capture_static(traj, camera, static_rng).rgb)
+            summary.stage_seconds["static"] += time.perf_counter() - t0
 
         if self.diffusion is not None:
             t0 = time.perf_counter()

@@ -143,7 +143,9 @@ class MujocoCapture:
 
     def __init__(self, model: "mujoco.MjModel", camera: Camera, seg_lookup: SegLookup | None = None,
                  preview: PreviewStyle | None = None, hand_style: HandMeshStyle | None = None,
-                 multisample: bool = False, profile: bool = False) -> None:
+                 multisample: bool = False, profile: bool = False, draw_hand: bool = True) -> None:
+        """``draw_hand=False`` leaves the hand out of every pass (no skin is drawn: DWM's static
+        scene, docs/worldmodels.md); the hand-only image is then black."""
         self.model = model
         #: Seconds spent per pass, summed over captures, when ``profile`` is on (benchmarks).
         self.timings: dict[str, float] = {}
@@ -176,8 +178,9 @@ class MujocoCapture:
 
         self._scene = mujoco.MjvScene(model, maxgeom=max(1000, 2 * model.ngeom + model.nskin + 10))
         self._hand_scene = mujoco.MjvScene(model, maxgeom=max(16, model.nskin + 1))
-        self._opt = _scene_option(VISIBLE_GEOM_GROUPS, (1,) * 6)
-        self._hand_opt = _scene_option((0,) * 6, (1,) * 6)
+        skins = (int(draw_hand),) * 6  # the hand's visible surface is its skin (scene contract)
+        self._opt = _scene_option(VISIBLE_GEOM_GROUPS, skins)
+        self._hand_opt = _scene_option((0,) * 6, skins)
         self._hand_skins = set(self.seg_lookup.hand_skins(model.nskin))
         self._freecam = mujoco.MjvCamera()
         mujoco.mjv_defaultFreeCamera(model, self._freecam)

@@ -12,7 +12,9 @@ from pam_engine.capture.frames import CaptureSequence
 from pam_engine.capture.labels import LABEL_SHAPES, episode_labels
 from pam_engine.capture.maps import condition_maps
 from pam_engine.capture.style import MapStyle
-from pam_engine.dataset.format import DEPTH_MAX_M, MAP_VIDEOS, EpisodeMeta
+from pam_engine.dataset.format import (
+    ACTIONS_FILE, ACTIONS_MASK_FILE, DEPTH_MAX_M, MAP_VIDEOS, WORLD_MODEL_VIDEOS, WORLD_MODELS_KEY, EpisodeMeta,
+)
 from pam_engine.errors import ConfigError
 
 
@@ -28,6 +30,22 @@ class EpisodeData:
     maps: dict[str, np.ndarray]
     labels: dict[str, np.ndarray]
     video: np.ndarray | None = None  # (T, H, W, 3) uint8 photoreal video
+    #: HandWorld's action rows (T, 138) float32 and hand mask (T, 2) bool (``dataset.actions``)
+    actions: np.ndarray | None = None
+    actions_mask: np.ndarray | None = None
+    #: DWM's static-scene video (T, H, W, 3) uint8: objects at their initial poses, no hand
+    static_rgb: np.ndarray | None = None
+
+    def set_actions(self, actions: np.ndarray, mask: np.ndarray) -> None:
+        """Attach HandWorld's actions and name their files in ``meta.extra`` (docs/worldmodels.md)."""
+        self.actions, self.actions_mask = actions, mask
+        files = self.meta.extra.setdefault(WORLD_MODELS_KEY, {})
+        files["actions"], files["actions_mask"] = ACTIONS_FILE, ACTIONS_MASK_FILE
+
+    def set_static(self, frames: np.ndarray) -> None:
+        """Attach DWM's static-scene video and name its file in ``meta.extra``."""
+        self.static_rgb = frames
+        self.meta.extra.setdefault(WORLD_MODELS_KEY, {})["static"] = WORLD_MODEL_VIDEOS["static"]
 
     def check(self) -> None:
         """Raise ConfigError naming the first inconsistent array (before anything is written)."""
@@ -57,6 +75,19 @@ class EpisodeData:
                 raise ConfigError(f"episode map {name!r}: expected uint8 {(t, h, w, 3)}, got {arr.dtype} {arr.shape}")
         if self.video is not None and (self.video.shape != (t, h, w, 3) or self.video.dtype != np.uint8):
             raise ConfigError(f"episode video: expected uint8 {(t, h, w, 3)}, got {self.video.dtype} {self.video.shape}")
+        if self.static_rgb is not None and (self.static_rgb.shape != (t, h, w, 3) or self.static_rgb.dtype != np.uint8):
+            raise ConfigError(f"episode static video: expected uint8 {(t, h, w, 3)}, got {self.static_rgb.dtype} "
+                              f"{self.static_rgb.shape}")
+        if (self.actions is None) != (self.actions_mask is None):
+            raise ConfigError("episode actions: actions and actions_mask come together")
+        if self.actions is not None:
+            from pam_engine.dataset.actions import ACTION_DIM, MASK_HANDS
+
+            a, m = self.actions, self.actions_mask
+            if a.shape != (t, ACTION_DIM) or a.dtype != np.float32 or not np.all(np.isfinite(a)):
+                raise ConfigError(f"episode actions: expected finite float32 {(t, ACTION_DIM)}, got {a.dtype} {a.shape}")
+            if m.shape != (t, len(MASK_HANDS)) or m.dtype != bool:
+                raise ConfigError(f"episode actions_mask: expected bool {(t, len(MASK_HANDS))}, got {m.dtype} {m.shape}")
         for key, per_frame in LABEL_SHAPES.items():
             if key not in self.labels:
                 raise ConfigError(f"episode labels: missing {key!r}")
@@ -70,10 +101,12 @@ class EpisodeData:
 
 def make_episode(trajectory, camera: Camera, capture: CaptureSequence, *, prompt: str = "",
                  policy_version: str = "", video: np.ndarray | None = None, extra: dict | None = None,
-                 keypoint_tolerance: float = 0.01, map_style: MapStyle | None = None) -> EpisodeData:
+                 keypoint_tolerance: float = 0.01, map_style: MapStyle | None = None,
+                 actions: bool = False) -> EpisodeData:
     """Labels, condition maps and metadata of one captured trajectory (``Trajectory`` from Stage I,
     the ``CaptureSequence`` of the same frames through ``camera``).
 
+    ``actions``: also HandWorld's 138-D actions (``dataset.actions``) from the labels and camera.
     The episode references the capture's ``rgb``/``depth``/``seg`` arrays (no copy): write it
     before reusing that ``CaptureSequence`` for the next episode.
     """
@@ -100,5 +133,10 @@ def make_episode(trajectory, camera: Camera, capture: CaptureSequence, *, prompt
                         "keypoint_canvas": list(camera.canvas or (camera.width, camera.height))},
                **(extra or {})},
     )
-    return EpisodeData(meta=meta, sim_rgb=capture.rgb, depth=capture.depth, seg=capture.seg,
-                       maps=dict(maps.items()), labels=labels, video=video)
+    episode = EpisodeData(meta=meta, sim_rgb=capture.rgb, depth=capture.depth, seg=capture.seg,
+                          maps=dict(maps.items()), labels=labels, video=video)
+    if actions:
+        from pam_engine.dataset.actions import handworld_actions
+
+        episode.set_actions(*handworld_actions(labels["joint_3d"], camera.world_to_cam))
+    return episode

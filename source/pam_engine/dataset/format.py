@@ -10,7 +10,10 @@ An episode is one folder ``episode_NNNNNN/`` holding:
   0.05 mm; format version 1 stored float32 metres in ``depth_raw.npz`` (still read);
 - ``seg_raw.npz`` (``seg``: uint8 (T, H, W) DexYCB ids), lossless;
 - ``sim_rgb.mp4`` and one mp4 per condition map (``depth``, ``seg``, ``hand_keypoints``,
-  ``hand_mesh``, ``normal``), H.264 yuv420p; ``video.mp4`` only when the diffusion stages ran.
+  ``hand_mesh``, ``normal``), H.264 yuv420p; ``video.mp4`` only when the diffusion stages ran;
+- for the world models next to PAM (docs/worldmodels.md), when ``meta.extra["world_models"]``
+  names them: ``actions.npy``/``actions_mask.npy`` (HandWorld's 138-D action, ``dataset.actions``)
+  and ``static.mp4`` (DWM's static-scene video: the objects at their initial poses, no hand).
 Episodes are written to a ``.tmp-<owner>-*`` sibling and renamed when complete; runs sharing a
 folder claim episodes in ``.claims/`` (``dataset.claims``).
 """
@@ -53,6 +56,15 @@ MAP_VIDEOS: dict[str, str] = {
     "hand_mesh": "hand_mesh.mp4",
     "normal": "normal.mp4",
 }
+#: Optional videos for the world models (not condition maps: the diffusion stages never read them).
+WORLD_MODEL_VIDEOS: dict[str, str] = {"static": "static.mp4"}
+#: HandWorld's per-frame action (float32 (T, 138)) and its hand mask (bool (T, 2)).
+ACTIONS_FILE = "actions.npy"
+ACTIONS_MASK_FILE = "actions_mask.npy"
+#: Key of ``meta.extra`` naming the world-model files an episode holds.
+WORLD_MODELS_KEY = "world_models"
+#: The ranking ``pam score-actions`` writes into its output folder.
+SCORE_ACTIONS_FILE = "score_actions.json"
 #: One JSON line per episode that failed to be produced (written by ``EpisodeWriter.record_failure``).
 FAILURES_FILE = "failures.jsonl"
 #: Folder of traceback files of episodes that failed with an unexpected error.
@@ -61,13 +73,15 @@ FAILURES_DIR = "failures"
 CLAIMS_DIR = ".claims"
 #: Files a dataset folder may hold besides episodes (viewer page, dataset index, failure log, the s0
 #: split lists ``pam import-dexycb`` writes).
-ROOT_FILES = frozenset({"index.html", "dataset.json", FAILURES_FILE, "s0_train.txt", "s0_val.txt"})
+ROOT_FILES = frozenset({"index.html", "dataset.json", FAILURES_FILE, "s0_train.txt", "s0_val.txt", SCORE_ACTIONS_FILE})
 ROOT_DIRS = frozenset({FAILURES_DIR, CLAIMS_DIR})
 
 
-def features(num_frames: int, height: int, width: int, num_objects: int, has_video: bool) -> dict:
+def features(num_frames: int, height: int, width: int, num_objects: int, has_video: bool,
+             actions: bool = False, static_video: bool = False) -> dict:
     """The features schema of ``dataset.json`` (as LeRobot's ``info.json``): every stored array
-    and video of an episode with its file, dtype and shape."""
+    and video of an episode with its file, dtype and shape (``actions``, ``static_video``: the
+    world-model files, docs/worldmodels.md)."""
     from pam_engine.capture.labels import LABEL_DTYPES, LABEL_SHAPES
 
     t, h, w = num_frames, height, width
@@ -79,7 +93,16 @@ def features(num_frames: int, height: int, width: int, num_objects: int, has_vid
     for key, per_frame in LABEL_SHAPES.items():
         shape = [t] + [num_objects if d == "n" else d for d in per_frame]
         out[f"labels.{key}"] = {"file": LABELS_FILE, "key": key, "dtype": LABEL_DTYPES[key], "shape": shape}
-    videos = dict(MAP_VIDEOS, **({"video": VIDEO_FILE} if has_video else {}))
+    if actions:
+        from pam_engine.dataset.actions import ACTION_DIM, MASK_HANDS
+
+        out["actions"] = {"file": ACTIONS_FILE, "dtype": "float32", "shape": [t, ACTION_DIM],
+                          "layout": "handworld-138: rotation 9 (world->camera, row-major), translation 3, "
+                                    "right hand 21x3 (camera frame), left hand 21x3 (zeros)"}
+        out["actions_mask"] = {"file": ACTIONS_MASK_FILE, "dtype": "bool", "shape": [t, len(MASK_HANDS)],
+                               "names": list(MASK_HANDS)}
+    videos = dict(MAP_VIDEOS, **({"video": VIDEO_FILE} if has_video else {}),
+                  **(WORLD_MODEL_VIDEOS if static_video else {}))
     for name, file in videos.items():
         out[f"video.{name}"] = {"file": file, "dtype": "video", "shape": [t, h, w, 3], "codec": "h264"}
     return out

@@ -11,6 +11,8 @@ import numpy as np
 from pam_engine.config import from_dict
 from pam_engine.capture.labels import LABEL_DTYPES
 from pam_engine.dataset.format import (
+    ACTIONS_FILE,
+    ACTIONS_MASK_FILE,
     DATASET_FORMAT,
     READABLE_VERSIONS,
     DEPTH_NPZ_FILE,
@@ -21,6 +23,7 @@ from pam_engine.dataset.format import (
     META_FILE,
     SEG_RAW_FILE,
     VIDEO_FILE,
+    WORLD_MODEL_VIDEOS,
     EpisodeMeta,
     is_episode_name,
 )
@@ -55,6 +58,7 @@ def read_description(root: str | Path) -> dict | None:
         raise ConfigError(f"{path}: 'features' must be an object")
     known = {"depth": ("uint16", DEPTH_RAW_FILE), "seg": ("uint8", SEG_RAW_FILE)}
     known.update({f"labels.{k}": (d, LABELS_FILE) for k, d in LABEL_DTYPES.items()})
+    known.update({"actions": ("float32", ACTIONS_FILE), "actions_mask": ("bool", ACTIONS_MASK_FILE)})
     for name, entry in features.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("shape"), list) or "dtype" not in entry:
             raise ConfigError(f"{path}: feature {name!r} needs a dtype and a shape list")
@@ -132,13 +136,37 @@ class Episode:
         """Path of ``video`` or of a map video (``sim_rgb``, ``depth``, ``seg``, ...)."""
         if name == "video":
             return self.path / VIDEO_FILE
+        if name in WORLD_MODEL_VIDEOS:
+            return self.path / WORLD_MODEL_VIDEOS[name]
         if name not in MAP_VIDEOS:
-            raise KeyError(f"unknown video {name!r}; expected 'video' or one of {sorted(MAP_VIDEOS)}")
+            raise KeyError(f"unknown video {name!r}; expected 'video' or one of "
+                           f"{sorted(MAP_VIDEOS) + sorted(WORLD_MODEL_VIDEOS)}")
         return self.path / MAP_VIDEOS[name]
 
     def video(self, name: str) -> np.ndarray:
         """Decoded RGB frames (T, H, W, 3) of a video of this episode."""
         return read_video(self.video_path(name))
+
+    @property
+    def has_actions(self) -> bool:
+        return (self.path / ACTIONS_FILE).is_file()
+
+    @cached_property
+    def actions(self) -> np.ndarray:
+        """HandWorld's action rows (T, 138) float32 (layout: ``dataset.actions``)."""
+        return np.load(self.path / ACTIONS_FILE, allow_pickle=False)
+
+    @cached_property
+    def actions_mask(self) -> np.ndarray:
+        """(T, 2) bool: right, left hand present."""
+        return np.load(self.path / ACTIONS_MASK_FILE, allow_pickle=False)
+
+    def decoded_actions(self, frame: str = "camera") -> dict[str, np.ndarray]:
+        """``actions`` decoded (``dataset.actions.decode_actions``): ``world_to_cam`` (T, 4, 4) and
+        the ``right``/``left`` keypoints (T, 21, 3) in ``frame`` ("camera" or "world"), masked."""
+        from pam_engine.dataset.actions import decode_actions
+
+        return decode_actions(self.actions, self.actions_mask, frame)
 
 
 def load_episode(path: str | Path) -> Episode:

@@ -28,6 +28,10 @@ from pam_engine.dataset.format import (
     SEG_RAW_FILE,
     TMP_PREFIX,
     VIDEO_FILE,
+    WORLD_MODEL_VIDEOS,
+    WORLD_MODELS_KEY,
+    ACTIONS_FILE,
+    ACTIONS_MASK_FILE,
     EpisodeMeta,
     episode_name,
     is_allowed_root_entry,
@@ -163,6 +167,9 @@ def validate_episode(folder: Path, decode_videos: bool = True) -> list[str]:
         expected.append(VIDEO_FILE)
     elif (folder / VIDEO_FILE).exists():
         problems.append(f"{VIDEO_FILE} present but meta.has_video is false")
+    world_files, found = _world_model_files(folder, meta)
+    expected += world_files
+    problems += found
     for name in expected:
         if (folder / name).is_symlink():
             problems.append(f"{name}: a symbolic link (episodes hold real files only)")
@@ -181,6 +188,8 @@ def validate_episode(folder: Path, decode_videos: bool = True) -> list[str]:
         problems += found
     if labels is not None:
         problems += _check_label_consistency(labels, meta)
+    if ACTIONS_FILE in expected and ACTIONS_FILE not in missing and ACTIONS_MASK_FILE not in missing:
+        problems += _check_actions(folder, labels, meta)
     if depth is not None and seg is not None:
         holes = int(np.count_nonzero((seg > 0) & (depth == 0)))
         if holes:
@@ -190,6 +199,41 @@ def validate_episode(folder: Path, decode_videos: bool = True) -> list[str]:
         if name.endswith(".mp4") and name not in missing:
             problems += _check_video(folder / name, t, h, w, decode_videos)
     return problems
+
+
+def _world_model_files(folder: Path, meta: EpisodeMeta) -> tuple[list[str], list[str]]:
+    """The world-model files ``meta.extra["world_models"]`` names (docs/worldmodels.md), and
+    problems with that entry or with such files present but not named."""
+    entry = (meta.extra or {}).get(WORLD_MODELS_KEY) or {}
+    known = {"actions": ACTIONS_FILE, "actions_mask": ACTIONS_MASK_FILE, **WORLD_MODEL_VIDEOS}
+    if not isinstance(entry, dict):
+        return [], [f"meta.extra.{WORLD_MODELS_KEY}: expected an object naming files, got {entry!r}"]
+    problems = [f"meta.extra.{WORLD_MODELS_KEY}.{k}: {v!r}, expected {known[k]!r}" if k in known else
+                f"meta.extra.{WORLD_MODELS_KEY}: unknown entry {k!r} (expected {', '.join(sorted(known))})"
+                for k, v in entry.items() if known.get(k) != v]
+    files = [known[k] for k in entry if known.get(k) == entry[k]]
+    if (ACTIONS_FILE in files) != (ACTIONS_MASK_FILE in files):
+        problems.append(f"meta.extra.{WORLD_MODELS_KEY}: {ACTIONS_FILE} and {ACTIONS_MASK_FILE} come together")
+    for name in sorted(set(known.values()) - set(files)):
+        if (folder / name).exists():
+            problems.append(f"{name} present but meta.extra.{WORLD_MODELS_KEY} does not name it")
+    return files, problems
+
+
+def _check_actions(folder: Path, labels: dict | None, meta: EpisodeMeta) -> list[str]:
+    """HandWorld's actions: dtype, shape, and the round trip to joint_3d and world_to_cam."""
+    from pam_engine.dataset.actions import check_actions
+
+    try:
+        actions = np.load(folder / ACTIONS_FILE, allow_pickle=False)
+        mask = np.load(folder / ACTIONS_MASK_FILE, allow_pickle=False)
+    except _UNREADABLE as exc:
+        return [f"{ACTIONS_FILE}/{ACTIONS_MASK_FILE}: unreadable ({type(exc).__name__}: {exc or 'empty file'})"]
+    if actions.ndim != 2 or actions.shape[0] != meta.num_frames:
+        return [f"{ACTIONS_FILE}: shape {actions.shape}, expected ({meta.num_frames}, 138)"]
+    joint_3d = (labels or {}).get("joint_3d")
+    w2c = np.asarray(meta.world_to_cam, dtype=np.float64)
+    return [f"{ACTIONS_FILE}: {p}" for p in check_actions(actions, mask, joint_3d, w2c if w2c.shape == (4, 4) else None)]
 
 
 def _check_meta(meta: EpisodeMeta) -> list[str]:

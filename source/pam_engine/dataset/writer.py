@@ -11,6 +11,8 @@ import shutil
 import uuid
 from pathlib import Path
 
+import numpy as np
+
 from pam_engine.config import to_dict
 from pam_engine.dataset.episode import EpisodeData
 from pam_engine.dataset.format import (
@@ -26,6 +28,9 @@ from pam_engine.dataset.format import (
     SEG_RAW_FILE,
     TMP_PREFIX,
     VIDEO_FILE,
+    WORLD_MODEL_VIDEOS,
+    ACTIONS_FILE,
+    ACTIONS_MASK_FILE,
     episode_name,
     is_allowed_root_entry,
     save_npz,
@@ -119,6 +124,11 @@ class EpisodeWriter:
             write_video(folder / MAP_VIDEOS[name], frames, fps, self.crf)
         if ep.video is not None:
             write_video(folder / VIDEO_FILE, ep.video, fps, self.crf)
+        if ep.static_rgb is not None:  # the world-model files (docs/worldmodels.md)
+            write_video(folder / WORLD_MODEL_VIDEOS["static"], ep.static_rgb, fps, self.crf)
+        if ep.actions is not None:
+            np.save(folder / ACTIONS_FILE, ep.actions, allow_pickle=False)
+            np.save(folder / ACTIONS_MASK_FILE, ep.actions_mask, allow_pickle=False)
         # meta.json last: its presence marks a complete folder even for readers of a .tmp copy
         with open(folder / META_FILE, "w", encoding="utf-8") as f:
             json.dump(to_dict(ep.meta), f, indent=2, allow_nan=False)

@@ -332,6 +332,13 @@ class HandObjectScene:
 
         return capture_trajectory(self, trajectory, camera, rng, out, on_frame)
 
+    def capture_static(self, trajectory, cameras, rng=None):
+        """DWM's static-scene render of a trajectory recorded here: objects at their initial poses,
+        no hand (see :func:`pam_engine.sim.mujoco.capture.capture_static_scene`)."""
+        from pam_engine.sim.mujoco.capture import capture_static_scene
+
+        return capture_static_scene(self, trajectory, cameras, rng)
+
     def segmentation_ids(self) -> tuple[dict[int, int], dict[int, int]]:
         """Geom id -> segmentation id for object visual geoms, and skin id -> hand id."""
         geoms = {}
