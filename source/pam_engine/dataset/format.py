@@ -10,7 +10,8 @@ An episode is one folder ``episode_NNNNNN/`` holding:
   0.05 mm; format version 1 stored float32 metres in ``depth_raw.npz`` (still read);
 - ``seg_raw.npz`` (``seg``: uint8 (T, H, W) DexYCB ids), lossless;
 - ``sim_rgb.mp4`` and one mp4 per condition map (``depth``, ``seg``, ``hand_keypoints``,
-  ``hand_mesh``, ``normal``), H.264 yuv420p; ``video.mp4`` only when the diffusion stages ran.
+  ``hand_mesh``, ``normal``), H.264 yuv420p; ``video.mp4`` only when the diffusion stages ran;
+- ``qa.json`` once the video was checked against the labels (``pam_engine.qa``).
 Episodes are written to a ``.tmp-<owner>-*`` sibling and renamed when complete; runs sharing a
 folder claim episodes in ``.claims/`` (``dataset.claims``).
 """
@@ -55,13 +56,18 @@ MAP_VIDEOS: dict[str, str] = {
 }
 #: One JSON line per episode that failed to be produced (written by ``EpisodeWriter.record_failure``).
 FAILURES_FILE = "failures.jsonl"
+#: Label-consistency check of an episode's video (``pam qa``, or ``pam generate`` with
+#: ``qa.max_keypoint_error`` set); ``"passed": false`` marks the episode rejected (``is_rejected``).
+QA_FILE = "qa.json"
+#: The dataset's QA summary (figures per episode, the ``rejected`` list), rebuilt from every ``qa.json``.
+QA_SUMMARY_FILE = "qa_summary.json"
 #: Folder of traceback files of episodes that failed with an unexpected error.
 FAILURES_DIR = "failures"
 #: Folder of the claims of runs making episodes (``dataset.claims``); empty when none runs.
 CLAIMS_DIR = ".claims"
 #: Files a dataset folder may hold besides episodes (viewer page, dataset index, failure log, the s0
 #: split lists ``pam import-dexycb`` writes).
-ROOT_FILES = frozenset({"index.html", "dataset.json", FAILURES_FILE, "s0_train.txt", "s0_val.txt"})
+ROOT_FILES = frozenset({"index.html", "dataset.json", FAILURES_FILE, "s0_train.txt", "s0_val.txt", QA_SUMMARY_FILE})
 ROOT_DIRS = frozenset({FAILURES_DIR, CLAIMS_DIR})
 
 
