@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pam_engine.conventions import KEYPOINT_FINGER_COLORS, KEYPOINT_PARENTS
-from pam_engine.dataset.format import MAP_VIDEOS, TMP_PREFIX
+from pam_engine.dataset.format import MAP_VIDEOS, QA_FILE, TMP_PREFIX
 from pam_engine.dataset.reader import Episode, list_episodes, read_qa
 
 #: Condition maps shown beside the main video, in this order.
@@ -284,6 +284,8 @@ def _episode_section(ep: Episode, page_dir: Path, embed: bool, root: Path | None
     if root is not None:
         _inside(ep.path, root)
         _inside(ep.path / "labels.npz", root)
+        if (ep.path / QA_FILE).exists():
+            _inside(ep.path / QA_FILE, root)
     meta = ep.meta
     labels = ep.labels
     joint_2d = np.round(np.asarray(labels["joint_2d"], dtype=np.float64), 1)
