@@ -13,6 +13,8 @@ from pam_engine.dataset.reader import is_rejected, list_episodes, list_good_epis
 from pam_engine.dataset.validate import validate_dataset
 from pam_engine.dataset.videoio import read_video, write_video
 
+from .conftest import SMALL
+
 pytestmark = pytest.mark.qa
 
 
@@ -83,3 +85,24 @@ def test_episodes_without_the_video_are_listed_and_skipped(checked_dataset, tmp_
     assert not (root / "episode_000000" / "qa.json").exists()
     assert json.loads((root / "qa_summary.json").read_text())["skipped"] == {
         "episode_000000": "episode_000000 has no video.mp4"}
+
+
+def test_generate_marks_failing_episodes_rejected_and_resumes_missing_checks(checked_dataset, tmp_path):
+    from pam_engine.config import load_config
+    from pam_engine.pipeline import GenerateConfig, Generator
+
+    source, _ = checked_dataset
+    root = tmp_path / "resume"
+    shutil.copytree(source, root)
+    (root / "episode_000000" / "qa.json").unlink()  # as if killed between writing and checking
+    # a resumed batch may change the threshold (qa only judges): 1 px rejects the episode
+    cfg = load_config(GenerateConfig, None, SMALL + ["episodes=1", "seed=3", "qa.video=sim_rgb",
+                                                     "qa.max_keypoint_error=1"])
+    summary = Generator(cfg, root).run(progress=False)
+    assert summary.skipped == 1 and summary.written == 0
+    qa = json.loads((root / "episode_000000" / "qa.json").read_text())
+    assert qa["passed"] is False and qa["checks"]["keypoint_error"] is False
+    assert summary.qa["rejected"] == ["episode_000000"]
+    assert "1 rejected" in summary.report() and "episode_000000" in summary.report()
+    assert (root / "episode_000000" / "sim_rgb.mp4").is_file()  # kept
+    assert list_good_episodes(root) == []
