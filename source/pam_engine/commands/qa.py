@@ -20,8 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="which video to check (default: video = video.mp4; sim_rgb = the simulation preview)")
     parser.add_argument("--max-keypoint-error", type=float, default=None, metavar="PX",
                         help="fail episodes whose mean keypoint error exceeds PX pixels (default: not judged)")
-    parser.add_argument("--min-detection-rate", type=float, default=0.5, metavar="FRACTION",
-                        help="fail episodes where the hand is found in fewer of the frames showing it (default 0.5)")
+    parser.add_argument("--min-detection-rate", type=float, default=0.25, metavar="FRACTION",
+                        help="fail episodes where the hand is found in fewer of the frames showing it (default 0.25)")
     parser.add_argument("--detector-python", default=None, metavar="PYTHON",
                         help="Python of the detector environment (default: $PAM_QA_PYTHON, else .venv-qa)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

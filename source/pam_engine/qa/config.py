@@ -20,7 +20,7 @@ class QaConfig:
     max_keypoint_error: float | None = None
     #: fraction of the frames showing the hand (>= ``min_joints_in_view`` labelled joints in the image)
     #: where the detector finds it
-    min_detection_rate: float = 0.5
+    min_detection_rate: float = 0.25
     #: which video to check: "video" (video.mp4) or a map video name, e.g. "sim_rgb"
     video: str = "video"
     #: temporal alignment: lags searched on each side, and how much lower (fraction of the error at
