@@ -181,7 +181,9 @@ def format_summary(run: DatasetQa) -> str:
                      f"{'-' if rate is None else f'{rate:.0%}'}  error "
                      f"{'-' if err is None else f'{err:.1f} px'}  PCK@5/10/20 "
                      + "/".join("-" if pck[k] is None else f"{pck[k]:.2f}" for k in ("5", "10", "20"))
-                     + f"  best lag {r['temporal']['best_lag']}")
+                     + f"  best lag {r['temporal']['best_lag']}"
+                     + ("  worst frames " + ", ".join(f"{w['frame']} ({w['error_px']:.1f} px)" for w in r["worst_frames"][:3])
+                        if r["worst_frames"] else ""))
         lines += [f"  - {reason}" for reason in r["failures"]]
     for name, why in run.skipped.items():
         lines.append(f"{name}: skipped ({why})")

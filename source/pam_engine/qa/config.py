@@ -39,20 +39,25 @@ class QaConfig:
         return self.max_keypoint_error is not None
 
     def check(self, where: str = "config key 'qa.{}'") -> None:
-        """ConfigError naming the key (``where`` formats a field name: the config key or the CLI flag)."""
+        """ConfigError naming the key (``where`` formats a field name: the config key, or ``--{}``
+        for the command's flags)."""
         if self.max_keypoint_error is not None and not self.max_keypoint_error > 0:
-            raise ConfigError(f"{where.format('max_keypoint_error')}: expected pixels > 0 or null (off), "
+            raise ConfigError(f"{_name(where, 'max_keypoint_error')}: expected pixels > 0 or null (off), "
                               f"got {self.max_keypoint_error}")
         if not 0 <= self.min_detection_rate <= 1:
-            raise ConfigError(f"{where.format('min_detection_rate')}: expected a fraction in [0, 1], "
+            raise ConfigError(f"{_name(where, 'min_detection_rate')}: expected a fraction in [0, 1], "
                               f"got {self.min_detection_rate}")
         if self.video not in QA_VIDEOS:
-            raise ConfigError(f"{where.format('video')}: unknown video {self.video!r}; expected one of "
+            raise ConfigError(f"{_name(where, 'video')}: unknown video {self.video!r}; expected one of "
                               f"{list(QA_VIDEOS)}")
         if not 0 <= self.max_lag <= 30:
-            raise ConfigError(f"{where.format('max_lag')}: expected 0..30 frames, got {self.max_lag}")
+            raise ConfigError(f"{_name(where, 'max_lag')}: expected 0..30 frames, got {self.max_lag}")
         if not 0 <= self.shift_rel_gain < 1 or self.shift_min_gain_px < 0:
-            raise ConfigError(f"{where.format('shift_rel_gain')} / {where.format('shift_min_gain_px')}: expected a "
+            raise ConfigError(f"{_name(where, 'shift_rel_gain')} / {_name(where, 'shift_min_gain_px')}: expected a "
                               f"fraction in [0, 1) and pixels >= 0, got {self.shift_rel_gain}, {self.shift_min_gain_px}")
         if not 1 <= self.min_joints_in_view <= 21:
-            raise ConfigError(f"{where.format('min_joints_in_view')}: expected 1..21, got {self.min_joints_in_view}")
+            raise ConfigError(f"{_name(where, 'min_joints_in_view')}: expected 1..21, got {self.min_joints_in_view}")
+
+
+def _name(where: str, key: str) -> str:
+    return where.format(key.replace("_", "-") if where.startswith("--") else key)
