@@ -197,8 +197,7 @@ class GenerateSummary:
     attempted: int = 0
     stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     diffusion_skipped: bool = True
-    rejected: int = 0  # written by this process, then rejected by QA (kept, flagged in qa.json)
-    qa: dict | None = None  # the dataset's qa_summary.json after the run (QA enabled)
+    qa: dict | None = None  # the dataset's qa_summary.json after the run (QA enabled): its ``rejected`` list
 
     @property
     def success_rate(self) -> float:
@@ -435,8 +434,9 @@ class Generator:
             summary = self.new_summary(skipped=self.cfg.episodes - len(todo))
             if self.cfg.ray.enabled:
                 self.close()  # the workers claim for themselves
-                return run_on_ray(self, todo, summary, self.cfg.ray, progress)
-            self.run_indices(todo, summary, progress)
+                summary = run_on_ray(self, todo, summary, self.cfg.ray, progress)
+            else:
+                self.run_indices(todo, summary, progress)
         finally:
             self.close()
         self._finish_qa(summary)
@@ -538,12 +538,10 @@ class Generator:
 
         t0 = time.perf_counter()
         try:
-            result = check_episode(folder, self.cfg.qa)
+            check_episode(folder, self.cfg.qa)  # Ray workers too: qa_summary.json is rebuilt by the driver
         except Exception as exc:  # noqa: BLE001 - the episode itself is fine; its check is retried
             logging.getLogger("pam_engine.qa").warning("QA of %s failed (%s: %s); retried at the end of the run",
                                                        folder.name, type(exc).__name__, exc)
-        else:
-            summary.rejected += int(not result["passed"])
         summary.stage_seconds["qa"] += time.perf_counter() - t0
 
     def _check_stop(self) -> None:
