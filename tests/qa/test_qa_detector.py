@@ -77,6 +77,15 @@ def test_episodes_without_the_video_are_listed_and_skipped(checked_dataset, tmp_
     root = tmp_path / "novideo"
     shutil.copytree(source, root)
     (root / "episode_000000" / "qa.json").unlink()
+    shutil.copytree(root / "episode_000000", root / "episode_000001")
+    (root / "episode_000001" / "sim_rgb.mp4").write_bytes(b"not a video")
+    # one undecodable video is named and skipped; the other episode is checked
+    assert main(["qa", str(root), "--video", "sim_rgb", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "episode_000000: passed" in out
+    assert "episode_000001: skipped (could not be checked (VideoUnreadableError: video" in out
+    shutil.rmtree(root / "episode_000001")
+    (root / "episode_000000" / "qa.json").unlink()
     code = main(["qa", str(root), "--no-progress"])  # default: video.mp4, which no episode has
     out = capsys.readouterr().out
     assert code == 1

@@ -4,6 +4,7 @@ standalone script) runs under the Python of ``tools/make_qa_env.sh``'s venv (doc
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import tempfile
@@ -30,7 +31,11 @@ MP_RIGHT, MP_LEFT = 1, 2
 
 
 class DetectorError(PamError, RuntimeError):
-    """The detector environment is missing or broken, or a video cannot be read by it."""
+    """The detector environment is missing or broken."""
+
+
+class VideoUnreadableError(DetectorError, ValueError):
+    """One video the detector cannot decode (that episode is skipped; the others go on)."""
 
 
 @dataclass
@@ -92,7 +97,7 @@ def run_detector(video: str | os.PathLike, python: str | os.PathLike | None = No
             raise DetectorError(f"the detector Python {python} has no working mediapipe hand model ({err}); "
                                 f"{INSTALL_HINT}")
         if proc.returncode == _EXIT_BAD_VIDEO:
-            raise DetectorError(f"video {video} cannot be decoded by the detector ({err})")
+            raise VideoUnreadableError(f"video {video} cannot be decoded by the detector ({err})")
         if proc.returncode != 0 or not out.is_file():
             raise DetectorError(f"the hand detector failed on {video} (exit {proc.returncode}: {err})")
         with np.load(out, allow_pickle=False) as data:
@@ -103,7 +108,11 @@ def run_detector(video: str | os.PathLike, python: str | os.PathLike | None = No
 
 def detector_version(python: str | os.PathLike | None = None) -> str:
     """``mediapipe X.Y.Z`` of the detector environment (for ``qa.json``)."""
-    python = find_detector_python(python)
+    return _version(str(find_detector_python(python)))
+
+
+@functools.lru_cache(maxsize=8)
+def _version(python: str) -> str:
     proc = subprocess.run([str(python), "-c", "from importlib.metadata import version; print(version('mediapipe'))"],
                           capture_output=True, text=True)
     return f"mediapipe {proc.stdout.strip()}" if proc.returncode == 0 else "mediapipe (version unknown)"
@@ -115,4 +124,5 @@ def _last_lines(text: str, n: int = 3) -> str:
     return " | ".join(lines[-n:]) or (text or "").strip()[-300:] or "no message"
 
 
-__all__ = ["DEFAULT_VENV", "DetectorError", "Detections", "find_detector_python", "run_detector"]
+__all__ = ["DEFAULT_VENV", "DetectorError", "Detections", "VideoUnreadableError", "find_detector_python",
+           "run_detector"]
