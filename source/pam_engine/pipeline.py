@@ -338,9 +338,9 @@ class Generator:
         if qa.video == "video" and not self.diffusion_enabled:
             raise ConfigError("config key 'qa.max_keypoint_error' is set but no video.mp4 will be made (the diffusion "
                               "weights are not configured); set qa.video=sim_rgb to check the simulation preview")
-        from pam_engine.qa.detector import find_detector_python
+        from pam_engine.qa.detector import detector_version
 
-        find_detector_python(qa.detector_python)
+        detector_version(qa.detector_python)  # the environment exists and has mediapipe
 
     def _identity(self) -> dict:
         return dataset_identity(to_dict(self.cfg))

@@ -66,6 +66,9 @@ def test_a_missing_detector_environment_names_how_to_install_it(tmp_path, monkey
     assert issubclass(DetectorError, PamError)
     code = main(["qa", str(demo_dataset), "--video", "sim_rgb", "--no-progress"])
     assert code == 2 and "tools/make_qa_env.sh" in capsys.readouterr().err
+    monkeypatch.setenv("PAM_QA_PYTHON", sys.executable)
+    code = main(["qa", str(demo_dataset), "--video", "sim_rgb", "--no-progress"])
+    assert code == 2 and "has no mediapipe" in capsys.readouterr().err
     assert not (demo_dataset / "qa_summary.json").exists()  # refused before any work
 
 

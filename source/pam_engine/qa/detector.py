@@ -107,7 +107,8 @@ def run_detector(video: str | os.PathLike, python: str | os.PathLike | None = No
 
 
 def detector_version(python: str | os.PathLike | None = None) -> str:
-    """``mediapipe X.Y.Z`` of the detector environment (for ``qa.json``)."""
+    """``mediapipe X.Y.Z`` of the detector environment (for ``qa.json``); DetectorError naming
+    ``tools/make_qa_env.sh`` when that Python has no mediapipe (checked before any work)."""
     return _version(str(find_detector_python(python)))
 
 
@@ -115,7 +116,9 @@ def detector_version(python: str | os.PathLike | None = None) -> str:
 def _version(python: str) -> str:
     proc = subprocess.run([str(python), "-c", "from importlib.metadata import version; print(version('mediapipe'))"],
                           capture_output=True, text=True)
-    return f"mediapipe {proc.stdout.strip()}" if proc.returncode == 0 else "mediapipe (version unknown)"
+    if proc.returncode != 0:
+        raise DetectorError(f"the detector Python {python} has no mediapipe ({_last_lines(proc.stderr)}); {INSTALL_HINT}")
+    return f"mediapipe {proc.stdout.strip()}"
 
 
 def _last_lines(text: str, n: int = 3) -> str:
