@@ -5,6 +5,7 @@ import subprocess
 import pytest
 
 from pam_engine.cli import main
+from pam_engine.dataset.format import MAP_VIDEOS
 from pam_engine.dataset.validate import validate_dataset
 from pam_engine.dataset.viewer import PANELS, write_viewer
 from pam_engine.dataset.writer import EpisodeWriter
@@ -12,12 +13,19 @@ from pam_engine.dataset.writer import EpisodeWriter
 HOSTILE = '</script><script>alert(1)</script>'
 
 
+def _num_videos(root):
+    """Videos the page shows: every episode's map videos (sim preview included) and its video.mp4."""
+    return sum(sum((ep / f).is_file() for f in MAP_VIDEOS.values()) + (ep / "video.mp4").is_file()
+               for ep in sorted(root.glob("episode_*")))
+
+
 def test_page_is_self_contained_and_escapes_dataset_text(demo_dataset, tmp_path):
     out, shown = write_viewer(demo_dataset, tmp_path / "view.html")
     assert shown == 2
     page = out.read_text()
     # the sim-only episode: its preview + the maps; the one with a video: also the sim preview beside it
-    videos = (1 + len(PANELS)) + (2 + len(PANELS))
+    videos = _num_videos(demo_dataset)
+    assert videos == (1 + len(PANELS)) + (2 + len(PANELS)) + 2 * (len(MAP_VIDEOS) - 1 - len(PANELS))
     assert page.count("<video") == videos
     assert page.count('src="data:video/mp4;base64,') == videos
     assert "http://" not in page and "https://" not in page  # nothing fetched from a network
@@ -58,7 +66,7 @@ def test_page_renders_in_headless_chromium(demo_dataset, tmp_path):
     body = re.search(r"<body[^>]*>", dom).group(0)
     assert 'data-rendered="2"' in body and 'data-failed="0"' in body, body
     # every video decoded its metadata at the episode's size
-    assert dom.count('data-size="320x240"') == (1 + len(PANELS)) + (2 + len(PANELS))
+    assert dom.count('data-size="320x240"') == _num_videos(demo_dataset)
     # the keypoint overlay of each episode drew its 21 keypoints
     assert len(re.findall(r'<canvas class="keypoints"[^>]*data-drawn="21"', dom)) == 2
     assert "<b>box</b>" not in dom
