@@ -31,6 +31,7 @@ from pam_engine.distributed import RayConfig, run_on_ray
 from pam_engine.errors import ConfigError, OutputError, PamError
 from pam_engine.pose.request import ObjectSpec, Stage1Config, Stage1Request
 from pam_engine.pose.stage import run_stage1
+from pam_engine.qa.config import QaConfig
 from pam_diffusion.config import DiffusionConfig
 
 DATASET_CONFIG_FILE = "dataset.json"
@@ -99,6 +100,9 @@ class GenerateConfig:
     ray: RayConfig = field(default_factory=RayConfig)
     #: HandWorld's actions and DWM's static-scene video in every episode (docs/worldmodels.md)
     world_models: WorldModelsConfig = field(default_factory=WorldModelsConfig)
+    #: Label-consistency check of each written episode (docs/qa.md); off while
+    #: ``qa.max_keypoint_error`` is unset. Episodes that fail are kept and marked rejected.
+    qa: QaConfig = field(default_factory=QaConfig)
 
     def check(self) -> None:
         """Validate (nothing is changed: derived values come from :meth:`resolve`): every value in
@@ -130,6 +134,7 @@ class GenerateConfig:
                 raise ConfigError(f"config key 'randomization.{key}': expected >= 0, got {getattr(r, key)}")
         check_prompt_template(self.prompt.template)
         self.ray.check()
+        self.qa.check()
 
     def resolve(self, given: dict | None = None) -> "GenerateConfig":
         """The validated config with its derived values filled in, as a new object: the video's
@@ -203,6 +208,7 @@ class GenerateSummary:
     attempted: int = 0
     stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     diffusion_skipped: bool = True
+    qa: dict | None = None  # the dataset's qa_summary.json after the run (QA enabled): its ``rejected`` list
 
     @property
     def success_rate(self) -> float:
@@ -212,6 +218,11 @@ class GenerateSummary:
         lines = [f"episodes written: {self.written}, failed: {self.failed}, skipped (already done): {self.skipped}"
                  + (f", left to another run making them: {self.busy}" if self.busy else ""),
                  f"grasp success rate: {100 * self.success_rate:.0f}% of {self.attempted} attempted"]
+        if self.qa is not None:
+            rejected = self.qa.get("rejected") or []
+            lines.append(f"QA: {self.qa.get('passed', 0)} of {self.qa.get('checked', 0)} episode(s) passed; "
+                         f"{len(rejected)} rejected (kept, never counted as good data; listed in qa_summary.json)"
+                         + (f": {', '.join(rejected[:10])}" if rejected else ""))
         if self.attempted:
             per = ", ".join(f"{k} {v / self.attempted:.2f} s" for k, v in self.stage_seconds.items())
             lines.append(f"time per episode: {per}")
@@ -246,8 +257,9 @@ def plan_episode(cfg: GenerateConfig, index: int) -> EpisodePlan:
 
 
 #: Settings that change how a batch runs, never what it produces: a resumed batch may change
-#: them (the dataset's identity, :func:`dataset_identity`, leaves them out).
-RUNTIME_KEYS = ("ray", "diffusion.device", "diffusion.offload", "diffusion.stage2.offload", "diffusion.stage3.offload",
+#: them (the dataset's identity, :func:`dataset_identity`, leaves them out). ``qa`` only judges
+#: what was produced (``qa.json``), so a batch may resume with another threshold.
+RUNTIME_KEYS = ("ray", "qa", "diffusion.device", "diffusion.offload", "diffusion.stage2.offload", "diffusion.stage3.offload",
                 "diffusion.vae_tiling", "diffusion.vae_slicing", "diffusion.local_files_only")
 
 
@@ -297,6 +309,7 @@ class Generator:
             diffusion = video_stage(PamVideoGenerator.from_config(cfg.diffusion))
         self.diffusion = diffusion
         self.policy = policy
+        self._check_qa()
         self._capture_buffer = None  # reused between episodes (saves first-touch page faults)
         self._claims = None
         #: set (by a signal handler) to stop at the next episode boundary or before writing
@@ -326,6 +339,19 @@ class Generator:
                 check_object(name)
             except AssetError as exc:
                 raise ConfigError(f"config key 'randomization.objects[{i}]': {exc}") from exc
+
+    def _check_qa(self) -> None:
+        """With ``qa.max_keypoint_error`` set: the video QA checks will exist, and so will the
+        detector environment (its absence fails here, before any episode is made)."""
+        qa = self.cfg.qa
+        if not qa.enabled:
+            return
+        if qa.video == "video" and not self.diffusion_enabled:
+            raise ConfigError("config key 'qa.max_keypoint_error' is set but no video.mp4 will be made (the diffusion "
+                              "weights are not configured); set qa.video=sim_rgb to check the simulation preview")
+        from pam_engine.qa.detector import detector_version
+
+        detector_version(qa.detector_python)  # the environment exists and has mediapipe
 
     def _identity(self) -> dict:
         return dataset_identity(to_dict(self.cfg))
@@ -423,11 +449,22 @@ class Generator:
             summary = self.new_summary(skipped=self.cfg.episodes - len(todo))
             if self.cfg.ray.enabled:
                 self.close()  # the workers claim for themselves
-                return run_on_ray(self, todo, summary, self.cfg.ray, progress)
-            self.run_indices(todo, summary, progress)
+                summary = run_on_ray(self, todo, summary, self.cfg.ray, progress)
+            else:
+                self.run_indices(todo, summary, progress)
         finally:
             self.close()
+        self._finish_qa(summary)
         return summary
+
+    def _finish_qa(self, summary: "GenerateSummary") -> None:
+        """QA of episodes written without a ``qa.json`` (a run killed between writing and QA), and
+        the dataset's ``qa_summary.json`` with its ``rejected`` list."""
+        if not self.cfg.qa.enabled:
+            return
+        from pam_engine.qa.check import check_dataset
+
+        summary.qa = check_dataset(self.out, self.cfg.qa, progress=False, only_missing=True).summary
 
     def run_indices(self, indices: list[int], summary: GenerateSummary, progress: bool = False) -> None:
         """Make episodes ``indices``, counting into ``summary``. Each is claimed first (one left
@@ -506,10 +543,27 @@ class Generator:
         if not self.claims().still_held(plan.index):  # our lease lapsed and another run took it over
             summary.busy += 1
             return seq
-        self.writer.write(episode, index=plan.index, tmp_name=self.claims().tmp_name(f"episode_{plan.index:06d}"))
+        folder = self.writer.write(episode, index=plan.index, tmp_name=self.claims().tmp_name(f"episode_{plan.index:06d}"))
         summary.stage_seconds["write"] += time.perf_counter() - t0
         summary.written += 1
+        if self.cfg.qa.enabled:
+            self._qa_episode(folder, summary)
         return seq
+
+    def _qa_episode(self, folder: Path, summary: "GenerateSummary") -> None:
+        """QA of a written episode: ``qa.json`` marks it passed or rejected (it is kept either
+        way). A detector failure leaves it without ``qa.json``; the end of the run tries again."""
+        import logging
+
+        from pam_engine.qa.check import check_episode
+
+        t0 = time.perf_counter()
+        try:
+            check_episode(folder, self.cfg.qa)  # Ray workers too: qa_summary.json is rebuilt by the driver
+        except Exception as exc:  # noqa: BLE001 - the episode itself is fine; its check is retried
+            logging.getLogger("pam_engine.qa").warning("QA of %s failed (%s: %s); retried at the end of the run",
+                                                       folder.name, type(exc).__name__, exc)
+        summary.stage_seconds["qa"] += time.perf_counter() - t0
 
     def _check_stop(self) -> None:
         if self.stop_requested:

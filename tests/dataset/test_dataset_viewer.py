@@ -5,6 +5,7 @@ import subprocess
 import pytest
 
 from pam_engine.cli import main
+from pam_engine.dataset.format import MAP_VIDEOS
 from pam_engine.dataset.validate import validate_dataset
 from pam_engine.dataset.viewer import PANELS, write_viewer
 from pam_engine.dataset.writer import EpisodeWriter
@@ -12,12 +13,22 @@ from pam_engine.dataset.writer import EpisodeWriter
 HOSTILE = '</script><script>alert(1)</script>'
 
 
+def _num_videos(root):
+    """Videos the page shows: every episode's map videos (sim preview included) and its video.mp4."""
+    return sum(sum((ep / f).is_file() for f in MAP_VIDEOS.values()) + (ep / "video.mp4").is_file()
+               for ep in sorted(root.glob("episode_*")))
+
+
 def test_page_is_self_contained_and_escapes_dataset_text(demo_dataset, tmp_path):
     out, shown = write_viewer(demo_dataset, tmp_path / "view.html")
     assert shown == 2
     page = out.read_text()
-    assert page.count("<video") == 2 * (1 + len(PANELS))
-    assert page.count('src="data:video/mp4;base64,') == 2 * (1 + len(PANELS))
+    # the sim-only episode: its preview + the maps; the one with a video: also the sim preview beside it
+    videos = _num_videos(demo_dataset)
+    assert videos == (1 + len(PANELS)) + (2 + len(PANELS)) + 2 * (len(MAP_VIDEOS) - 1 - len(PANELS))
+    assert page.count("<video") == videos
+    assert page.count('src="data:video/mp4;base64,') == videos
+    assert "http://" not in page and "https://" not in page  # nothing fetched from a network
     assert "alert(1)" in page  # the prompt is shown ...
     assert HOSTILE not in page and "<b>box</b>" not in page  # ... but never as markup
     assert "&lt;b&gt;box&lt;/b&gt; &amp; &quot;lift&quot;" in page
@@ -55,7 +66,7 @@ def test_page_renders_in_headless_chromium(demo_dataset, tmp_path):
     body = re.search(r"<body[^>]*>", dom).group(0)
     assert 'data-rendered="2"' in body and 'data-failed="0"' in body, body
     # every video decoded its metadata at the episode's size
-    assert dom.count('data-size="320x240"') == 2 * (1 + len(PANELS))
+    assert dom.count('data-size="320x240"') == _num_videos(demo_dataset)
     # the keypoint overlay of each episode drew its 21 keypoints
     assert len(re.findall(r'<canvas class="keypoints"[^>]*data-drawn="21"', dom)) == 2
     assert "<b>box</b>" not in dom
@@ -87,3 +98,85 @@ def test_unreadable_episodes_are_marked_and_the_rest_shown(demo_dataset, tmp_pat
     assert "outside the dataset folder; refused" in page
     assert "4 unreadable" in page
     assert main(["view", str(root), "-o", str(tmp_path / "v2.html")]) == 0
+
+
+def _chromium_dom(page, tmp_path, fragment=""):
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000", "--dump-dom",
+           page.as_uri() + fragment]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+
+
+@pytest.fixture
+def rich_dataset(demo_dataset, tmp_path):
+    """The demo dataset with contacts in one episode, QA figures, and a candidate ranking."""
+    import json
+
+    import numpy as np
+
+    from pam_engine.dataset.format import save_npz
+
+    root = tmp_path / "rich"
+    shutil.copytree(demo_dataset, root)
+    path = root / "episode_000001" / "labels.npz"
+    with np.load(path) as data:
+        labels = {k: data[k] for k in data.files}
+    labels["contacts"][2:, 1] = True  # the index finger touches from frame 2
+    labels["contacts"][4:, 5] = True  # the palm from frame 4
+    save_npz(path, **labels)
+    qa = {"passed": False, "video": "video.mp4", "detector": "mediapipe 0.10.14", "detection_rate": 0.75,
+          "keypoint_error_px": 12.34, "pck": {"5": 0.1, "10": 0.5, "20": 0.9}, "temporal": {"best_lag": 3},
+          "flicker": {"hand": 4.5, "background": 0.5, "ratio": 9.0},
+          "worst_frames": [{"frame": 4, "error_px": 30.5}], "per_frame_error_px": [None, 10.0, 12.0, 30.5, 11.0, 9.0],
+          "failures": ["video is 3 frame(s) ahead of the labels <b>x</b>"]}
+    (root / "episode_000001" / "qa.json").write_text(json.dumps(qa))
+    ranking = {"goal": {"lift": 0.05},
+               "candidates": [{"rank": 2, "name": "grasp-b", "score": 0.25, "metrics": {"lift_m": 0.01}, "episode": None},
+                              {"rank": 1, "name": HOSTILE, "score": 0.875, "metrics": {"lift_m": 0.07},
+                               "episode": "episode_000001"}]}
+    (root / "score_actions.json").write_text(json.dumps(ranking))
+    return root
+
+
+def test_page_shows_qa_figures_and_the_candidate_ranking(rich_dataset, tmp_path):
+    out, _ = write_viewer(rich_dataset, tmp_path / "view.html")
+    page = out.read_text()
+    assert '<div class="qa" data-qa="none">' in page  # episode 0 was never checked
+    assert '<div class="qa" data-qa="rejected">' in page and "QA: REJECTED" in page
+    assert "12.3 px" in page and "75%" in page and "0.10 / 0.50 / 0.90" in page and "4 (30.5 px)" in page
+    assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+    table = re.search(r'<table class="ranking">(.*?)</table>', page, re.S).group(1)
+    rows = re.findall(r"<tr>(.*?)</tr>", table)
+    assert "lift_m" in rows[0]
+    assert "0.8750" in rows[1] and 'href="#episode_000001"' in rows[1] and "grasp-b" in rows[2]  # by rank
+    assert HOSTILE not in page and len(re.findall(r"<script>", page)) == 1
+    # a broken ranking file is named, the episodes still shown
+    (rich_dataset / "score_actions.json").write_text('{"candidates": 3}')
+    out, shown = write_viewer(rich_dataset, tmp_path / "broken.html")
+    assert shown == 2 and "score_actions.json not shown" in out.read_text()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium); CI installs it")
+def test_scrubber_moves_every_video_and_the_overlay_and_plot_follow(rich_dataset, tmp_path):
+    out, _ = write_viewer(rich_dataset, tmp_path / "view.html")
+    frame, fps = 3, 15.0
+    dom = _chromium_dom(out, tmp_path, f"#selftest={frame}")
+    body = re.search(r"<body[^>]*>", dom).group(0)
+    assert 'data-rendered="2"' in body and 'data-failed="0"' in body, body
+    sections = re.findall(r'(<section class="episode"[^>]*>)(.*?)</section>', dom, re.S)
+    assert len(sections) == 2
+    for head, inner in sections:
+        # every video's currentTime moved to the scrubber's frame (the seek each one started)
+        times = re.findall(r'<video[^>]*data-time="([0-9.]+)"', inner)
+        assert len(times) == inner.count("<video") >= 1 + len(PANELS)
+        assert all(abs(float(t) - (frame + 0.5) / fps) < 1e-3 for t in times), times
+        assert re.search(rf'<canvas class="keypoints"[^>]*data-frame="{frame}"[^>]*data-drawn="21"', inner)
+        # the overlay toggle: off draws nothing, on again draws the 21 keypoints
+        assert 'data-overlay-off="0"' in head and 'data-overlay-on="21/21"' in head
+        assert re.search(rf'<canvas class="plot"[^>]*data-cursor="{frame}"', inner)
+    plots = re.findall(r'<canvas class="plot"[^>]*>', dom)
+    # episode 0: no contacts, one object height; episode 1: 4 + 2 contact frames, height + QA error lines
+    assert 'data-contact-cells="0"' in plots[0] and 'data-lines="1"' in plots[0]
+    assert 'data-contact-cells="6"' in plots[1] and 'data-lines="2"' in plots[1]
+    assert "12.3 px" in dom and "Candidate ranking" in dom

@@ -38,9 +38,20 @@ class EpisodeInfo:
 
 
 def list_episode_dirs(root: Path) -> list[Path]:
-    """Episode folders of a dataset: sub-folders with a ``meta.json`` (``.tmp-*`` are incomplete)."""
+    """Episode folders of a dataset: sub-folders with a ``meta.json`` (``.tmp-*`` are incomplete),
+    without those the engine's QA rejected (never trained on)."""
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                  and (p / "meta.json").is_file())
+                  and (p / "meta.json").is_file() and not is_rejected(p))
+
+
+def is_rejected(folder: Path) -> bool:
+    """The engine's rule (its docs/qa.md), read here without importing it: ``qa.json`` says
+    ``"passed": false``."""
+    try:
+        qa = json.loads((folder / "qa.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(qa, dict) and qa.get("passed") is False
 
 
 def probe(path: Path) -> tuple[int, int, int]:
@@ -141,7 +152,10 @@ def scan_dataset(cfg: DataConfig, conditions: Iterable[str], clip_frames: int | 
         known = {d.name for d in dirs}
         absent = [n for n in wanted if n not in known]
         if absent:
-            raise DatasetError(f"data.episodes/split_file names episode(s) not in {root}: {', '.join(absent[:5])}")
+            rejected = [n for n in absent if is_rejected(root / n)]
+            raise DatasetError(f"data.episodes/split_file names episode(s) not in {root}: {', '.join(absent[:5])}"
+                               + (f" ({', '.join(rejected[:5])} rejected by QA: qa.json 'passed': false)"
+                                  if rejected else ""))
         dirs = [d for d in dirs if d.name in set(wanted)]
     if not dirs:
         raise DatasetError(f"data.root {str(root)!r} holds no episodes (folders with meta.json)")

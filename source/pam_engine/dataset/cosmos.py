@@ -191,15 +191,15 @@ def export_episode(episode, folder: Path, config: CosmosExportConfig) -> None:
 def export_cosmos(dataset: str | Path, out: str | Path, config: CosmosExportConfig | None = None) -> list[Path]:
     """Export every episode of ``dataset`` into ``out``; returns the clip folders (existing ones
     are kept: a re-run resumes)."""
-    from pam_engine.dataset.reader import list_episodes, load_episode
+    from pam_engine.dataset.reader import list_good_episodes, load_episode
 
     config = config or CosmosExportConfig()
     dataset, out = Path(dataset), Path(out)
     if not dataset.is_dir():
         raise ConfigError(f"dataset {dataset} is not a folder")
-    episodes = list_episodes(dataset)
+    episodes = list_good_episodes(dataset)  # episodes QA rejected are never exported (docs/qa.md)
     if not episodes:
-        raise ConfigError(f"dataset {dataset} holds no episodes (episode_NNNNNN folders)")
+        raise ConfigError(f"dataset {dataset} holds no episodes (episode_NNNNNN folders) that QA did not reject")
     if out.resolve() == dataset.resolve() or dataset.resolve() in out.resolve().parents:
         raise OutputError(f"output {out} must lie outside the dataset {dataset}")
     _check_out(out)

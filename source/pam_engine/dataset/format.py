@@ -14,6 +14,7 @@ An episode is one folder ``episode_NNNNNN/`` holding:
 - for the world models next to PAM (docs/worldmodels.md), when ``meta.extra["world_models"]``
   names them: ``actions.npy``/``actions_mask.npy`` (HandWorld's 138-D action, ``dataset.actions``)
   and ``static.mp4`` (DWM's static-scene video: the objects at their initial poses, no hand).
+- ``qa.json`` once the video was checked against the labels (``pam_engine.qa``).
 Episodes are written to a ``.tmp-<owner>-*`` sibling and renamed when complete; runs sharing a
 folder claim episodes in ``.claims/`` (``dataset.claims``).
 """
@@ -67,13 +68,19 @@ WORLD_MODELS_KEY = "world_models"
 SCORE_ACTIONS_FILE = "score_actions.json"
 #: One JSON line per episode that failed to be produced (written by ``EpisodeWriter.record_failure``).
 FAILURES_FILE = "failures.jsonl"
+#: Label-consistency check of an episode's video (``pam qa``, or ``pam generate`` with
+#: ``qa.max_keypoint_error`` set); ``"passed": false`` marks the episode rejected (``is_rejected``).
+QA_FILE = "qa.json"
+#: The dataset's QA summary (figures per episode, the ``rejected`` list), rebuilt from every ``qa.json``.
+QA_SUMMARY_FILE = "qa_summary.json"
 #: Folder of traceback files of episodes that failed with an unexpected error.
 FAILURES_DIR = "failures"
 #: Folder of the claims of runs making episodes (``dataset.claims``); empty when none runs.
 CLAIMS_DIR = ".claims"
 #: Files a dataset folder may hold besides episodes (viewer page, dataset index, failure log, the s0
 #: split lists ``pam import-dexycb`` writes).
-ROOT_FILES = frozenset({"index.html", "dataset.json", FAILURES_FILE, "s0_train.txt", "s0_val.txt", SCORE_ACTIONS_FILE})
+ROOT_FILES = frozenset({"index.html", "dataset.json", FAILURES_FILE, "s0_train.txt", "s0_val.txt", SCORE_ACTIONS_FILE,
+                        QA_SUMMARY_FILE})
 ROOT_DIRS = frozenset({FAILURES_DIR, CLAIMS_DIR})
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from pam_engine.dataset.format import MAP_VIDEOS
-from pam_engine.dataset.reader import Episode, list_episodes
+from pam_engine.dataset.reader import Episode, list_episodes, list_good_episodes
 from pam_engine.errors import ConfigError, OutputError
 
 CODEBASE_VERSION = "v3.0"
@@ -85,9 +85,11 @@ def export_lerobot(root: str | Path, out: str | Path, repo_id: str | None = None
         raise FileNotFoundError(f"dataset folder {root} does not exist or is not a folder")
     if out.exists():
         raise OutputError(f"export folder {out} already exists; choose a new one")
-    paths = list_episodes(root)
+    paths = list_good_episodes(root)  # episodes QA rejected are never exported (docs/qa.md)
     if not paths:
-        raise ConfigError(f"dataset {root} holds no episodes to export")
+        rejected = len(list_episodes(root))
+        raise ConfigError(f"dataset {root} holds no episodes to export"
+                          + (f" ({rejected} rejected by QA: qa.json 'passed': false)" if rejected else ""))
     episodes = []
     for path in paths:
         try:

@@ -21,6 +21,7 @@ from pam_engine.dataset.format import (
     LABELS_FILE,
     MAP_VIDEOS,
     META_FILE,
+    QA_FILE,
     SEG_RAW_FILE,
     VIDEO_FILE,
     WORLD_MODEL_VIDEOS,
@@ -179,3 +180,25 @@ def list_episodes(root: str | Path) -> list[Path]:
     root = Path(root)
     read_description(root)
     return sorted(p for p in root.iterdir() if p.is_dir() and is_episode_name(p.name))
+
+
+def read_qa(folder: str | Path) -> dict | None:
+    """An episode's ``qa.json`` (None when it was never checked or the file is not a JSON object)."""
+    path = Path(folder) / QA_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_rejected(folder: str | Path) -> bool:
+    """The one rule for rejected episodes (docs/qa.md): its ``qa.json`` says ``"passed": false``.
+    Rejected episodes stay in the dataset, flagged, and are never consumed as good data."""
+    qa = read_qa(folder)
+    return qa is not None and qa.get("passed") is False
+
+
+def list_good_episodes(root: str | Path) -> list[Path]:
+    """``list_episodes`` without the episodes QA rejected: what exports and training consume."""
+    return [p for p in list_episodes(root) if not is_rejected(p)]

@@ -24,6 +24,7 @@ from pam_engine.dataset.format import (
     LABELS_FILE,
     MAP_VIDEOS,
     META_FILE,
+    QA_FILE,
     READABLE_VERSIONS,
     SEG_RAW_FILE,
     TMP_PREFIX,
@@ -92,9 +93,32 @@ def validate_dataset(root: str | Path, decode_videos: bool = True) -> Validation
             report.dataset.append(f"{entry.name}: not an episode folder or a dataset file")
     failed = _failed_episodes(root, report)
     _check_description(root, report, failed)
+    _note_rejected(root, report)
     if not report.episodes:
         report.dataset.append("no episodes (episode_NNNNNN folders) found")
     return report
+
+
+def _note_rejected(root: Path, report: ValidationReport) -> None:
+    """Episodes QA rejected (``qa.json`` "passed": false) are valid files but not good data: a note
+    names them (docs/qa.md: consumers leave them out)."""
+    from pam_engine.dataset.reader import is_rejected
+
+    rejected = sorted(name for name in report.episodes if is_rejected(root / name))
+    if rejected:
+        shown = ", ".join(rejected[:10]) + (f" and {len(rejected) - 10} more" if len(rejected) > 10 else "")
+        report.notes.append(f"{len(rejected)} episode(s) rejected by QA ({QA_FILE} 'passed': false; kept, not "
+                            f"exported or trained on): {shown}")
+
+
+def _check_qa_file(path: Path) -> list[str]:
+    try:
+        qa = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return [f"{QA_FILE}: unreadable ({type(exc).__name__}: {exc})"]
+    if not isinstance(qa, dict) or not isinstance(qa.get("passed"), bool):
+        return [f"{QA_FILE}: expected a JSON object with a boolean 'passed' (written by pam qa)"]
+    return []
 
 
 def _failed_episodes(root: Path, report: ValidationReport) -> set[str]:
@@ -198,6 +222,8 @@ def validate_episode(folder: Path, decode_videos: bool = True) -> list[str]:
     for name in expected:
         if name.endswith(".mp4") and name not in missing:
             problems += _check_video(folder / name, t, h, w, decode_videos)
+    if (folder / QA_FILE).exists():
+        problems += _check_qa_file(folder / QA_FILE)
     return problems
 
 
