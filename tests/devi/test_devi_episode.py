@@ -87,3 +87,22 @@ def test_reference_from_an_episode(grasp_episode):
     _, articulation = HandCache.get(None)
     np.testing.assert_allclose(articulation.angles_to_hand_pose(ref.angles), labels["pose_m_world"][:, 3:48], atol=1e-4)
     np.testing.assert_allclose(ref.wrist, labels["wrist_pose_world"], atol=1e-6)
+
+
+def test_the_cli_reports_agreement_and_checks_the_bar(grasp_episode, tmp_path, capsys):
+    import json
+
+    from pam_engine.cli import main
+
+    out = tmp_path / "devi.json"
+    assert main(["devi-contacts", str(grasp_episode.path.parent), "--check", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["summary"]["episodes"] == 1 and report["summary"]["passed"] == 1
+    assert report["episodes"][0]["episode"] == grasp_episode.name and report["episodes"][0]["passed"]
+    assert grasp_episode.name in capsys.readouterr().out
+    # a detector file missing from every episode: each is named as skipped, nothing to compare
+    assert main(["devi-contacts", str(grasp_episode.path.parent), "--keypoints", "hand_detections.npz"]) == 1
+    err = capsys.readouterr().err
+    assert f"{grasp_episode.name} (no hand_detections.npz)" in err
+    assert main(["devi-contacts", str(tmp_path / "nowhere")]) == 2
+    assert "not a folder" in capsys.readouterr().err
