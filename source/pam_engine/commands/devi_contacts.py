@@ -16,6 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--keypoints", metavar="NAME",
                         help="use a hand detector's keypoints: the npz of this name inside each episode folder "
                         "('keypoints' (T, 21, 2), optional 'valid'); episodes without it are skipped")
+    parser.add_argument("--smooth", type=int, default=None, metavar="FRAMES",
+                        help="moving average over this many frames before the rule (odd; default 1 on the labels' "
+                        "tracks, 5 with --keypoints: a detector's jitter otherwise reads as the hand moving)")
     parser.add_argument("--points", type=int, default=None, help="object-surface points tracked (default 256)")
     parser.add_argument("--all", action="store_true", help="include failed grasps")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to this JSON file")
@@ -32,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pam_engine.dataset.reader import Episode, list_episodes
     from pam_engine.devi.agreement import episode_agreement, format_table, summarize
+    from pam_engine.devi.contacts import ContactRuleConfig
     from pam_engine.devi.tracks import DEFAULT_POINTS
     from pam_engine.errors import ConfigError
 
@@ -40,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"dataset {root}: not a folder")
     if args.points is not None and args.points < 1:
         raise ConfigError(f"--points must be a positive integer, got {args.points}")
+    rule = ContactRuleConfig(smooth=args.smooth if args.smooth is not None else (5 if args.keypoints else 1))
     results, skipped = [], []
     for path in list_episodes(root):
         episode = Episode(path)
@@ -52,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             if not keypoints.is_file():
                 skipped.append(f"{episode.name} (no {args.keypoints})")
                 continue
-        result, _ = episode_agreement(episode, points=args.points or DEFAULT_POINTS, keypoints=keypoints)
+        result, _ = episode_agreement(episode, rule, points=args.points or DEFAULT_POINTS, keypoints=keypoints)
         results.append(result)
     if skipped:
         print(f"skipped {len(skipped)}: {', '.join(skipped)}", file=sys.stderr)
