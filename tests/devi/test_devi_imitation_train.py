@@ -18,6 +18,12 @@ def env(grasp_episode):
     return ImitationEnv(episode_reference(grasp_episode, points=64))
 
 
+def test_it_is_a_gymnasium_environment(env):
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(env, skip_render_check=True)
+
+
 def test_the_environment_starts_on_the_reference_and_follows_it(env):
     obs, _ = env.reset()
     assert obs.shape == (OBSERVATION_SIZE,) and obs.dtype == np.float32
