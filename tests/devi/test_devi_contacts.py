@@ -144,3 +144,13 @@ def test_the_backward_pass_stops_where_the_hand_was_not_at_the_object():
     far = out.distance[:40] > ContactRuleConfig().near
     assert far.any() and (~far).any()
     assert not out.contact[:40][far].any() and out.contact[:40][~far].all()
+
+
+def test_keypoint_jitter_does_not_read_as_the_hand_moving():
+    # independent per-keypoint jitter: each keypoint moves ~2.5 px a frame, the hand as a whole does not
+    obj, hand = grasp()
+    noisy = hand + np.random.default_rng(2).normal(scale=1.5, size=hand.shape)
+    out = contact_labels(obj, noisy)
+    assert np.nanmedian(np.linalg.norm(np.diff(noisy, axis=0), axis=-1)) > ContactRuleConfig().hand_moving
+    assert out.contact[frames("rest")].all() and out.contact[frames("hold")].all()
+    np.testing.assert_array_equal(out.contact, contact_labels(obj, hand).contact)

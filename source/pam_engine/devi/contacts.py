@@ -13,8 +13,11 @@ the 2D tracks of the object (projected object-surface points, T x V x 2) and of 
   frame where the hand moved alone.
 
 Motion at frame t is the forward displacement from t to t+1 (the contact present at t is what
-moves the object during the next interval), the median over the points of the track, so a few
-badly tracked points do not decide it. The object's motion has two thresholds (moving / still)
+moves the object during the next interval). The object's is the median over its points of their
+displacement (a turn in place counts; a few badly tracked points do not decide it); the hand's is
+the length of the median displacement vector over its keypoints, the motion of the hand as a
+whole: a detector's independent per-keypoint jitter averages down in it, and fingers closing
+around a still wrist do not read as the hand moving away. The object's motion has two thresholds (moving / still)
 and the band between them gives no evidence: a finger nudging the object by a pixel neither
 starts nor ends a contact.
 
@@ -49,7 +52,7 @@ class ContactRuleConfig:
 
     object_moving: float = 2.0  # median object-point displacement above this: the object moves
     object_still: float = 1.0  # below this: the object is still (between the two: no evidence)
-    hand_moving: float = 2.0  # median keypoint displacement above this: the hand moves
+    hand_moving: float = 2.0  # the hand's displacement (median vector) above this: the hand moves
     near: float = 40.0  # nearest hand keypoint to nearest object point at most this: hand at the object
     smooth: int = 1  # centred moving average over this many frames before differencing (odd; 1 = off)
     backward: bool = True  # run the backward pass
@@ -87,7 +90,7 @@ class ContactLabels:
     forward: np.ndarray  # (T,) bool, the forward pass alone
     evidence: np.ndarray  # (T,) int8: CONTACT, CARRY or NO_CONTACT
     object_motion: np.ndarray  # (T,) px, median object-point displacement t -> t+1 (NaN: unknown)
-    hand_motion: np.ndarray  # (T,) px, median keypoint displacement t -> t+1 (NaN: unknown)
+    hand_motion: np.ndarray  # (T,) px, length of the median keypoint displacement t -> t+1 (NaN: unknown)
     distance: np.ndarray  # (T,) px, nearest hand keypoint to nearest object point (NaN: unknown)
 
 
@@ -135,6 +138,16 @@ def _median_motion(track: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
+def _vector_median_motion(track: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(T,) length of the per-axis median displacement t -> t+1 over points valid at both: how
+    the set moves as a whole (independent per-point jitter averages down); NaN where none."""
+    step = np.where((valid[1:] & valid[:-1])[..., None], track[1:] - track[:-1], np.nan)
+    has = (valid[1:] & valid[:-1]).any(axis=1)
+    out = np.full(track.shape[0], np.nan)
+    out[:-1][has] = np.linalg.norm(np.nanmedian(step[has], axis=1), axis=-1)
+    return out
+
+
 def _nearest_distance(hand: np.ndarray, hand_valid: np.ndarray, obj: np.ndarray, obj_valid: np.ndarray) -> np.ndarray:
     """(T,) distance from the nearest valid hand keypoint to the nearest valid object point."""
     d = np.linalg.norm(hand[:, :, None, :] - obj[:, None, :, :], axis=-1)  # (T, 21, V)
@@ -162,7 +175,7 @@ def contact_labels(object_track, hand_track, config: ContactRuleConfig | None = 
     hand, obj = _smooth(hand, hv, int(cfg.smooth)), _smooth(obj, ov, int(cfg.smooth))
 
     object_motion = _median_motion(obj, ov)
-    hand_motion = _median_motion(hand, hv)
+    hand_motion = _vector_median_motion(hand, hv)
     distance = _nearest_distance(hand, hv, obj, ov)
     with np.errstate(invalid="ignore"):  # NaN compares False: unknown motion is no evidence
         moves_with_hand = (object_motion > cfg.object_moving) & (distance <= cfg.near)
