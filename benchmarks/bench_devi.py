@@ -8,7 +8,7 @@ error, episodes meeting the bar. Variants, all on the same tracks of the same ru
 - a proximity baseline: contact whenever a hand keypoint is within the rule's ``near`` distance
   of the object in the image (what a 2D-only rule without motion says), for the ratio;
 - Algorithm 1 on hand keypoints with detector-like noise (Gaussian, px at 480 px height, and a
-  fraction of frames lost), raw and with 5-frame smoothing.
+  fraction of frames lost), raw and with 3- and 5-frame smoothing.
 Then time per episode: building the tracks (mesh load + projection) against the rule itself.
 
     python benchmarks/bench_devi.py [--episodes 6] [--dataset DIR] [--width 720 --height 480]
@@ -55,7 +55,7 @@ def variants(tracks, rng):
     for sigma, lost in ((2.0, 0.0), (4.0, 0.1)):
         noisy = tracks.hand + rng.normal(scale=sigma * px, size=tracks.hand.shape)
         valid = rng.random(tracks.num_frames) >= lost
-        for smooth in (1, 5):
+        for smooth in (1, 3, 5):
             labels = contact_labels(tracks.object, noisy, replace(base, smooth=smooth), hand_valid=valid).contact
             out.append((f"noise {sigma:g} px, {lost:.0%} lost, smooth {smooth}", labels))
     return out
