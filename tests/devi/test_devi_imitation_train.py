@@ -37,6 +37,7 @@ def test_the_environment_starts_on_the_reference_and_follows_it(env):
     assert follow.ret > off.ret
 
 
+@pytest.mark.slow
 def test_cem_on_the_hybrid_reward_lowers_the_tracking_error(env):
     result = fit_cem(env, CEMConfig(iterations=5, population=10, elites=3, initial_mean=0.5, seed=0))
     first, last = result.history[0], result.history[-1]
