@@ -8,10 +8,12 @@ error, episodes meeting the bar. Variants, all on the same tracks of the same ru
 - a proximity baseline: contact whenever a hand keypoint is within the rule's ``near`` distance
   of the object in the image (what a 2D-only rule without motion says), for the ratio;
 - Algorithm 1 on hand keypoints with detector-like noise (Gaussian, px at 480 px height, and a
-  fraction of frames lost), raw and with 3- and 5-frame smoothing.
+  fraction of frames lost), raw and with 3- and 5-frame smoothing;
+- with ``--keypoints NAME``, Algorithm 1 on a real detector's keypoints (the npz of that name in
+  each episode folder, e.g. mediapipe's on ``sim_rgb.mp4``), with and without gap filling.
 Then time per episode: building the tracks (mesh load + projection) against the rule itself.
 
-    python benchmarks/bench_devi.py [--episodes 6] [--dataset DIR] [--width 720 --height 480]
+    python benchmarks/bench_devi.py [--episodes 6] [--dataset DIR] [--width 720 --height 480] [--keypoints NAME]
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ def generate(out: str, n: int, width: int, height: int, seed: int) -> str:
     return out
 
 
-def variants(tracks, rng):
-    """(name, labels) of every rule variant on one episode's tracks."""
+def variants(tracks, rng, detector=None):
+    """(name, labels) of every rule variant on one episode's tracks (``detector``: the same
+    episode's tracks with a detector's keypoints)."""
     base = ContactRuleConfig().scaled(tracks.height, tracks.fps)
     out = [("algorithm 1", contact_labels(tracks.object, tracks.hand, base).contact),
            ("forward pass only", contact_labels(tracks.object, tracks.hand, replace(base, backward=False)).contact)]
@@ -58,6 +61,11 @@ def variants(tracks, rng):
         for smooth in (1, 3, 5):
             labels = contact_labels(tracks.object, noisy, replace(base, smooth=smooth), hand_valid=valid).contact
             out.append((f"noise {sigma:g} px, {lost:.0%} lost, smooth {smooth}", labels))
+    if detector is not None:
+        for fill in (base.fill_gaps, 0):
+            cfg = replace(base, fill_gaps=fill)
+            labels = contact_labels(detector.object, detector.hand, cfg, hand_valid=detector.hand_valid).contact
+            out.append((f"detector keypoints, fill gaps {fill}", labels))
     return out
 
 
@@ -68,6 +76,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=720)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keypoints", metavar="NAME", help="also run on the detector npz of this name in each episode")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = args.dataset or generate(f"{tmp}/data", args.episodes, args.width, args.height, args.seed)
@@ -87,7 +96,12 @@ def main() -> None:
             t_rule.append(time.perf_counter() - t1)
             t_tracks.append(t1 - t0)
             sim = hand_level(episode.labels["contacts"])
-            for name, labels in variants(tracks, rng):
+            detector = episode_tracks(episode, keypoints=path / args.keypoints) if args.keypoints else None
+            if detector is not None:
+                seen = detector.hand_valid.any(axis=1)
+                print(f"{episode.name}: detector found the hand in {seen.sum()}/{len(seen)} frames, mean error "
+                      f"{np.nanmean(np.linalg.norm(detector.hand - tracks.hand, axis=-1)[detector.hand_valid]):.1f} px")
+            for name, labels in variants(tracks, rng, detector):
                 results.setdefault(name, []).append(compare(episode.name, labels, sim))
     print(f"\n{used} successful episodes ({failed} failed grasps left out); bar: >= {FRAME_ACCURACY_BAR:.0%} of "
           f"frames and onset within {ONSET_BAR} frames; simulator contacts reduced to hand level (any part)")

@@ -154,3 +154,18 @@ def test_keypoint_jitter_does_not_read_as_the_hand_moving():
     assert np.nanmedian(np.linalg.norm(np.diff(noisy, axis=0), axis=-1)) > ContactRuleConfig().hand_moving
     assert out.contact[frames("rest")].all() and out.contact[frames("hold")].all()
     np.testing.assert_array_equal(out.contact, contact_labels(obj, hand).contact)
+
+
+def test_short_detector_gaps_are_interpolated_long_ones_stay_unknown():
+    obj, hand = grasp()
+    valid = np.ones(len(hand), bool)
+    valid[4:9] = False  # lost for 5 frames while approaching
+    filled = contact_labels(obj, hand, hand_valid=valid)
+    assert (filled.evidence[3:9] == NO_CONTACT).all()  # the interpolated hand still moves alone
+    np.testing.assert_allclose(filled.hand_motion[3:9], 8.0)
+    unfilled = contact_labels(obj, hand, ContactRuleConfig(fill_gaps=0), hand_valid=valid)
+    assert np.isnan(unfilled.hand_motion[3:9]).all() and (unfilled.evidence[3:9] == CARRY).all()
+    too_long = contact_labels(obj, hand, ContactRuleConfig(fill_gaps=4), hand_valid=valid)
+    assert np.isnan(too_long.hand_motion[3:9]).all()
+    with pytest.raises(ConfigError, match="fill_gaps"):
+        ContactRuleConfig(fill_gaps=-1)

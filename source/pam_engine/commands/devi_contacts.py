@@ -16,9 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--keypoints", metavar="NAME",
                         help="use a hand detector's keypoints: the npz of this name inside each episode folder "
                         "('keypoints' (T, 21, 2), optional 'valid'); episodes without it are skipped")
-    parser.add_argument("--smooth", type=int, default=None, metavar="FRAMES",
-                        help="moving average over this many frames before the rule (odd; default 1 on the labels' "
-                        "tracks, 3 with --keypoints: a detector's jitter otherwise reads as the hand moving)")
+    parser.add_argument("--smooth", type=int, default=1, metavar="FRAMES",
+                        help="centred moving average over this many frames before the rule (odd; default 1: off)")
     parser.add_argument("--points", type=int, default=None, help="object-surface points tracked (default 256)")
     parser.add_argument("--all", action="store_true", help="include failed grasps")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to this JSON file")
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"dataset {root}: not a folder")
     if args.points is not None and args.points < 1:
         raise ConfigError(f"--points must be a positive integer, got {args.points}")
-    rule = ContactRuleConfig(smooth=args.smooth if args.smooth is not None else (3 if args.keypoints else 1))
+    rule = ContactRuleConfig(smooth=args.smooth)
     results, skipped = [], []
     for path in list_episodes(root):
         episode = Episode(path)

@@ -21,6 +21,10 @@ around a still wrist do not read as the hand moving away. The object's motion ha
 and the band between them gives no evidence: a finger nudging the object by a pixel neither
 starts nor ends a contact.
 
+Hand keypoints a detector lost for a few frames between two detections are interpolated
+linearly (``fill_gaps``); longer gaps, and frames before the first or after the last detection,
+stay unknown and give no evidence.
+
 The labels are hand-level (one bool per frame: the hand touches the object), as the rule sees
 the whole object's motion and cannot tell which finger moved it; compare them with the
 simulator's per-part contacts reduced with ``any`` (:mod:`pam_engine.devi.agreement`).
@@ -55,6 +59,7 @@ class ContactRuleConfig:
     hand_moving: float = 2.0  # the hand's displacement (median vector) above this: the hand moves
     near: float = 40.0  # nearest hand keypoint to nearest object point at most this: hand at the object
     smooth: int = 1  # centred moving average over this many frames before differencing (odd; 1 = off)
+    fill_gaps: int = 8  # hand keypoints lost for at most this many frames between two detections are interpolated
     backward: bool = True  # run the backward pass
     reference_height: float = 480.0
     reference_fps: float = 15.0
@@ -67,6 +72,8 @@ class ContactRuleConfig:
         if self.object_still > self.object_moving:
             raise ConfigError(f"devi contact rule: object_still ({self.object_still}) must not exceed "
                               f"object_moving ({self.object_moving})")
+        if int(self.fill_gaps) != self.fill_gaps or self.fill_gaps < 0:
+            raise ConfigError(f"devi contact rule: fill_gaps must be a whole number of frames >= 0, got {self.fill_gaps!r}")
         if int(self.smooth) != self.smooth or self.smooth < 1 or self.smooth % 2 == 0:
             raise ConfigError(f"devi contact rule: smooth must be an odd number of frames >= 1, got {self.smooth!r}")
 
@@ -113,6 +120,23 @@ def _check_valid(name: str, valid, shape: tuple[int, int]) -> np.ndarray:
     if v.shape != shape:
         raise ConfigError(f"devi contacts: {name} has shape {v.shape}, expected {shape[:1]} or {shape}")
     return v
+
+
+def _fill_gaps(track: np.ndarray, valid: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation of each point over runs of at most ``max_gap`` invalid frames between
+    two valid ones (never before the first or after the last detection)."""
+    if max_gap == 0 or valid.all():
+        return track, valid
+    track, valid = track.copy(), valid.copy()
+    frames = np.arange(track.shape[0])
+    for j in range(track.shape[1]):
+        seen = np.flatnonzero(valid[:, j])
+        for a, b in zip(seen[:-1], seen[1:]):
+            if 1 < b - a <= max_gap + 1:
+                w = (frames[a + 1:b] - a) / (b - a)
+                track[a + 1:b, j] = (1 - w)[:, None] * track[a, j] + w[:, None] * track[b, j]
+                valid[a + 1:b, j] = True
+    return track, valid
 
 
 def _smooth(track: np.ndarray, valid: np.ndarray, window: int) -> np.ndarray:
@@ -172,6 +196,7 @@ def contact_labels(object_track, hand_track, config: ContactRuleConfig | None = 
         raise ConfigError(f"devi contacts: object track has {obj.shape[0]} frames, hand keypoints {hand.shape[0]}")
     hv = _check_valid("hand_valid", hand_valid, hand.shape[:2]) & np.isfinite(hand).all(axis=-1)
     ov = _check_valid("object_valid", object_valid, obj.shape[:2]) & np.isfinite(obj).all(axis=-1)
+    hand, hv = _fill_gaps(np.where(hv[..., None], hand, 0.0), hv, int(cfg.fill_gaps))
     hand, obj = _smooth(hand, hv, int(cfg.smooth)), _smooth(obj, ov, int(cfg.smooth))
 
     object_motion = _median_motion(obj, ov)
