@@ -98,4 +98,9 @@ def test_bad_config_and_reference_are_named():
                            ref.wrist, ref.angles, ref.object_start, "025_mug")
     with pytest.raises(ConfigError, match="window"):
         ref.window(3, 3)
-    assert ref.window(1, 4).num_frames == 3
+    with pytest.raises(ConfigError, match="starts after the object moved"):
+        ref.window(1, 4)  # this reference's object moves from frame 0 on
+    still = ImitationReference(ref.joints, np.repeat(ref.object_uv[:1], T, axis=0), ref.contact, ref.points, ref.K,
+                               ref.world_to_cam, 480, 15.0, ref.wrist, ref.angles, ref.object_start, "025_mug")
+    window = still.window(1, 4)
+    assert window.num_frames == 3 and np.array_equal(window.joints, ref.joints[1:4])

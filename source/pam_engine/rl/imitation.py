@@ -93,11 +93,15 @@ class ImitationReference:
         return int(self.joints.shape[0])
 
     def window(self, start: int, stop: int) -> "ImitationReference":
-        """Frames [start, stop) as a reference of their own (the object's start pose is only known
-        at frame 0, so a window starting later keeps it: use it for windows whose object has not
-        yet moved)."""
+        """Frames [start, stop) as a reference of their own. The object's 3D pose is only known at
+        frame 0, so a window keeps it and must start before the object has moved (its 2D track
+        within ``1 px`` of frame 0's)."""
         if not 0 <= start < stop <= self.num_frames or stop - start < 2:
             raise ConfigError(f"imitation reference: window [{start}, {stop}) does not fit {self.num_frames} frames")
+        moved = float(np.linalg.norm(self.object_uv[start] - self.object_uv[0], axis=-1).mean())
+        if moved > 1.0:
+            raise ConfigError(f"imitation reference: window [{start}, {stop}) starts after the object moved "
+                              f"({moved:.1f} px from frame 0); its 3D start pose is only known at frame 0")
         s = slice(start, stop)
         return ImitationReference(self.joints[s], self.object_uv[s], self.contact[s], self.points, self.K,
                                   self.world_to_cam, self.height, self.fps, self.wrist[s], self.angles[s],
