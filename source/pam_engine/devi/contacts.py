@@ -17,9 +17,9 @@ moves the object during the next interval). The object's is the median over its 
 displacement (a turn in place counts; a few badly tracked points do not decide it); the hand's is
 the length of the median displacement vector over its keypoints, the motion of the hand as a
 whole: a detector's independent per-keypoint jitter averages down in it, and fingers closing
-around a still wrist do not read as the hand moving away. The object's motion has two thresholds (moving / still)
-and the band between them gives no evidence: a finger nudging the object by a pixel neither
-starts nor ends a contact.
+around a still wrist do not read as the hand moving away. The object's motion has two
+thresholds (moving / still) and the band between them gives no evidence: a finger nudging the
+object by a pixel neither starts nor ends a contact.
 
 Hand keypoints a detector lost for a few frames between two detections are interpolated
 linearly (``fill_gaps``); longer gaps, and frames before the first or after the last detection,
