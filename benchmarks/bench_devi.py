@@ -26,6 +26,7 @@ import argparse
 import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -38,7 +39,8 @@ from pam_engine.pipeline import GenerateConfig, Generator
 
 
 def generate(out: str, n: int, width: int, height: int, seed: int) -> str:
-    cfg = load_config(GenerateConfig, "configs/quickstart.yaml",
+    quickstart = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+    cfg = load_config(GenerateConfig, str(quickstart),
                       [f"episodes={n}", f"seed={seed}", f"width={width}", f"height={height}", "randomization.preview=false"])
     t0 = time.perf_counter()
     summary = Generator(cfg, out).run(progress=True)
