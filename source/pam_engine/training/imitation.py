@@ -6,9 +6,7 @@ the reference (a 13 x ``segments`` vector). CEM samples a population around a Ga
 elites by return (the summed hybrid reward) and refits the Gaussian to them. It is the smallest
 learner that shows the reward does its job on a real rollout in seconds on a CPU: the environment
 is deterministic, the search space small, and no critic needs to warm up first. PPO through
-rl-games (``pam train-policy``) is the learner for closed-loop policies over many references; it
-was not tried here (the grasp smoke test had to trim its reward to the action penalty to move in
-a few hundred PPO steps, and the rl-games glue is written for the grasp task's vector env).
+rl-games (:mod:`pam_engine.training.imitation_ppo`) trains closed-loop policies.
 """
 
 from __future__ import annotations
