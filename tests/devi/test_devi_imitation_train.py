@@ -18,6 +18,15 @@ def env(grasp_episode):
     return ImitationEnv(episode_reference(grasp_episode, points=64))
 
 
+def test_a_reference_at_another_frame_rate_is_refused(env):
+    from dataclasses import replace
+
+    from pam_engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="30 fps, the scene steps 15"):
+        ImitationEnv(replace(env.reference, fps=30.0))
+
+
 def test_it_is_a_gymnasium_environment(env):
     from gymnasium.utils.env_checker import check_env
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import gymnasium as gym
 import numpy as np
 
+from pam_engine.errors import ConfigError
 from pam_engine.hand.pose import HandPose
 from pam_engine.pose.request import Stage1Config
 from pam_engine.rl import spec
@@ -50,6 +51,10 @@ class ImitationEnv(gym.Env):
         from pam_engine.pose.setup import build_scene, load_objects
 
         self.reference, self.config = reference, config or ImitationEnvConfig()
+        fps = self.config.stage1.scene.fps
+        if abs(reference.fps - fps) > 1e-6:
+            raise ConfigError(f"imitation reference is {reference.fps:g} fps, the scene steps {fps:g} frames per second "
+                              f"(stage1.scene.fps); make them equal")
         assets = load_objects([ObjectSpec(reference.object_name)])
         self._scene = build_scene(assets, [reference.object_start], self.config.stage1)
         art = self._scene.articulation
