@@ -13,7 +13,7 @@ from pam_engine.errors import PamError
 
 #: Modules under pam_engine.commands, in the order ``pam --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = ("export", "export-usd", "generate", "simulate", "import-dexycb", "train-policy",
-                                     "train-appearance", "train-motion", "validate", "view", "qa", "score-actions")
+                                     "train-appearance", "train-motion", "validate", "view", "qa", "score-actions", "devi-contacts")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,10 @@ scripted plan).
   spreads it over processes;
 - :mod:`~pam_engine.rl.tasks`: gymnasium registration (Isaac Lab style), agent settings in
   :mod:`pam_engine.rl.agents`.
+- :mod:`~pam_engine.rl.imitation` (+ :mod:`~pam_engine.rl.imitation_torch`): DeVI's hybrid
+  imitation reward (3D hand x 2D object x contact tracking), and
+  :mod:`~pam_engine.rl.imitation_env`, a gymnasium env that imitates a reference with it
+  (references from episodes: :mod:`pam_engine.devi.reference`; docs/devi.md).
 
 Training lives in :mod:`pam_engine.training`; the trained policy runs in Stage I as
 :class:`pam_engine.policy.learned.LearnedPolicy` (``pam_engine.policy.loading.load_policy``).
