@@ -178,3 +178,19 @@ def test_batched_observation_and_rewards_equal_the_per_state_ones_bit_for_bit(ar
     # all diverged: no state needed
     none = spec.reward_terms_batch(None, actions[:2], previous[:2], spec.RewardConfig(), diverged=True)
     assert none["diverged"].tolist() == [-spec.RewardConfig().diverged] * 2 and not none["hand"].any()
+
+
+def test_residual_targets_equal_the_plain_formula_bit_for_bit(articulation):
+    """The per-control-step form (cached scales, no np.clip/concatenate) computes exactly the
+    formula as written: plan + clipped action x scales, synergies, clipped to the limits."""
+    rng = np.random.default_rng(3)
+    syn = spec.synergy_matrix(articulation.names)
+    cfg = spec.ActionConfig(wrist_translation=0.021, curl=0.7)
+    lo, hi = articulation.lower, articulation.upper
+    for _ in range(200):
+        a = rng.uniform(-1.5, 1.5, 13)
+        wrist_q, fingers = rng.normal(size=6), rng.uniform(lo - 0.2, hi + 0.2)
+        w, f = spec.residual_targets(a, wrist_q, fingers, syn, cfg, lo, hi)
+        c = np.clip(a, -1.0, 1.0)
+        np.testing.assert_array_equal(w, wrist_q + np.concatenate([cfg.wrist_translation * c[:3], cfg.wrist_rotation * c[3:6]]))
+        np.testing.assert_array_equal(f, np.clip(fingers + (spec.synergy_scales(cfg) * c[6:]) @ syn, lo, hi))
