@@ -31,16 +31,47 @@ from pam_engine.pipeline import GenerateConfig, Generator
 from pam_engine.pose import ObjectSpec, Stage1Request, run_stage1
 
 
+#: the issue's targets per 49-frame 720x480 episode on 2 cores (s)
+TARGETS = {"stage1": 1.5, "capture": 1.5, "write": 0.5, "total": 4.0}
+
+
 def episodes(n: int, objects: list[str]) -> None:
+    """``n`` episodes through the pipeline, then the last written one written again one file
+    at a time (the writer before it encoded files side by side) and side by side, in the same
+    run."""
     cfg = load_config(GenerateConfig, None, [f"episodes={n}", "seed=7", f"randomization.objects=[{','.join(objects)}]"])
     with tempfile.TemporaryDirectory() as out:
-        t0 = time.perf_counter()
-        summary = Generator(cfg, f"{out}/data").run(progress=True)
-        total = time.perf_counter() - t0
-    print(f"\nWhole episodes, {cfg.width}x{cfg.height}, {cfg.stage1.num_frames} frames, no diffusion")
+        generator = Generator(cfg, f"{out}/data")
+        handed = []  # the episodes as the pipeline hands them to the writer
+        write = generator.writer.write
+        generator.writer.write = lambda episode, **kw: (handed.append(episode), write(episode, **kw))[1]
+        t0, c0 = time.perf_counter(), time.process_time()
+        summary = generator.run(progress=True)
+        total, cpu = time.perf_counter() - t0, time.process_time() - c0
+        writes = {}
+        if handed:
+            from pam_engine.dataset.writer import EpisodeWriter
+
+            for rounds in range(2):  # interleaved, so that load from other processes hits both alike
+                for jobs in (1, None):
+                    writer = EpisodeWriter(f"{out}/rewrite-{jobs}-{rounds}", jobs=jobs)
+                    t1 = time.perf_counter()
+                    writer.write(handed[-1], index=0)
+                    writes.setdefault(writer.jobs if jobs else "parallel", []).append(time.perf_counter() - t1)
+    print(f"\nWhole episodes, {cfg.width}x{cfg.height}, {cfg.stage1.num_frames} frames, no diffusion, {os.cpu_count()} cores")
     print(summary.report())
-    per_written = total / max(summary.written, 1)
-    print(f"wall time {total:.1f} s for {summary.attempted} episodes; {per_written:.1f} s per written episode")
+    sec = summary.stage_seconds
+    per = {"stage1": sec["stage1"] / max(summary.attempted, 1),
+           "capture": sec["capture"] / max(summary.written, 1), "write": sec["write"] / max(summary.written, 1)}
+    per["total"] = sum(per.values())
+    print("per written episode (s, wall): " + ", ".join(
+        f"{k} {v:.2f} (target {TARGETS[k]:.1f}, x{v / TARGETS[k]:.2f})" for k, v in per.items()))
+    print(f"wall time {total:.1f} s ({cpu:.1f} s CPU in this process) for {summary.attempted} episodes; "
+          f"{total / max(summary.written, 1):.1f} s per written episode")
+    if writes:
+        serial, parallel = min(writes[1]), min(writes["parallel"])
+        print(f"write of the last episode, same run (best of 2): one file at a time {serial:.2f} s, "
+              f"side by side {parallel:.2f} s: x{serial / parallel:.2f}")
 
 
 def capture_ratio(object_name: str, frames: int) -> None:
