@@ -305,3 +305,27 @@ def test_video_bytes_equal_those_of_the_copying_frame_conversion(tmp_path, monke
     monkeypatch.setattr(videoio, "_converter", lambda width, height: copying)
     videoio.write_video(tmp_path / "old.mp4", frames)
     assert (tmp_path / "new.mp4").read_bytes() == (tmp_path / "old.mp4").read_bytes()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
+def test_video_bytes_do_not_depend_on_the_number_of_cores(tmp_path):
+    """x264 sizes its slices by its thread count, which it takes from the CPUs it may run on
+    when left automatic: a process pinned to one core wrote other bytes. The count is fixed."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (6, 192, 96, 3), dtype=np.uint8)  # 12 macroblock rows: room for slices
+    np.save(tmp_path / "frames.npy", frames)
+    from pam_engine.dataset.videoio import write_video
+
+    write_video(tmp_path / "here.mp4", frames)
+    script = ("import os, sys, numpy as np\n"
+              "os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
+              "from pam_engine.dataset.videoio import write_video\n"
+              "write_video(sys.argv[2], np.load(sys.argv[1]))\n")
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo / "source"), str(repo / "diffusion")]))
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "frames.npy"), str(tmp_path / "one_core.mp4")],
+                   env=env, check=True)
+    assert (tmp_path / "one_core.mp4").read_bytes() == (tmp_path / "here.mp4").read_bytes()

@@ -10,6 +10,10 @@ import numpy as np
 from pam_engine.errors import OutputError
 
 
+#: x264 threads (= slices) per video; fixed so that the bytes do not depend on the machine.
+X264_THREADS = 2
+
+
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 15.0, crf: int = 18,
                 preset: str = "veryfast") -> Path:
     """Encode RGB uint8 frames (T, H, W, 3) to an H.264 mp4 (H and W must be even)."""
@@ -27,6 +31,11 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 15.0, crf: in
             # mbtree off: x264's macroblock tree reads uninitialised memory, so the same frames
             # encoded to different bytes depending on the heap (found with MALLOC_PERTURB_)
             stream.options = {"crf": str(crf), "preset": preset, "x264-params": "mbtree=0"}
+            # two slices, always: x264's thread count sets its slice count, and left automatic
+            # it follows the core count, so the same frames gave other bytes on another machine
+            # (2 is what 2-core machines always wrote; files are encoded side by side anyway)
+            stream.codec_context.thread_type = "SLICE"
+            stream.codec_context.thread_count = X264_THREADS
             convert = _converter(w, h)
             for i, frame in enumerate(frames):
                 for packet in stream.encode(convert(frame, i, stream.codec_context.time_base)):
