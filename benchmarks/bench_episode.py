@@ -45,8 +45,12 @@ def episodes(n: int, objects: list[str]) -> None:
         handed = []  # the episodes as the pipeline hands them to the writer
         write = generator.writer.write
         generator.writer.write = lambda episode, **kw: (handed.append(episode), write(episode, **kw))[1]
+        cpu_stages = _count_cpu(generator)
         t0, c0 = time.perf_counter(), time.process_time()
-        summary = generator.run(progress=True)
+        try:
+            summary = generator.run(progress=True)
+        finally:
+            cpu_stages.restore()
         total, cpu = time.perf_counter() - t0, time.process_time() - c0
         writes = {}
         if handed:
@@ -66,12 +70,50 @@ def episodes(n: int, objects: list[str]) -> None:
     per["total"] = sum(per.values())
     print("per written episode (s, wall): " + ", ".join(
         f"{k} {v:.2f} (target {TARGETS[k]:.1f}, x{v / TARGETS[k]:.2f})" for k, v in per.items()))
+    cpu_per = {"stage1": cpu_stages.seconds["stage1"] / max(summary.attempted, 1),
+               **{k: cpu_stages.seconds[k] / max(summary.written, 1) for k in ("capture", "write")}}
+    print("process CPU per written episode (s; every thread of this process: the renderer's, the "
+          "writer's): " + ", ".join(f"{k} {v:.2f}" for k, v in cpu_per.items()))
     print(f"wall time {total:.1f} s ({cpu:.1f} s CPU in this process) for {summary.attempted} episodes; "
           f"{total / max(summary.written, 1):.1f} s per written episode")
     if writes:
         serial, parallel = min(writes[1]), min(writes["parallel"])
         print(f"write of the last episode, same run (best of 2): one file at a time {serial:.2f} s, "
               f"side by side {parallel:.2f} s: x{serial / parallel:.2f}")
+
+
+class _count_cpu:
+    """Process CPU seconds per pipeline stage (wall figures swing with the machine's load):
+    Stage I (``run_stage1``), capture (``scene.capture`` and ``make_episode``), write."""
+
+    def __init__(self, generator):
+        import pam_engine.dataset.episode as episode_module
+        import pam_engine.pipeline as pipeline_module
+        from pam_engine.sim.mujoco.scene import HandObjectScene
+
+        self.seconds = {"stage1": 0.0, "capture": 0.0, "write": 0.0}
+        self._undo = []
+        for owner, name, stage in ((pipeline_module, "run_stage1", "stage1"), (HandObjectScene, "capture", "capture"),
+                                   (episode_module, "make_episode", "capture"), (generator.writer, "write", "write")):
+            self._wrap(owner, name, stage)
+
+    def _wrap(self, owner, name, stage):
+        real = getattr(owner, name)
+        seconds = self.seconds
+
+        def timed(*args, **kwargs):
+            c0 = time.process_time()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                seconds[stage] += time.process_time() - c0
+
+        setattr(owner, name, timed)
+        self._undo.append((owner, name, real))
+
+    def restore(self):
+        for owner, name, real in reversed(self._undo):
+            setattr(owner, name, real)
 
 
 def capture_ratio(object_name: str, frames: int) -> None:
