@@ -191,15 +191,23 @@ def hand_keypoint_map(joint_2d: np.ndarray, width: int, height: int, joint_z: np
     canvas = size if canvas is None else (int(canvas[0]), int(canvas[1]))
     if canvas != size:
         joint_2d = to_canvas(joint_2d, size, canvas)
-    out = np.zeros((joint_2d.shape[0], canvas[1], canvas[0], 3), np.uint8)
+    out = np.zeros((joint_2d.shape[0], size[1], size[0], 3), np.uint8)
+    # on a canvas, each frame is drawn on one reused canvas image and resized into its slot
+    # (no second whole video in memory)
+    scratch = None if canvas == size else np.zeros((canvas[1], canvas[0], 3), np.uint8)
     for t in range(joint_2d.shape[0]):
         if not np.all(np.isfinite(joint_2d[t])):
             continue
         z = None
         if joint_z is not None and np.all(np.isfinite(joint_z[t])):
             z = joint_z[t]
-        draw_hand_keypoints(out[t], joint_2d[t], z, order)
-    return out if canvas == size else resize_nearest(out, *size)
+        if scratch is None:
+            draw_hand_keypoints(out[t], joint_2d[t], z, order)
+        else:
+            scratch.fill(0)
+            draw_hand_keypoints(scratch, joint_2d[t], z, order)
+            out[t] = resize_nearest(scratch[None], *size)[0]
+    return out
 
 
 def canvas_keypoint_frame(joint_2d: np.ndarray, width: int, height: int, canvas: tuple[int, int],
