@@ -14,6 +14,7 @@ rendered with fixed material and light, no shadows, reflections or skybox.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -92,6 +93,22 @@ def _gl_context(width: int, height: int):
     return GLContext(width, height)
 
 
+_SHARED = threading.local()
+
+
+def _shared_gl_context(width: int, height: int):
+    """(context, owned): with EGL, one context per thread that every capture in it reuses
+    (surfaceless, so the size does not matter): a new context per episode cost ~0.1 s of CPU,
+    and the CPU renderer compiled its shaders again in each. Other backends size their buffer
+    by the context, so each capture gets its own."""
+    if configure_headless_gl() != "egl":
+        return _gl_context(width, height), True
+    context = getattr(_SHARED, "egl", None)
+    if context is None:
+        context = _SHARED.egl = _gl_context(width, height)
+    return context, False
+
+
 def _scene_option(geom_groups, skin_groups) -> "mujoco.MjvOption":
     opt = mujoco.MjvOption()
     opt.geomgroup[:] = geom_groups
@@ -156,7 +173,7 @@ class MujocoCapture:
         self.seg_lookup.check(model)
         self.hand_style = hand_style or HandMeshStyle()
         self._camera = camera
-        self._gl = None
+        self._gl, self._owns_gl = None, True
         self._con = None
         vis = model.vis.global_
         vis.offwidth = max(vis.offwidth, camera.width)
@@ -169,7 +186,7 @@ class MujocoCapture:
         self._buffer = (int(buffer[0]), int(buffer[1]))
 
         try:
-            self._gl = _gl_context(*self._buffer)
+            self._gl, self._owns_gl = _shared_gl_context(*self._buffer)
             self._gl.make_current()
             samples, size = model.vis.quality.offsamples, (vis.offwidth, vis.offheight)
             if not multisample:
@@ -391,14 +408,15 @@ class MujocoCapture:
     # --- lifetime -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Free the MuJoCo render context, then the EGL context (idempotent)."""
+        """Free the MuJoCo render context, then the GL context if this capture owns one (idempotent)."""
         if self._con is not None:
             if self._gl is not None:
                 self._gl.make_current()
             self._con.free()
             self._con = None
         if self._gl is not None:
-            self._gl.free()
+            if self._owns_gl:
+                self._gl.free()
             self._gl = None
 
     def __enter__(self) -> "MujocoCapture":
