@@ -130,7 +130,7 @@ def test_batched_env_equals_the_per_slot_reference_on_the_same_seed(env_config, 
         a, b = fast.step(action), slow.step(action)
         for x, y in zip(a[:4], b[:4]):
             np.testing.assert_array_equal(x, y)
-        assert a[4]["episode"] == b[4]["episode"]
+        assert repr(a[4]["episode"]) == repr(b[4]["episode"])  # exact floats; NaN (diverged) equals NaN
         for x, y in zip(a[4]["final_obs"], b[4]["final_obs"]):
             assert (x is None and y is None) or np.array_equal(x, y)
         for sf, ss in zip(fast.slots, slow.slots):

@@ -245,14 +245,13 @@ class GraspVecEnv(VectorEnv):
         obs = np.zeros((n, self.single_observation_space.shape[0]), np.float32)
         live = np.flatnonzero(~diverged)
         terms = {k: np.zeros(n) for k in spec.REWARD_TERMS}
-        rise = hand_error = np.full(n, np.nan)
+        rise, hand_error = np.full(n, np.nan), np.full(n, np.nan)  # NaN for diverged slots
         if live.size:
             states = spec.GraspStates.stack([slots[i].episode.state(slots[i].step_index) for i in live])
             obs[live] = spec.observation_batch(states, action[live])
             for key, value in spec.reward_terms_batch(states, action[live], previous[live], self.config.reward,
                                                       final=final[live]).items():
                 terms[key][live] = value
-            rise, hand_error = np.full(n, np.nan), np.full(n, np.nan)
             rise[live], hand_error[live] = states.rise(), states.hand_error()
         terms["diverged"][diverged] = -self.config.reward.diverged
         rewards = np.zeros(n)
