@@ -249,7 +249,7 @@ def _physics_seconds(cfg, envs: int, steps: int, bank) -> tuple[float, float]:
     return total, spent[0]
 
 
-def _bare_mj_step(cfg, envs: int, bank, snapshots: int = 12) -> tuple[float, int]:
+def _bare_mj_step(cfg, envs: int, bank, snapshots: int = 30) -> tuple[float, int]:
     """Process CPU seconds of bare ``mj_step`` over one decision's physics (control_per_frame x
     substeps steps) from states the environment reached (copied out of its slots, contacts and
     all), and the number of control steps that covers."""
