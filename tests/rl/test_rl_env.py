@@ -138,3 +138,24 @@ def test_batched_env_equals_the_per_slot_reference_on_the_same_seed(env_config, 
         ended += sum(e is not None for e in a[4]["episode"])
     assert ended >= 3  # every slot went through an episode end and an autoreset
     np.testing.assert_array_equal(fast.success_rate, slow.success_rate)
+
+
+def test_one_slot_played_alone_equals_the_reference(env_config, bank):
+    """``slot.reset()`` / ``slot.step()`` (how the Isaac Lab comparison plays MuJoCo episodes one
+    slot at a time, without autoreset) give the per-slot reference's observations, rewards and
+    episode summary."""
+    from tests.rl.reference_env import ReferenceGraspVecEnv
+
+    fast = GraspVecEnv(env_config, num_envs=2, seed=1, bank=bank)
+    slow = ReferenceGraspVecEnv(env_config, num_envs=2, seed=1, bank=bank)
+    rng = np.random.default_rng(0)
+    a, b = fast.slots[1], slow.slots[1]
+    np.testing.assert_array_equal(a.reset(), slow._reset_slot(b))
+    for _ in range(EPISODE_DECISIONS):
+        action = rng.normal(scale=0.3, size=spec.action_size())
+        x, y = a.step(action), slow._step_slot(b, action)
+        np.testing.assert_array_equal(x[0], y[0])
+        assert x[1:] == y[1:] and isinstance(x[1], float)
+        if x[2]:
+            break
+    assert x[2] and x[3] is not None and x[3].reward == pytest.approx(sum(x[3].terms.values()))

@@ -82,17 +82,29 @@ class EpisodeInfo:
 class _Slot:
     """One environment of the batch: its episode, and where in it the episode is."""
 
-    def __init__(self, env: "GraspVecEnv", rng: np.random.Generator):
-        self.env, self.rng = env, rng
+    def __init__(self, env: "GraspVecEnv", rng: np.random.Generator, index: int):
+        self.env, self.rng, self.index = env, rng, index
         self.episode: GraspEpisode | None = None
         self.step_index = 0
         self.name = ""
         self.object_index = -1
 
-    def reset(self) -> None:
-        """Start the next episode (its scripted approach included); the environment observes it.
-        Draws whose start pose is unreachable, or whose scripted approach blows up, are drawn
-        again."""
+    def reset(self) -> np.ndarray:
+        """Start the next episode and return its first observation (one slot played on its own,
+        e.g. :func:`pam_engine.isaaclab.episodes.play_mujoco`)."""
+        self.start()
+        self.env._totals[self.index] = 0.0
+        return self.env._first_observations([self.index])[0]
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, EpisodeInfo | None]:
+        """This slot alone takes ``action``: (observation, reward, done, episode summary or
+        None); no autoreset (call :meth:`reset`)."""
+        obs, reward, done, info, _ = self.env._step_slots([self.index], np.asarray(action)[None], autoreset=False)
+        return obs[0], float(reward[0]), bool(done[0]), info[0]
+
+    def start(self) -> None:
+        """Start the next episode (its scripted approach included), unobserved. Draws whose
+        start pose is unreachable, or whose scripted approach blows up, are drawn again."""
         env = self.env
         cfg = env.config.stage1
         for _ in range(20):
@@ -195,7 +207,7 @@ class GraspVecEnv(VectorEnv):
         self._totals = np.zeros((num_envs, len(spec.REWARD_TERMS)))  # per slot, the episode's summed terms
 
     def _make_slots(self, seed: int) -> list[_Slot]:
-        return [_Slot(self, np.random.default_rng([seed, self.first_slot + i])) for i in range(self.num_envs)]
+        return [_Slot(self, np.random.default_rng([seed, self.first_slot + i]), i) for i in range(self.num_envs)]
 
     def object_weights(self) -> np.ndarray:
         c = self.config.curriculum
@@ -219,7 +231,7 @@ class GraspVecEnv(VectorEnv):
         if seed is not None:
             self.slots = self._make_slots(seed)
         for slot in self.slots:
-            slot.reset()
+            slot.start()
         self._totals[:] = 0.0
         return self._first_observations(range(self.num_envs)), {}
 
@@ -237,8 +249,20 @@ class GraspVecEnv(VectorEnv):
         slots before it, as when the slots were stepped one after the other)."""
         n = self.num_envs
         actions = np.asarray(actions, dtype=np.float64).reshape(n, -1)
-        slots = self.slots
-        diverged = np.array([slot.advance(actions[i]) for i, slot in enumerate(slots)], dtype=bool)
+        obs, rewards, done, episodes, final_obs = self._step_slots(range(n), actions, autoreset=True)
+        infos = {"episode": episodes, "final_obs": final_obs}
+        return obs, rewards.astype(np.float32), done, np.zeros(n, bool), infos
+
+    def _step_slots(self, ids, actions: np.ndarray, autoreset: bool):
+        """Step the slots ``ids`` (in order) with ``actions`` (len(ids), action_size): their
+        observations (float32), rewards (float64), done flags and episode summaries, and with
+        ``autoreset`` the final observations too (finished slots then start their next episode
+        and return its first observation)."""
+        ids = list(ids)
+        n = len(ids)
+        actions = np.asarray(actions, dtype=np.float64).reshape(n, -1)
+        slots = [self.slots[i] for i in ids]
+        diverged = np.array([slot.advance(actions[j]) for j, slot in enumerate(slots)], dtype=bool)
         final = np.array([slot.step_index >= slot.episode.last_step for slot in slots], dtype=bool)
         action = np.stack([slot.episode.action for slot in slots])
         previous = np.stack([slot.episode.previous for slot in slots])
@@ -247,7 +271,7 @@ class GraspVecEnv(VectorEnv):
         terms = {k: np.zeros(n) for k in spec.REWARD_TERMS}
         rise, hand_error = np.full(n, np.nan), np.full(n, np.nan)  # NaN for diverged slots
         if live.size:
-            states = spec.GraspStates.stack([slots[i].episode.state(slots[i].step_index) for i in live])
+            states = spec.GraspStates.stack([slots[j].episode.state(slots[j].step_index) for j in live])
             obs[live] = spec.observation_batch(states, action[live])
             for key, value in spec.reward_terms_batch(states, action[live], previous[live], self.config.reward,
                                                       final=final[live]).items():
@@ -257,25 +281,25 @@ class GraspVecEnv(VectorEnv):
         rewards = np.zeros(n)
         for key in spec.REWARD_TERMS:  # the order of the per-slot sum
             rewards = rewards + terms[key]
-        self._totals += np.stack([terms[k] for k in spec.REWARD_TERMS], axis=1)
+        self._totals[ids] += np.stack([terms[k] for k in spec.REWARD_TERMS], axis=1)
         done = final | diverged
         episodes: list[EpisodeInfo | None] = [None] * n
         final_obs = [None] * n
-        for i in np.flatnonzero(done):
-            slot = slots[i]
-            success = bool(not diverged[i] and graspxl_rule(float(rise[i]), float(hand_error[i])))
+        for j in np.flatnonzero(done):
+            slot = slots[j]
+            success = bool(not diverged[j] and graspxl_rule(float(rise[j]), float(hand_error[j])))
             self.record(slot.object_index, success)
-            totals = self._totals[i].tolist()
-            episodes[i] = EpisodeInfo(
-                object=slot.name, success=success, rise=float(rise[i]), hand_error=float(hand_error[i]),
-                diverged=bool(diverged[i]), reward=float(sum(totals)), terms=dict(zip(spec.REWARD_TERMS, totals)))
-            final_obs[i] = obs[i].copy()
-            self._totals[i] = 0.0
-            slot.reset()
-        if done.any():
-            obs[done] = self._first_observations(np.flatnonzero(done))
-        infos = {"episode": episodes, "final_obs": final_obs}
-        return obs, rewards.astype(np.float32), done, np.zeros(n, bool), infos
+            totals = self._totals[slot.index].tolist()
+            episodes[j] = EpisodeInfo(
+                object=slot.name, success=success, rise=float(rise[j]), hand_error=float(hand_error[j]),
+                diverged=bool(diverged[j]), reward=float(sum(totals)), terms=dict(zip(spec.REWARD_TERMS, totals)))
+            if autoreset:
+                final_obs[j] = obs[j].copy()
+                self._totals[slot.index] = 0.0
+                slot.start()
+        if autoreset and done.any():
+            obs[done] = self._first_observations([ids[j] for j in np.flatnonzero(done)])
+        return obs, rewards, done, episodes, final_obs
 
     def close_extras(self, **kwargs):
         self.scenes = []
