@@ -131,7 +131,8 @@ def capture_ratio(object_name: str, frames: int) -> None:
     mjcam.distance, mjcam.elevation = 0.6, -40.0
     times = {k: [] for k in ("bare default", "bare plain", "render passes", "labels + maps")}
     seq = CaptureSequence.allocate(1, camera.height, camera.width)
-    with MujocoCapture(model, camera, SegLookup(geoms=geoms, skins=skins)) as cap:
+    # as the pipeline captures (sim.mujoco.capture): a buffer the camera's size
+    with MujocoCapture(model, camera, SegLookup(geoms=geoms, skins=skins), buffer=(camera.width, camera.height)) as cap:
         for t in range(min(frames, traj.num_frames)):
             scene.pose_frame(traj, t)
             for name, renderer in (("bare default", default), ("bare plain", plain)):
