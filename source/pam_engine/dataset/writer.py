@@ -58,6 +58,14 @@ def check_output_dir(root: str | Path) -> Path:
     return root
 
 
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the OS tells)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 class ParallelWrites:
     """Runs file writes on a thread pool: ``run(fn, *args)`` queues one; leaving the ``with``
     block waits for all of them and re-raises the first failure (after every started write
@@ -102,10 +110,10 @@ class EpisodeWriter:
     """Writes episodes into one dataset folder (checked when the writer is created)."""
 
     def __init__(self, root: str | Path, crf: int = 18, jobs: int | None = None) -> None:
-        """``jobs``: files encoded at once (default: one per CPU core; 1 writes them in turn)."""
+        """``jobs``: files encoded at once (default: one per CPU this process may use; 1 writes them in turn)."""
         self.root = check_output_dir(root)
         self.crf = crf
-        self.jobs = max(1, int(jobs)) if jobs is not None else max(1, os.cpu_count() or 1)
+        self.jobs = max(1, int(jobs)) if jobs is not None else _usable_cpus()
 
     def next_index(self) -> int:
         """One past the highest episode index present (0 for an empty dataset)."""
