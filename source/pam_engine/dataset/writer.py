@@ -110,7 +110,8 @@ class EpisodeWriter:
     """Writes episodes into one dataset folder (checked when the writer is created)."""
 
     def __init__(self, root: str | Path, crf: int = 18, jobs: int | None = None) -> None:
-        """``jobs``: files encoded at once (default: one per CPU this process may use; 1 writes them in turn)."""
+        """``jobs``: files encoded at once (default: one per CPU this process may use; 1 writes
+        them in turn)."""
         self.root = check_output_dir(root)
         self.crf = crf
         self.jobs = max(1, int(jobs)) if jobs is not None else _usable_cpus()
