@@ -296,22 +296,22 @@ def throughput(envs: int, steps: int, objects: list[str] | None) -> None:
     per_frame = cfg.stage1.scene.control_per_frame
     print(f"\nenvironment throughput, {envs} slots, {steps} batched steps after warm-up, "
           f"small random residuals, {os.cpu_count()} cores; {len(bank)} objects")
-    rates = {"reference": [], "batched": []}
-    for _ in range(2):  # interleaved, so that load from other processes hits both alike
+    rates = {"reference": [], "batched": [], "bare": []}
+    for _ in range(2):  # interleaved, so that load from other processes hits all alike
         for name, cls in (("reference", ReferenceGraspVecEnv), ("batched", GraspVecEnv)):
             env = cls(cfg, envs, seed=0, bank=bank, progress=False)
             wall, cpu = _timed_steps(env, steps)
             rates[name].append(envs * steps / cpu)
             env.close()
-    ref, new = max(rates["reference"]), max(rates["batched"])
+        bare_s, bare_steps = _bare_mj_step(cfg, envs, bank)
+        rates["bare"].append(bare_steps / bare_s)
+    ref, new, bare = max(rates["reference"]), max(rates["batched"]), max(rates["bare"])
     print(f"  in this process (CPU time, best of 2): reference {ref:7.0f} env steps/s ({per_frame * ref:6.0f} control steps/s), "
           f"batched {new:7.0f} env steps/s ({per_frame * new:6.0f} control steps/s): x{new / ref:.2f}")
     total, physics = _physics_seconds(cfg, envs, steps, bank)
     print(f"  time inside mj_step (resets' approach and settling included): {100 * physics / total:.0f}% "
           f"-> environment / its physics = {total / physics:.2f}x")
-    bare_s, bare_steps = _bare_mj_step(cfg, envs, bank)
-    bare = bare_steps / bare_s
-    print(f"  bare mj_step from the environment's own states: {bare:6.0f} control steps/s "
+    print(f"  bare mj_step from the environment's own states (best of 2, interleaved): {bare:6.0f} control steps/s "
           f"-> bare / environment control steps = {bare / (per_frame * new):.2f}x "
           f"(reference {bare / (per_frame * ref):.2f}x; the resets' scripted approach is physics outside the env steps)")
     walls = {}
