@@ -31,16 +31,89 @@ from pam_engine.pipeline import GenerateConfig, Generator
 from pam_engine.pose import ObjectSpec, Stage1Request, run_stage1
 
 
+#: the issue's targets per 49-frame 720x480 episode on 2 cores (s)
+TARGETS = {"stage1": 1.5, "capture": 1.5, "write": 0.5, "total": 4.0}
+
+
 def episodes(n: int, objects: list[str]) -> None:
+    """``n`` episodes through the pipeline, then the last written one written again one file
+    at a time (the writer before it encoded files side by side) and side by side, in the same
+    run."""
     cfg = load_config(GenerateConfig, None, [f"episodes={n}", "seed=7", f"randomization.objects=[{','.join(objects)}]"])
     with tempfile.TemporaryDirectory() as out:
-        t0 = time.perf_counter()
-        summary = Generator(cfg, f"{out}/data").run(progress=True)
-        total = time.perf_counter() - t0
-    print(f"\nWhole episodes, {cfg.width}x{cfg.height}, {cfg.stage1.num_frames} frames, no diffusion")
+        generator = Generator(cfg, f"{out}/data")
+        handed = []  # the episodes as the pipeline hands them to the writer
+        write = generator.writer.write
+        generator.writer.write = lambda episode, **kw: (handed.append(episode), write(episode, **kw))[1]
+        cpu_stages = _count_cpu(generator)
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            summary = generator.run(progress=True)
+        finally:
+            cpu_stages.restore()
+        total, cpu = time.perf_counter() - t0, time.process_time() - c0
+        writes = {}
+        if handed:
+            from pam_engine.dataset.writer import EpisodeWriter
+
+            for rounds in range(2):  # interleaved, so that load from other processes hits both alike
+                for jobs in (1, None):
+                    writer = EpisodeWriter(f"{out}/rewrite-{jobs}-{rounds}", jobs=jobs)
+                    t1 = time.perf_counter()
+                    writer.write(handed[-1], index=0)
+                    writes.setdefault(writer.jobs if jobs else "parallel", []).append(time.perf_counter() - t1)
+    print(f"\nWhole episodes, {cfg.width}x{cfg.height}, {cfg.stage1.num_frames} frames, no diffusion, {os.cpu_count()} cores")
     print(summary.report())
-    per_written = total / max(summary.written, 1)
-    print(f"wall time {total:.1f} s for {summary.attempted} episodes; {per_written:.1f} s per written episode")
+    sec = summary.stage_seconds
+    per = {"stage1": sec["stage1"] / max(summary.attempted, 1),
+           "capture": sec["capture"] / max(summary.written, 1), "write": sec["write"] / max(summary.written, 1)}
+    per["total"] = sum(per.values())
+    print("per written episode (s, wall): " + ", ".join(
+        f"{k} {v:.2f} (target {TARGETS[k]:.1f}, x{v / TARGETS[k]:.2f})" for k, v in per.items()))
+    cpu_per = {"stage1": cpu_stages.seconds["stage1"] / max(summary.attempted, 1),
+               **{k: cpu_stages.seconds[k] / max(summary.written, 1) for k in ("capture", "write")}}
+    print("process CPU per written episode (s; every thread of this process: the renderer's, the "
+          "writer's): " + ", ".join(f"{k} {v:.2f}" for k, v in cpu_per.items()))
+    print(f"wall time {total:.1f} s ({cpu:.1f} s CPU in this process) for {summary.attempted} episodes; "
+          f"{total / max(summary.written, 1):.1f} s per written episode")
+    if writes:
+        serial, parallel = min(writes[1]), min(writes["parallel"])
+        print(f"write of the last episode, same run (best of 2): one file at a time {serial:.2f} s, "
+              f"side by side {parallel:.2f} s: x{serial / parallel:.2f}")
+
+
+class _count_cpu:
+    """Process CPU seconds per pipeline stage (wall figures swing with the machine's load):
+    Stage I (``run_stage1``), capture (``scene.capture`` and ``make_episode``), write."""
+
+    def __init__(self, generator):
+        import pam_engine.dataset.episode as episode_module
+        import pam_engine.pipeline as pipeline_module
+        from pam_engine.sim.mujoco.scene import HandObjectScene
+
+        self.seconds = {"stage1": 0.0, "capture": 0.0, "write": 0.0}
+        self._undo = []
+        for owner, name, stage in ((pipeline_module, "run_stage1", "stage1"), (HandObjectScene, "capture", "capture"),
+                                   (episode_module, "make_episode", "capture"), (generator.writer, "write", "write")):
+            self._wrap(owner, name, stage)
+
+    def _wrap(self, owner, name, stage):
+        real = getattr(owner, name)
+        seconds = self.seconds
+
+        def timed(*args, **kwargs):
+            c0 = time.process_time()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                seconds[stage] += time.process_time() - c0
+
+        setattr(owner, name, timed)
+        self._undo.append((owner, name, real))
+
+    def restore(self):
+        for owner, name, real in reversed(self._undo):
+            setattr(owner, name, real)
 
 
 def capture_ratio(object_name: str, frames: int) -> None:
@@ -58,7 +131,8 @@ def capture_ratio(object_name: str, frames: int) -> None:
     mjcam.distance, mjcam.elevation = 0.6, -40.0
     times = {k: [] for k in ("bare default", "bare plain", "render passes", "labels + maps")}
     seq = CaptureSequence.allocate(1, camera.height, camera.width)
-    with MujocoCapture(model, camera, SegLookup(geoms=geoms, skins=skins)) as cap:
+    # as the pipeline captures (sim.mujoco.capture): a buffer the camera's size
+    with MujocoCapture(model, camera, SegLookup(geoms=geoms, skins=skins), buffer=(camera.width, camera.height)) as cap:
         for t in range(min(frames, traj.num_frames)):
             scene.pose_frame(traj, t)
             for name, renderer in (("bare default", default), ("bare plain", plain)):

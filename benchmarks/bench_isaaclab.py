@@ -16,12 +16,15 @@ residuals, after one warm-up episode's worth of steps. Never asserts timings.
 
 from __future__ import annotations
 
-import argparse
 import os
-import time
 
-import numpy as np
-import torch
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering (EGL) unless the user chose otherwise
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 
 def _engine(objects, bank_dir):

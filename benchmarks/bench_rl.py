@@ -202,32 +202,127 @@ def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str) 
     return {"results": results, "totals": totals, "episodes": n}
 
 
+def _timed_steps(env, steps: int, seed: int = 0) -> tuple[float, float]:
+    """(wall, process CPU) seconds of ``steps`` batched steps after a 20-step warm-up, small
+    random residuals (the same for every environment given the seed)."""
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    n, size = env.num_envs, env.single_action_space.shape[0]
+    for _ in range(20):
+        env.step(rng.normal(scale=0.1, size=(n, size)))
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        env.step(rng.normal(scale=0.1, size=(n, size)))
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def _physics_seconds(cfg, envs: int, steps: int, bank) -> tuple[float, float]:
+    """(process CPU in the env, CPU inside ``mj_step``) over the same steps as
+    :func:`_timed_steps`: every physics step the environment runs (approach and settling in
+    resets included) goes through the wrapped ``mujoco.mj_step``."""
+    import mujoco
+
+    from pam_engine.rl.env import GraspVecEnv
+
+    real, spent = mujoco.mj_step, [0.0]
+
+    def timed(m, d, nstep=1):
+        c = time.process_time()
+        real(m, d, nstep=nstep)
+        spent[0] += time.process_time() - c
+
+    env = GraspVecEnv(cfg, envs, seed=0, bank=bank, progress=False)
+    mujoco.mj_step = timed
+    try:
+        rng = np.random.default_rng(0)
+        env.reset(seed=0)
+        n, size = env.num_envs, env.single_action_space.shape[0]
+        for _ in range(20):
+            env.step(rng.normal(scale=0.1, size=(n, size)))
+        spent[0] = 0.0
+        c0 = time.process_time()
+        for _ in range(steps):
+            env.step(rng.normal(scale=0.1, size=(n, size)))
+        total = time.process_time() - c0
+    finally:
+        mujoco.mj_step = real
+    return total, spent[0]
+
+
+def _bare_mj_step(cfg, envs: int, bank, snapshots: int = 30) -> tuple[float, int]:
+    """Process CPU seconds of bare ``mj_step`` over one decision's physics (control_per_frame x
+    substeps steps) from states the environment reached (copied out of its slots, contacts and
+    all), and the number of control steps that covers."""
+    import mujoco
+
+    from pam_engine.rl.env import GraspVecEnv
+
+    env = GraspVecEnv(cfg, envs, seed=0, bank=bank, progress=False)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    states = []
+    for t in range(20 + snapshots):
+        env.step(rng.normal(scale=0.1, size=(envs, env.single_action_space.shape[0])))
+        if t >= 20:
+            for slot in env.slots:
+                scene = slot.episode.scene
+                copy = mujoco.MjData(scene.model)
+                mujoco.mj_copyData(copy, scene.model, scene.data)
+                states.append((scene.model, copy, scene.config.control_per_frame, scene.config.substeps))
+    c0 = time.process_time()
+    for model, data, per_frame, substeps in states:
+        mujoco.mj_step(model, data, nstep=per_frame * substeps)
+    return time.process_time() - c0, sum(s[2] for s in states)
+
+
 def throughput(envs: int, steps: int, objects: list[str] | None) -> None:
-    """Environment steps per second with the slots in 1 and in 2 worker processes."""
+    """Environment steps per second: the batched environment against the per-slot reference
+    (the code path before batching, ``tests/rl/reference_env.py``) in this process, the time
+    inside ``mj_step``, bare ``mj_step`` on the same model and states, and the slots in 1 and
+    2 worker processes. Process CPU time for the in-process figures (fair on a shared machine),
+    wall time for the process scaling."""
+    import sys
+    from pathlib import Path
+
     from pam_engine.rl.bank import BankConfig, load_bank
-    from pam_engine.rl.env import EnvConfig
+    from pam_engine.rl.env import EnvConfig, GraspVecEnv
     from pam_engine.rl.workers import make_env
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.rl.reference_env import ReferenceGraspVecEnv
 
     cfg = EnvConfig(bank=BankConfig(objects=objects)) if objects else EnvConfig()
     bank = load_bank(cfg.bank, cfg.stage1)
+    per_frame = cfg.stage1.scene.control_per_frame
     print(f"\nenvironment throughput, {envs} slots, {steps} batched steps after warm-up, "
-          f"small random residuals, {os.cpu_count()} cores")
-    rates = {}
+          f"small random residuals, {os.cpu_count()} cores; {len(bank)} objects")
+    rates = {"reference": [], "batched": [], "bare": []}
+    for _ in range(2):  # interleaved, so that load from other processes hits all alike
+        for name, cls in (("reference", ReferenceGraspVecEnv), ("batched", GraspVecEnv)):
+            env = cls(cfg, envs, seed=0, bank=bank, progress=False)
+            wall, cpu = _timed_steps(env, steps)
+            rates[name].append(envs * steps / cpu)
+            env.close()
+        bare_s, bare_steps = _bare_mj_step(cfg, envs, bank)
+        rates["bare"].append(bare_steps / bare_s)
+    ref, new, bare = max(rates["reference"]), max(rates["batched"]), max(rates["bare"])
+    print(f"  in this process (CPU time, best of 2): reference {ref:7.0f} env steps/s ({per_frame * ref:6.0f} control steps/s), "
+          f"batched {new:7.0f} env steps/s ({per_frame * new:6.0f} control steps/s): x{new / ref:.2f}")
+    total, physics = _physics_seconds(cfg, envs, steps, bank)
+    print(f"  time inside mj_step (resets' approach and settling included): {100 * physics / total:.0f}% "
+          f"-> environment / its physics = {total / physics:.2f}x")
+    print(f"  bare mj_step from the environment's own states (best of 2, interleaved): {bare:6.0f} control steps/s "
+          f"-> bare / environment control steps = {bare / (per_frame * new):.2f}x "
+          f"(reference {bare / (per_frame * ref):.2f}x; the resets' scripted approach is physics outside the env steps)")
+    walls = {}
     for workers in (1, 2):
         env = make_env(cfg, envs, workers, seed=0, bank=bank, progress=False)
-        rng = np.random.default_rng(0)
-        env.reset(seed=0)
-        act = lambda: rng.normal(scale=0.1, size=(envs, env.single_action_space.shape[0]))  # noqa: E731
-        for _ in range(20):
-            env.step(act())
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            env.step(act())
-        rates[workers] = envs * steps / (time.perf_counter() - t0)
+        wall, _ = _timed_steps(env, steps)
+        walls[workers] = envs * steps / wall
         env.close()
-        print(f"  {workers} process{'es' if workers > 1 else ''}: {rates[workers]:7.0f} env steps/s "
-              f"({7 * rates[workers]:7.0f} control steps/s, {28 * rates[workers]:7.0f} physics steps/s)")
-    print(f"  scaling 1 -> 2 processes: x{rates[2] / rates[1]:.2f}")
+        print(f"  {workers} worker process{'es' if workers > 1 else ''} (wall): {walls[workers]:7.0f} env steps/s "
+              f"({per_frame * walls[workers]:7.0f} control steps/s)")
+    print(f"  scaling 1 -> 2 processes: x{walls[2] / walls[1]:.2f} (wall; {os.cpu_count()} cores shared with whatever else runs)")
 
 
 def main() -> None:

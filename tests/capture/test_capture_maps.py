@@ -271,3 +271,62 @@ def test_condition_maps_bundle_has_every_map_at_full_size():
     for name, video in result.items():
         assert video.shape == (2, 240, 320, 3) and video.dtype == np.uint8, name
     np.testing.assert_array_equal(result.seg[0, 120, 150], [92, 0, 255])
+
+
+def _padded_normals(depth, K):
+    """normals_from_depth as first written (np.pad copies per component), the reference."""
+    h, w = depth.shape
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    valid = depth > 0
+    big = np.float32(1e6)
+    z = np.where(valid, depth, big).astype(np.float32)
+    x = z * ((np.arange(w, dtype=np.float32) - np.float32(cx)) / np.float32(fx))[None, :]
+    y = z * ((np.arange(h, dtype=np.float32) - np.float32(cy)) / np.float32(fy))[:, None]
+
+    def derivative(axis):
+        comps = []
+        for p in (x, y, z):
+            d = np.diff(p, axis=axis)
+            pad = [(0, 0), (0, 0)]
+            pad[axis] = (0, 1)
+            fwd = np.pad(d, pad, mode="edge")
+            pad[axis] = (1, 0)
+            bwd = np.pad(d, pad, mode="edge")
+            comps.append((fwd, bwd))
+        (fx_, bx_), (fy_, by_), (fz_, bz_) = comps
+        use_bwd = np.abs(bz_) < np.abs(fz_)
+        dz = np.where(use_bwd, bz_, fz_)
+        return np.where(use_bwd, bx_, fx_), np.where(use_bwd, by_, fy_), dz, np.abs(dz) < big / 2
+
+    ux, uy, uz, ok_u = derivative(1)
+    vx, vy, vz, ok_v = derivative(0)
+    nx, ny, nz = uz * vy - uy * vz, ux * vz - uz * vx, uy * vx - ux * vy
+    norm = np.sqrt(nx * nx + ny * ny + nz * nz)
+    good = valid & ok_u & ok_v & (norm > 0)
+    inv = np.where(good, 1.0 / np.where(norm > 0, norm, 1), 0).astype(np.float32)
+    return np.stack([nx * inv, ny * inv, nz * inv], axis=-1)
+
+
+@pytest.mark.parametrize("shape", [(40, 56), (2, 9), (7, 2)])
+def test_normals_and_maps_equal_the_reference_formulas_bit_for_bit(shape):
+    """The copy-free normals and the foreground-only depth colouring give exactly what the
+    straightforward forms give, holes, silhouettes and image edges included."""
+    rng = np.random.default_rng(5)
+    K = np.array([[50.0, 0, 27.3], [0, 51.0, 19.6], [0, 0, 1]])
+    depth = (0.5 + 0.1 * rng.random(shape) + np.linspace(0, 0.2, shape[1])[None]).astype(np.float32)
+    depth[rng.random(shape) < 0.15] = 0.0  # holes
+    depth[:, : shape[1] // 3] += 0.3  # a silhouette step
+    np.testing.assert_array_equal(maps.normals_from_depth(depth, K), _padded_normals(depth, K))
+    seg = np.where(rng.random((3,) + shape) < 0.7, 255, 0).astype(np.uint8)
+    video = np.stack([depth, depth * 1.1, np.roll(depth, 1, axis=1)])
+    n = _padded_normals(video[1], K)
+    want = ((1.0 - n) * 127.5).astype(np.uint8)
+    want[~((seg[1] != 0) & np.any(n != 0, axis=-1))] = 0
+    np.testing.assert_array_equal(maps.normal_map(video, seg, K, boxes=[(slice(0, shape[0]), slice(0, shape[1]))] * 3)[1], want)
+    lo, hi = maps.disparity_range(video, seg)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = (1.0 / video.astype(np.float64) - lo) * (255.0 / (hi - lo))
+    index = np.clip(np.nan_to_num(np.floor(x), nan=0.0, posinf=255.0, neginf=0.0), 0, 255).astype(np.uint8)
+    rgb = maps.inferno_lut()[index]
+    rgb[~((video > 0) & (seg != 0))] = 0
+    np.testing.assert_array_equal(maps.depth_map(video, seg), rgb)

@@ -83,3 +83,24 @@ def test_set_camera_switches_view_and_refuses_a_larger_image(scene):
         assert cap.capture(data).depth.shape == (128, 160)
         with pytest.raises(ConfigError, match="1280x960 exceeds"):  # the demo's buffer is 720x480
             cap.set_camera(Camera.from_focal(600.0, 1280, 960))
+
+
+def test_a_buffer_the_camera_size_gives_the_same_pixels(scene):
+    """The pipeline sizes the offscreen buffer to its one camera (less to clear per pass); every
+    capture stays pixel for pixel what the model-sized buffer gives, and the model's own
+    buffer size is left as it was."""
+    model = scene.model
+    data = mujoco.MjData(model)
+    size = (model.vis.global_.offwidth, model.vis.global_.offheight)
+    style = sample_preview_style(np.random.default_rng(2))
+    with MujocoCapture(model, _camera(), scene.seg_lookup, preview=style) as cap:
+        big = capture_sequence(cap, data, lambda d, t: scene.set_frame(d, t, T), T)
+    with MujocoCapture(model, _camera(), scene.seg_lookup, preview=style, buffer=(320, 240)) as cap:
+        small = capture_sequence(cap, data, lambda d, t: scene.set_frame(d, t, T), T)
+        with pytest.raises(ConfigError, match="exceeds this capture's buffer 320x240"):
+            cap.set_camera(Camera.from_focal(300.0, 640, 480))
+    assert (model.vis.global_.offwidth, model.vis.global_.offheight) == size != (320, 240)
+    for name in ("rgb", "depth", "seg", "hand_mesh"):
+        np.testing.assert_array_equal(getattr(small, name), getattr(big, name), err_msg=name)
+    with pytest.raises(ConfigError, match="smaller than the camera"):
+        MujocoCapture(model, _camera(), scene.seg_lookup, buffer=(100, 100))

@@ -150,3 +150,47 @@ def test_success_bonus_only_at_the_end(articulation):
     s.wrist = s.wrist.copy()
     s.wrist[:3, 3] += [0.0, 0.0, 0.2]
     assert spec.reward_terms(s, np.zeros(13), np.zeros(13), cfg, final=True)["success"] == 0.0
+
+
+def test_batched_observation_and_rewards_equal_the_per_state_ones_bit_for_bit(articulation):
+    """The training environment computes every env's observation and reward terms in one batched
+    pass; the deployed policy computes one state at a time. Both must agree exactly."""
+    from tests.rl.test_rl_spec_torch import _random_state
+
+    rng = np.random.default_rng(1)
+    n = 48
+    states = [_random_state(rng, articulation) for _ in range(n)]
+    actions = rng.uniform(-1.2, 1.2, (n, spec.action_size()))
+    previous = rng.uniform(-1, 1, (n, spec.action_size()))
+    final = rng.random(n) < 0.5
+    diverged = rng.random(n) < 0.15
+    batch = spec.GraspStates.stack(states)
+    obs = spec.observation_batch(batch, previous)
+    terms = spec.reward_terms_batch(batch, actions, previous, spec.RewardConfig(), final=final, diverged=diverged)
+    assert obs.shape == (n, spec.observation_size(articulation.size)) and obs.dtype == np.float32
+    assert tuple(terms) == spec.REWARD_TERMS
+    for i, s in enumerate(states):
+        np.testing.assert_array_equal(obs[i], spec.observation(s, previous[i]))
+        want = spec.reward_terms(None if diverged[i] else s, actions[i], previous[i], spec.RewardConfig(),
+                                 final=bool(final[i]), diverged=bool(diverged[i]))
+        assert {k: float(v[i]) for k, v in terms.items()} == want, i
+    assert diverged.any() and (~diverged).any() and (terms["success"] > 0).any()
+    # all diverged: no state needed
+    none = spec.reward_terms_batch(None, actions[:2], previous[:2], spec.RewardConfig(), diverged=True)
+    assert none["diverged"].tolist() == [-spec.RewardConfig().diverged] * 2 and not none["hand"].any()
+
+
+def test_residual_targets_equal_the_plain_formula_bit_for_bit(articulation):
+    """The per-control-step form (cached scales, no np.clip/concatenate) computes exactly the
+    formula as written: plan + clipped action x scales, synergies, clipped to the limits."""
+    rng = np.random.default_rng(3)
+    syn = spec.synergy_matrix(articulation.names)
+    cfg = spec.ActionConfig(wrist_translation=0.021, curl=0.7)
+    lo, hi = articulation.lower, articulation.upper
+    for _ in range(200):
+        a = rng.uniform(-1.5, 1.5, 13)
+        wrist_q, fingers = rng.normal(size=6), rng.uniform(lo - 0.2, hi + 0.2)
+        w, f = spec.residual_targets(a, wrist_q, fingers, syn, cfg, lo, hi)
+        c = np.clip(a, -1.0, 1.0)
+        np.testing.assert_array_equal(w, wrist_q + np.concatenate([cfg.wrist_translation * c[:3], cfg.wrist_rotation * c[3:6]]))
+        np.testing.assert_array_equal(f, np.clip(fingers + (spec.synergy_scales(cfg) * c[6:]) @ syn, lo, hi))

@@ -165,6 +165,20 @@ def resize_nearest(images: np.ndarray, width: int, height: int) -> np.ndarray:
     if h != height:
         images = np.take(images, np.minimum((np.arange(height) * h) // height, h - 1), axis=1)
     return images
+    if images.dtype == np.uint8 and images.ndim == 4 and images.shape[3] in (3, 4) and max(w, h, width, height) < 32768:
+        # the same pixel picks as a gather, by cv2.remap on integer coordinates (exact, and
+        # several times faster than np.take on (T, H, W, 3) bytes)
+        grid = np.empty((height, width, 2), np.int16)
+        grid[..., 0], grid[..., 1] = cols[None, :], rows[:, None]
+        out = np.empty((t, height, width, images.shape[3]), np.uint8)
+        for k in range(t):
+            cv2.remap(images[k], grid, None, cv2.INTER_NEAREST, dst=out[k])
+        return out
+    if w != width:
+        images = np.take(images, cols, axis=2)
+    if h != height:
+        images = np.take(images, rows, axis=1)
+    return images
 
 
 def hand_keypoint_map(joint_2d: np.ndarray, width: int, height: int, joint_z: np.ndarray | None = None,
@@ -177,15 +191,23 @@ def hand_keypoint_map(joint_2d: np.ndarray, width: int, height: int, joint_z: np
     canvas = size if canvas is None else (int(canvas[0]), int(canvas[1]))
     if canvas != size:
         joint_2d = to_canvas(joint_2d, size, canvas)
-    out = np.zeros((joint_2d.shape[0], canvas[1], canvas[0], 3), np.uint8)
+    out = np.zeros((joint_2d.shape[0], size[1], size[0], 3), np.uint8)
+    # on a canvas, each frame is drawn on one reused canvas image and resized into its slot
+    # (no second whole video in memory)
+    scratch = None if canvas == size else np.zeros((canvas[1], canvas[0], 3), np.uint8)
     for t in range(joint_2d.shape[0]):
         if not np.all(np.isfinite(joint_2d[t])):
             continue
         z = None
         if joint_z is not None and np.all(np.isfinite(joint_z[t])):
             z = joint_z[t]
-        draw_hand_keypoints(out[t], joint_2d[t], z, order)
-    return out if canvas == size else resize_nearest(out, *size)
+        if scratch is None:
+            draw_hand_keypoints(out[t], joint_2d[t], z, order)
+        else:
+            scratch.fill(0)
+            draw_hand_keypoints(scratch, joint_2d[t], z, order)
+            out[t] = resize_nearest(scratch[None], *size)[0]
+    return out
 
 
 def canvas_keypoint_frame(joint_2d: np.ndarray, width: int, height: int, canvas: tuple[int, int],
@@ -258,13 +280,13 @@ def depth_map(depth: np.ndarray, seg: np.ndarray, foreground_only: bool = False,
             grey[~keep] = 0
             out[t][boxes[t]] = grey[..., None]
             continue
-        # DepthCrafter: index = clamp(long(255 * x)), truncation; a constant-depth video is the top
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            x = (1.0 / d.astype(np.float64) - lo) * scale if span > 0 else np.full(d.shape, 255.0)
-        index = np.clip(np.nan_to_num(np.floor(x), nan=0.0, posinf=255.0, neginf=0.0), 0, 255).astype(np.uint8)
-        rgb = inferno_lut()[index]
-        rgb[~keep] = 0
-        out[t][boxes[t]] = rgb
+        # DepthCrafter: index = clamp(long(255 * x)), truncation; a constant-depth video is the top.
+        # Only the kept pixels are computed (the rest stays black): d > 0 there, so x is finite
+        values = d[keep].astype(np.float64)
+        with np.errstate(over="ignore"):
+            x = (1.0 / values - lo) * scale if span > 0 else np.full(values.shape, 255.0)
+        index = np.clip(np.floor(x), 0, 255).astype(np.uint8)
+        out[t][boxes[t]][keep] = inferno_lut()[index]
     return out
 
 
@@ -275,6 +297,32 @@ def normals_from_depth(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     Each pixel uses, per image axis, the one-sided difference with the smaller depth jump, so
     normals at silhouettes come from the surface the pixel belongs to, not from the edge.
     """
+    nx, ny, nz, inv = _normal_terms(depth, K)
+    return np.stack([nx * inv, ny * inv, nz * inv], axis=-1)
+
+
+def _one_sided(d: np.ndarray, use_bwd: np.ndarray, axis: int) -> np.ndarray:
+    """Per pixel along ``axis``, the backward (p[i] - p[i-1]) or forward (p[i+1] - p[i])
+    difference from ``d = diff(p)``; edge pixels take the one difference they have."""
+    n = d.shape[axis] + 1
+    out = np.empty(d.shape[:axis] + (n,) + d.shape[axis + 1:], d.dtype)
+    inner = [slice(None)] * 2
+    inner[axis] = slice(1, n - 1)
+    lo, hi = [slice(None)] * 2, [slice(None)] * 2
+    lo[axis], hi[axis] = slice(0, n - 2), slice(1, n - 1)
+    np.copyto(out[tuple(inner)], np.where(use_bwd, d[tuple(lo)], d[tuple(hi)]))
+    first, last = [slice(None)] * 2, [slice(None)] * 2
+    first[axis], last[axis] = slice(0, 1), slice(n - 1, n)
+    out[tuple(first)] = d[tuple(first)]
+    d_last = [slice(None)] * 2
+    d_last[axis] = slice(n - 2, n - 1)
+    out[tuple(last)] = d[tuple(d_last)]
+    return out
+
+
+def _normal_terms(depth: np.ndarray, K: np.ndarray):
+    """The un-normalised normal (nx, ny, nz) and 1/|n| (0 where there is no normal), float32,
+    (H, W) each: :func:`normals_from_depth` before the product, without padded copies."""
     h, w = depth.shape
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     valid = depth > 0
@@ -285,19 +333,17 @@ def normals_from_depth(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
 
     def derivative(axis: int):
         """Per-pixel (dx, dy, dz) along ``axis`` and whether it joins two valid pixels."""
-        comps = []
-        for p in (x, y, z):
-            d = np.diff(p, axis=axis)
-            pad = [(0, 0), (0, 0)]
-            pad[axis] = (0, 1)
-            fwd = np.pad(d, pad, mode="edge")  # p[i+1] - p[i]
-            pad[axis] = (1, 0)
-            bwd = np.pad(d, pad, mode="edge")  # p[i] - p[i-1]
-            comps.append((fwd, bwd))
-        (fx_, bx_), (fy_, by_), (fz_, bz_) = comps
-        use_bwd = np.abs(bz_) < np.abs(fz_)
-        dz = np.where(use_bwd, bz_, fz_)
-        return np.where(use_bwd, bx_, fx_), np.where(use_bwd, by_, fy_), dz, np.abs(dz) < big / 2
+        if z.shape[axis] < 2:  # one pixel along the axis: no neighbour (as numpy's edge padding gave)
+            zero = np.zeros_like(z)
+            return zero, zero, zero, np.ones(z.shape, bool)
+        dz = np.diff(z, axis=axis)
+        inner = [slice(None)] * 2
+        nxt = [slice(None)] * 2
+        inner[axis], nxt[axis] = slice(0, -1), slice(1, None)
+        # backward when |p[i] - p[i-1]| < |p[i+1] - p[i]| (interior pixels only)
+        use_bwd = np.abs(dz[tuple(inner)]) < np.abs(dz[tuple(nxt)])
+        dx_, dy_, dz_ = (_one_sided(np.diff(p, axis=axis), use_bwd, axis) for p in (x, y, z))
+        return dx_, dy_, dz_, np.abs(dz_) < big / 2
 
     ux, uy, uz, ok_u = derivative(1)
     vx, vy, vz, ok_v = derivative(0)
@@ -308,7 +354,7 @@ def normals_from_depth(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     norm = np.sqrt(nx * nx + ny * ny + nz * nz)
     good = valid & ok_u & ok_v & (norm > 0)
     inv = np.where(good, 1.0 / np.where(norm > 0, norm, 1), 0).astype(np.float32)
-    return np.stack([nx * inv, ny * inv, nz * inv], axis=-1)
+    return nx, ny, nz, inv
 
 
 def normal_map(depth: np.ndarray, seg: np.ndarray, K: np.ndarray, normals: np.ndarray | None = None,
@@ -323,18 +369,23 @@ def normal_map(depth: np.ndarray, seg: np.ndarray, K: np.ndarray, normals: np.nd
         box = boxes[t]
         if box is None:
             continue
+        keep = seg[t][box] != SEG_BACKGROUND
         if normals is not None:
             n = normals[t][box]
+            components = (n[..., 0], n[..., 1], n[..., 2])
         else:
             crop_K = K.copy()
             crop_K[0, 2] -= box[1].start
             crop_K[1, 2] -= box[0].start
-            n = normals_from_depth(depth[t][box], crop_K)
+            nx, ny, nz, inv = _normal_terms(depth[t][box], crop_K)
+            components = (nx * inv, ny * inv, nz * inv)
         # DSINE's outward normal is -n; colour = (-n + 1) / 2 * 255, truncated like DSINE
-        rgb = ((1.0 - n) * 127.5).astype(np.uint8)
-        keep = (seg[t][box] != SEG_BACKGROUND) & np.any(n != 0, axis=-1)
-        rgb[~keep] = 0
-        out[t][box] = rgb
+        keep &= (components[0] != 0) | (components[1] != 0) | (components[2] != 0)
+        target = out[t][box]
+        for c, n_c in enumerate(components):
+            channel = ((1.0 - n_c) * 127.5).astype(np.uint8)
+            channel[~keep] = 0
+            target[..., c] = channel
     return out
 
 

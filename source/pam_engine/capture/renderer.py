@@ -14,6 +14,7 @@ rendered with fixed material and light, no shadows, reflections or skybox.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -92,6 +93,22 @@ def _gl_context(width: int, height: int):
     return GLContext(width, height)
 
 
+_SHARED = threading.local()
+
+
+def _shared_gl_context(width: int, height: int):
+    """(context, owned): with EGL, one context per thread that every capture in it reuses
+    (surfaceless, so the size does not matter): a new context per episode cost ~0.1 s of CPU,
+    and the CPU renderer compiled its shaders again in each. Other backends size their buffer
+    by the context, so each capture gets its own."""
+    if configure_headless_gl() != "egl":
+        return _gl_context(width, height), True
+    context = getattr(_SHARED, "egl", None)
+    if context is None:
+        context = _SHARED.egl = _gl_context(width, height)
+    return context, False
+
+
 def _scene_option(geom_groups, skin_groups) -> "mujoco.MjvOption":
     opt = mujoco.MjvOption()
     opt.geomgroup[:] = geom_groups
@@ -137,13 +154,17 @@ class MujocoCapture:
     """Captures ``FrameCapture``s of an ``MjModel``/``MjData`` positioned by the caller.
 
     One instance owns one EGL context and MuJoCo render context; call ``close()`` (or use it
-    as a context manager) to free them. ``model.vis.global_.offwidth/offheight`` are raised to
-    the camera size if smaller (they only size the offscreen buffer).
+    as a context manager) to free them. The offscreen buffer is the model's
+    ``vis.global_.offwidth/offheight`` (raised to the camera size if smaller), or ``buffer``
+    (width, height) when given: a capture that keeps one camera passes the camera's size, since
+    every pass clears the whole buffer (a 1280x720 buffer behind a 720x480 camera cost a third
+    of the render time on the CPU renderer); the pixels are the same.
     """
 
     def __init__(self, model: "mujoco.MjModel", camera: Camera, seg_lookup: SegLookup | None = None,
                  preview: PreviewStyle | None = None, hand_style: HandMeshStyle | None = None,
-                 multisample: bool = False, profile: bool = False, draw_hand: bool = True) -> None:
+                 multisample: bool = False, profile: bool = False,
+                 buffer: tuple[int, int] | None = None, draw_hand: bool = True) -> None:
         """``draw_hand=False`` leaves the hand out of every pass (no skin is drawn: DWM's static
         scene, docs/worldmodels.md); the hand-only image is then black."""
         self.model = model
@@ -154,22 +175,30 @@ class MujocoCapture:
         self.seg_lookup.check(model)
         self.hand_style = hand_style or HandMeshStyle()
         self._camera = camera
-        self._gl = None
+        self._gl, self._owns_gl = None, True
         self._con = None
         vis = model.vis.global_
         vis.offwidth = max(vis.offwidth, camera.width)
         vis.offheight = max(vis.offheight, camera.height)
+        if buffer is None:
+            buffer = (vis.offwidth, vis.offheight)
+        if buffer[0] < camera.width or buffer[1] < camera.height:
+            raise ConfigError(f"capture buffer {buffer[0]}x{buffer[1]} is smaller than the camera's "
+                              f"{camera.width}x{camera.height}")
+        self._buffer = (int(buffer[0]), int(buffer[1]))
 
         try:
-            self._gl = _gl_context(vis.offwidth, vis.offheight)
+            self._gl, self._owns_gl = _shared_gl_context(*self._buffer)
             self._gl.make_current()
-            samples = model.vis.quality.offsamples
+            samples, size = model.vis.quality.offsamples, (vis.offwidth, vis.offheight)
             if not multisample:
                 model.vis.quality.offsamples = 0  # exact per-pixel agreement of rgb/depth/seg
+            vis.offwidth, vis.offheight = self._buffer  # what the render context sizes its buffer by
             try:
                 self._con = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
             finally:
                 model.vis.quality.offsamples = samples
+                vis.offwidth, vis.offheight = size
             mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._con)
             self._con.readDepthMap = mujoco.mjtDepthMap.mjDEPTH_ZEROFAR
         except BaseException:
@@ -196,11 +225,11 @@ class MujocoCapture:
 
     def set_camera(self, camera: Camera) -> None:
         """Switch camera (e.g. per episode); a larger image than the first one is refused."""
-        vis = self.model.vis.global_
-        if camera.width > vis.offwidth or camera.height > vis.offheight:
+        width, height = self._buffer
+        if camera.width > width or camera.height > height:
             raise ConfigError(
                 f"camera {camera.width}x{camera.height} exceeds this capture's buffer "
-                f"{vis.offwidth}x{vis.offheight}; create a new MujocoCapture for it")
+                f"{width}x{height}; create a new MujocoCapture for it")
         self._camera = camera
         self._alloc()
 
@@ -382,14 +411,15 @@ class MujocoCapture:
     # --- lifetime -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Free the MuJoCo render context, then the EGL context (idempotent)."""
+        """Free the MuJoCo render context, then the GL context if this capture owns one (idempotent)."""
         if self._con is not None:
             if self._gl is not None:
                 self._gl.make_current()
             self._con.free()
             self._con = None
         if self._gl is not None:
-            self._gl.free()
+            if self._owns_gl:
+                self._gl.free()
             self._gl = None
 
     def __enter__(self) -> "MujocoCapture":

@@ -10,6 +10,10 @@ import numpy as np
 from pam_engine.errors import OutputError
 
 
+#: x264 threads (= slices) per video; fixed so that the bytes do not depend on the machine.
+X264_THREADS = 2
+
+
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 15.0, crf: int = 18,
                 preset: str = "veryfast") -> Path:
     """Encode RGB uint8 frames (T, H, W, 3) to an H.264 mp4 (H and W must be even)."""
@@ -27,8 +31,14 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 15.0, crf: in
             # mbtree off: x264's macroblock tree reads uninitialised memory, so the same frames
             # encoded to different bytes depending on the heap (found with MALLOC_PERTURB_)
             stream.options = {"crf": str(crf), "preset": preset, "x264-params": "mbtree=0"}
+            # two slices, always: x264's thread count sets its slice count, and left automatic
+            # it follows the core count, so the same frames gave other bytes on another machine
+            # (2 is what 2-core machines always wrote; files are encoded side by side anyway)
+            stream.codec_context.thread_type = "SLICE"
+            stream.codec_context.thread_count = X264_THREADS
+            convert = _converter(w, h)
             for i, frame in enumerate(frames):
-                for packet in stream.encode(_yuv_frame(frame, i, stream.codec_context.time_base)):
+                for packet in stream.encode(convert(frame, i, stream.codec_context.time_base)):
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
@@ -37,17 +47,30 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 15.0, crf: in
     return path
 
 
-def _yuv_frame(rgb: np.ndarray, index: int, time_base) -> av.VideoFrame:
-    """An yuv420p frame whose row padding is zero. x264 reads the padding beyond each row, and
-    FFmpeg leaves it uninitialised: without this, the same frames encode to different bytes
-    from run to run (an episode would not be reproducible)."""
-    converted = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-    out = av.VideoFrame(converted.width, converted.height, "yuv420p")
-    for src, dst in zip(converted.planes, out.planes):
-        rows = np.frombuffer(src, np.uint8).reshape(-1, src.line_size)[:, : src.width]
-        padded = np.zeros((rows.shape[0], dst.line_size), np.uint8)
-        padded[:, : src.width] = rows
-        dst.update(padded)
+def _converter(width: int, height: int):
+    """``convert(rgb, index, time_base)`` -> the yuv420p frame to encode, for one video: the RGB
+    frame it converts from is allocated once and refilled (a fresh one per frame cost more in
+    page faults than the conversion itself)."""
+    source = av.VideoFrame(width, height, "rgb24")
+    plane = source.planes[0]
+    buffer = np.frombuffer(plane, np.uint8)
+    buffer[:] = 0  # row padding included: what the conversion reads is never uninitialised
+    rows = buffer.reshape(-1, plane.line_size)[:height, : width * 3]
+
+    def convert(rgb: np.ndarray, index: int, time_base) -> av.VideoFrame:
+        rows[:] = rgb.reshape(height, width * 3)
+        return _zero_padding(source.reformat(format="yuv420p"), index, time_base)
+
+    return convert
+
+
+def _zero_padding(out: av.VideoFrame, index: int, time_base) -> av.VideoFrame:
+    """The frame with its row padding zeroed (in place), timed. x264 reads the padding beyond
+    each row, and FFmpeg leaves it uninitialised: without this, the same frames encode to
+    different bytes from run to run (an episode would not be reproducible)."""
+    for plane in out.planes:
+        if plane.line_size > plane.width:
+            np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:, plane.width:] = 0
     out.pts = index
     if time_base is not None:
         out.time_base = time_base

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -62,12 +63,63 @@ def check_output_dir(root: str | Path) -> Path:
     return root
 
 
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the OS tells)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class ParallelWrites:
+    """Runs file writes on a thread pool: ``run(fn, *args)`` queues one; leaving the ``with``
+    block waits for all of them and re-raises the first failure (after every started write
+    has finished, so the caller may delete the folder; writes not started yet are cancelled)."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: list = []
+
+    def __enter__(self) -> "ParallelWrites":
+        if self.jobs > 1:
+            self._pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="pam-write")
+        return self
+
+    def __call__(self, fn, *args, **kwargs) -> None:
+        if self._pool is None:
+            fn(*args, **kwargs)
+        else:
+            self._futures.append(self._pool.submit(fn, *args, **kwargs))
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._pool is None:
+            return
+        first = None
+        try:
+            for future in self._futures:
+                try:
+                    future.result()
+                except BaseException as error:  # noqa: BLE001 - re-raised below
+                    if first is None:
+                        first = error
+                        for other in self._futures:
+                            other.cancel()
+        finally:
+            self._pool.shutdown(wait=True)
+        if first is not None and exc is None:
+            raise first
+
+
 class EpisodeWriter:
     """Writes episodes into one dataset folder (checked when the writer is created)."""
 
-    def __init__(self, root: str | Path, crf: int = 18) -> None:
+    def __init__(self, root: str | Path, crf: int = 18, jobs: int | None = None) -> None:
+        """``jobs``: files encoded at once (default: one per CPU this process may use; 1 writes
+        them in turn)."""
         self.root = check_output_dir(root)
         self.crf = crf
+        self.jobs = max(1, int(jobs)) if jobs is not None else _usable_cpus()
 
     def next_index(self) -> int:
         """One past the highest episode index present (0 for an empty dataset)."""
@@ -116,19 +168,22 @@ class EpisodeWriter:
 
     def _write_files(self, folder: Path, ep: EpisodeData) -> None:
         fps = ep.meta.fps
-        save_npz(folder / LABELS_FILE, 6, **{k: v for k, v in ep.labels.items()})
-        write_depth(folder / DEPTH_RAW_FILE, ep.depth, fps, DEPTH_UNITS_PER_METRE)
-        save_npz(folder / SEG_RAW_FILE, 6, seg=ep.seg)
-        write_video(folder / MAP_VIDEOS["sim_rgb"], ep.sim_rgb, fps, self.crf)
-        for name, frames in ep.maps.items():
-            write_video(folder / MAP_VIDEOS[name], frames, fps, self.crf)
-        if ep.video is not None:
-            write_video(folder / VIDEO_FILE, ep.video, fps, self.crf)
-        if ep.static_rgb is not None:  # the world-model files (docs/worldmodels.md)
-            write_video(folder / WORLD_MODEL_VIDEOS["static"], ep.static_rgb, fps, self.crf)
-        if ep.actions is not None:
-            np.save(folder / ACTIONS_FILE, ep.actions, allow_pickle=False)
-            np.save(folder / ACTIONS_MASK_FILE, ep.actions_mask, allow_pickle=False)
+        # every file is independent of the others: encode them side by side (PyAV and zlib
+        # release the GIL), each file byte for byte what a serial write gives
+        with ParallelWrites(self.jobs) as run:
+            run(write_video, folder / MAP_VIDEOS["sim_rgb"], ep.sim_rgb, fps, self.crf)
+            for name, frames in ep.maps.items():
+                run(write_video, folder / MAP_VIDEOS[name], frames, fps, self.crf)
+            if ep.video is not None:
+                run(write_video, folder / VIDEO_FILE, ep.video, fps, self.crf)
+            run(write_depth, folder / DEPTH_RAW_FILE, ep.depth, fps, DEPTH_UNITS_PER_METRE)
+            run(save_npz, folder / SEG_RAW_FILE, 6, seg=ep.seg)
+            run(save_npz, folder / LABELS_FILE, 6, **{k: v for k, v in ep.labels.items()})
+            if ep.static_rgb is not None:  # the world-model files (docs/worldmodels.md)
+                run(write_video, folder / WORLD_MODEL_VIDEOS["static"], ep.static_rgb, fps, self.crf)
+            if ep.actions is not None:
+                run(np.save, folder / ACTIONS_FILE, ep.actions, allow_pickle=False)
+                run(np.save, folder / ACTIONS_MASK_FILE, ep.actions_mask, allow_pickle=False)
         # meta.json last: its presence marks a complete folder even for readers of a .tmp copy
         with open(folder / META_FILE, "w", encoding="utf-8") as f:
             json.dump(to_dict(ep.meta), f, indent=2, allow_nan=False)

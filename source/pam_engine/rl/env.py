@@ -80,18 +80,31 @@ class EpisodeInfo:
 
 
 class _Slot:
-    """One environment of the batch."""
+    """One environment of the batch: its episode, and where in it the episode is."""
 
-    def __init__(self, env: "GraspVecEnv", rng: np.random.Generator):
-        self.env, self.rng = env, rng
+    def __init__(self, env: "GraspVecEnv", rng: np.random.Generator, index: int):
+        self.env, self.rng, self.index = env, rng, index
         self.episode: GraspEpisode | None = None
         self.step_index = 0
         self.name = ""
-        self.totals: dict[str, float] = {}
+        self.object_index = -1
 
     def reset(self) -> np.ndarray:
-        """Start the next episode and return its first observation. Draws whose start pose is
-        unreachable, or whose scripted approach blows up, are drawn again."""
+        """Start the next episode and return its first observation (one slot played on its own,
+        e.g. :func:`pam_engine.isaaclab.episodes.play_mujoco`)."""
+        self.start()
+        self.env._totals[self.index] = 0.0
+        return self.env._first_observations([self.index])[0]
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, EpisodeInfo | None]:
+        """This slot alone takes ``action``: (observation, reward, done, episode summary or
+        None); no autoreset (call :meth:`reset`)."""
+        obs, reward, done, info, _ = self.env._step_slots([self.index], np.asarray(action)[None], autoreset=False)
+        return obs[0], float(reward[0]), bool(done[0]), info[0]
+
+    def start(self) -> None:
+        """Start the next episode (its scripted approach included), unobserved. Draws whose
+        start pose is unreachable, or whose scripted approach blows up, are drawn again."""
         env = self.env
         cfg = env.config.stage1
         for _ in range(20):
@@ -106,36 +119,17 @@ class _Slot:
             if _advance(episode, 0, first):
                 continue
             self.episode, self.name, self.object_index = episode, entry.name, k
-            self.totals = dict.fromkeys(spec.REWARD_TERMS, 0.0)
             self.step_index = first
-            return episode.observe(episode.state(first))
+            return
         raise PoseError(f"could not start an episode on {entry.name!r}: 20 draws in a row were unreachable or diverged")
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, EpisodeInfo | None]:
+    def advance(self, action: np.ndarray) -> bool:
+        """Take ``action`` and run the physics to the next decision; True if it diverged."""
         ep = self.episode
         ep.decide(self.step_index, action)
         diverged = _advance(ep, self.step_index, self.step_index + ep.substeps)
         self.step_index += ep.substeps
-        final = self.step_index >= ep.last_step
-        if diverged:
-            terms = spec.reward_terms(None, ep.action, ep.previous, self.env.config.reward, diverged=True)
-            obs, state = np.zeros(ep.obs_size, np.float32), None
-        else:
-            state = ep.state(self.step_index)
-            terms = spec.reward_terms(state, ep.action, ep.previous, self.env.config.reward, final=final)
-            obs = ep.observe(state)
-        for key, value in terms.items():
-            self.totals[key] += value
-        reward = float(sum(terms.values()))
-        if not (final or diverged):
-            return obs, reward, False, None
-        success = bool(state is not None and graspxl_rule(state.rise(), state.hand_error()))
-        self.env.record(self.object_index, success)
-        info = EpisodeInfo(
-            object=self.name, success=success,
-            rise=state.rise() if state else float("nan"), hand_error=state.hand_error() if state else float("nan"),
-            diverged=diverged, reward=float(sum(self.totals.values())), terms=dict(self.totals))
-        return obs, reward, True, info
+        return diverged
 
 
 def _perturbed(grasp, noise: GraspNoiseConfig, rng: np.random.Generator):
@@ -159,13 +153,19 @@ def _start_episode(scene, grasp, cfg: Stage1Config, task: spec.TaskConfig, rng: 
 
 
 def _advance(ep: GraspEpisode, start: int, stop: int) -> bool:
-    """Run control steps [start, stop) with the episode's targets; True if the physics diverged."""
+    """Run control steps [start, stop) with the episode's targets; True if the physics diverged.
+
+    Divergence is checked once per decision's worth of control steps, not after each: MuJoCo
+    flags a bad state with a warning that stays counted (and resets the state it could not
+    integrate), so a later check sees it all the same, and a diverged episode's state is never
+    read (it ends with the penalty)."""
     scene = ep.scene
     for step in range(start, stop):
         scene.set_targets(*ep.targets(step))
         scene.step()
-        if scene.diverged():
-            return True
+        if (step - start) % ep.substeps == ep.substeps - 1 or step == stop - 1:
+            if scene.diverged():
+                return True
     return False
 
 
@@ -204,9 +204,10 @@ class GraspVecEnv(VectorEnv):
         self.first_slot = first_slot
         self.success_rate = np.full(len(self.bank), 0.5)  # running, per object (curriculum)
         self.slots = self._make_slots(seed)
+        self._totals = np.zeros((num_envs, len(spec.REWARD_TERMS)))  # per slot, the episode's summed terms
 
     def _make_slots(self, seed: int) -> list[_Slot]:
-        return [_Slot(self, np.random.default_rng([seed, self.first_slot + i])) for i in range(self.num_envs)]
+        return [_Slot(self, np.random.default_rng([seed, self.first_slot + i]), i) for i in range(self.num_envs)]
 
     def object_weights(self) -> np.ndarray:
         c = self.config.curriculum
@@ -229,25 +230,76 @@ class GraspVecEnv(VectorEnv):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:
             self.slots = self._make_slots(seed)
-        obs = np.stack([slot.reset() for slot in self.slots])
-        return obs, {}
+        for slot in self.slots:
+            slot.start()
+        self._totals[:] = 0.0
+        return self._first_observations(range(self.num_envs)), {}
+
+    def _first_observations(self, ids) -> np.ndarray:
+        """The first observations of the episodes the slots ``ids`` just started, one batch."""
+        slots = [self.slots[i] for i in ids]
+        states = spec.GraspStates.stack([s.episode.state(s.step_index) for s in slots])
+        return spec.observation_batch(states, np.stack([s.episode.action for s in slots]))
 
     def step(self, actions):
-        actions = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, -1)
-        obs = np.empty((self.num_envs, self.single_observation_space.shape[0]), np.float32)
-        rewards = np.zeros(self.num_envs, np.float32)
-        terminated = np.zeros(self.num_envs, bool)
-        episodes: list[EpisodeInfo | None] = [None] * self.num_envs
-        final_obs = [None] * self.num_envs
-        for i, slot in enumerate(self.slots):
-            o, r, done, info = slot.step(actions[i])
-            rewards[i], terminated[i] = r, done
-            if done:
-                episodes[i], final_obs[i] = info, o
-                o = slot.reset()
-            obs[i] = o
+        """Every slot takes its action and runs to its next decision; then all observations and
+        reward terms are computed in one batched pass (:func:`spec.observation_batch`,
+        :func:`spec.reward_terms_batch`, equal bit for bit to the per-state forms); finished
+        slots start their next episode, in slot order (each draw sees the success rates of the
+        slots before it, as when the slots were stepped one after the other)."""
+        n = self.num_envs
+        actions = np.asarray(actions, dtype=np.float64).reshape(n, -1)
+        obs, rewards, done, episodes, final_obs = self._step_slots(range(n), actions, autoreset=True)
         infos = {"episode": episodes, "final_obs": final_obs}
-        return obs, rewards, terminated, np.zeros(self.num_envs, bool), infos
+        return obs, rewards.astype(np.float32), done, np.zeros(n, bool), infos
+
+    def _step_slots(self, ids, actions: np.ndarray, autoreset: bool):
+        """Step the slots ``ids`` (in order) with ``actions`` (len(ids), action_size): their
+        observations (float32), rewards (float64), done flags and episode summaries, and with
+        ``autoreset`` the final observations too (finished slots then start their next episode
+        and return its first observation)."""
+        ids = list(ids)
+        n = len(ids)
+        actions = np.asarray(actions, dtype=np.float64).reshape(n, -1)
+        slots = [self.slots[i] for i in ids]
+        diverged = np.array([slot.advance(actions[j]) for j, slot in enumerate(slots)], dtype=bool)
+        final = np.array([slot.step_index >= slot.episode.last_step for slot in slots], dtype=bool)
+        action = np.stack([slot.episode.action for slot in slots])
+        previous = np.stack([slot.episode.previous for slot in slots])
+        obs = np.zeros((n, self.single_observation_space.shape[0]), np.float32)
+        live = np.flatnonzero(~diverged)
+        terms = {k: np.zeros(n) for k in spec.REWARD_TERMS}
+        rise, hand_error = np.full(n, np.nan), np.full(n, np.nan)  # NaN for diverged slots
+        if live.size:
+            states = spec.GraspStates.stack([slots[j].episode.state(slots[j].step_index) for j in live])
+            obs[live] = spec.observation_batch(states, action[live])
+            for key, value in spec.reward_terms_batch(states, action[live], previous[live], self.config.reward,
+                                                      final=final[live]).items():
+                terms[key][live] = value
+            rise[live], hand_error[live] = states.rise(), states.hand_error()
+        terms["diverged"][diverged] = -self.config.reward.diverged
+        rewards = np.zeros(n)
+        for key in spec.REWARD_TERMS:  # the order of the per-slot sum
+            rewards = rewards + terms[key]
+        self._totals[ids] += np.stack([terms[k] for k in spec.REWARD_TERMS], axis=1)
+        done = final | diverged
+        episodes: list[EpisodeInfo | None] = [None] * n
+        final_obs = [None] * n
+        for j in np.flatnonzero(done):
+            slot = slots[j]
+            success = bool(not diverged[j] and graspxl_rule(float(rise[j]), float(hand_error[j])))
+            self.record(slot.object_index, success)
+            totals = self._totals[slot.index].tolist()
+            episodes[j] = EpisodeInfo(
+                object=slot.name, success=success, rise=float(rise[j]), hand_error=float(hand_error[j]),
+                diverged=bool(diverged[j]), reward=float(sum(totals)), terms=dict(zip(spec.REWARD_TERMS, totals)))
+            if autoreset:
+                final_obs[j] = obs[j].copy()
+                self._totals[slot.index] = 0.0
+                slot.start()
+        if autoreset and done.any():
+            obs[done] = self._first_observations([ids[j] for j in np.flatnonzero(done)])
+        return obs, rewards, done, episodes, final_obs
 
     def close_extras(self, **kwargs):
         self.scenes = []

@@ -21,6 +21,7 @@ simulator can fill; :func:`observation` and :func:`reward_terms` turn it into th
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -151,14 +152,25 @@ def synergy_scales(cfg: ActionConfig) -> np.ndarray:
     return np.array([cfg.curl] * 5 + [cfg.thumb_opposition, cfg.spread])
 
 
+@functools.lru_cache(maxsize=16)
+def _scales(cfg: ActionConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(6,) wrist and (num synergies,) synergy scales of a config, built once (this runs at
+    every control step)."""
+    wrist = np.array([cfg.wrist_translation] * 3 + [cfg.wrist_rotation] * 3)
+    syn = synergy_scales(cfg)
+    wrist.flags.writeable = syn.flags.writeable = False
+    return wrist, syn
+
+
 def residual_targets(action: np.ndarray, plan_wrist_q: np.ndarray, plan_fingers: np.ndarray,
                      synergies: np.ndarray, cfg: ActionConfig, lower: np.ndarray,
                      upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Servo targets = plan + scaled residual: wrist joints (6,) and finger joints (n_dof,)."""
-    a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-    wrist = plan_wrist_q + np.concatenate([cfg.wrist_translation * a[:3], cfg.wrist_rotation * a[3:6]])
-    fingers = plan_fingers + (synergy_scales(cfg) * a[6:]) @ synergies
-    return wrist, np.clip(fingers, lower, upper)
+    wrist_scale, syn_scale = _scales(cfg)
+    a = np.minimum(np.maximum(np.asarray(action, dtype=np.float64), -1.0), 1.0)  # np.clip, without its overhead
+    wrist = plan_wrist_q + wrist_scale * a[:6]
+    fingers = plan_fingers + (syn_scale * a[6:]) @ synergies
+    return wrist, np.minimum(np.maximum(fingers, lower), upper)
 
 
 def blend(previous: np.ndarray, new: np.ndarray, substep: int, substeps: int) -> np.ndarray:
@@ -242,6 +254,102 @@ def observation(s: GraspState, previous_action: np.ndarray) -> np.ndarray:
     return np.concatenate([np.ravel(p) for p in parts]).astype(np.float32)
 
 
+@dataclass
+class GraspStates:
+    """:class:`GraspState` with a leading ``(N,)`` axis on every field: the batch the training
+    environment fills once per step for all its envs (:func:`observation_batch`,
+    :func:`reward_terms_batch`). Row ``i`` gives bit for bit what :func:`observation` gives for
+    state ``i`` (``tests/rl/test_rl_spec.py``)."""
+
+    wrist: np.ndarray  # (N, 4, 4)
+    wrist_linvel: np.ndarray  # (N, 3)
+    finger_angles: np.ndarray  # (N, n_dof)
+    object_pose: np.ndarray  # (N, 4, 4)
+    object_com: np.ndarray  # (N, 3)
+    object_linvel: np.ndarray  # (N, 3)
+    object_angvel: np.ndarray  # (N, 3)
+    probes: np.ndarray  # (N, 6, 3)
+    nearest: np.ndarray  # (N, 6, 3)
+    contacts: np.ndarray  # (N, 6) bool
+    contact_force: np.ndarray  # (N, 6)
+    penetration: np.ndarray  # (N,)
+    plan_wrist: np.ndarray  # (N, 4, 4)
+    plan_fingers: np.ndarray  # (N, n_dof)
+    grasp_in_object: np.ndarray  # (N, 4, 4)
+    grasp_angles: np.ndarray  # (N, n_dof)
+    grasp_parts: np.ndarray  # (N, 6) bool
+    phase: np.ndarray  # (N,) int
+    progress: np.ndarray  # (N,)
+    start_height: np.ndarray  # (N,)
+    object_mass: np.ndarray  # (N,)
+    lower: np.ndarray  # (N, n_dof)
+    upper: np.ndarray
+
+    @classmethod
+    def stack(cls, states: list[GraspState]) -> "GraspStates":
+        return cls(**{name: np.stack([np.asarray(getattr(s, name)) for s in states]) for name in _STATE_FIELDS})
+
+    def com_world(self) -> np.ndarray:
+        return (self.object_pose[:, :3, :3] @ self.object_com[:, :, None])[:, :, 0] + self.object_pose[:, :3, 3]
+
+    def rise(self) -> np.ndarray:
+        return self.com_world()[:, 2] - self.start_height
+
+    def grasp_world(self) -> np.ndarray:
+        return self.object_pose @ self.grasp_in_object
+
+    def hand_error(self) -> np.ndarray:
+        return _norm(self.wrist[:, :3, 3] - self.grasp_world()[:, :3, 3])
+
+
+_STATE_FIELDS = tuple(GraspState.__dataclass_fields__)
+_DOWN = np.array([0.0, 0.0, -1.0])
+
+
+def _norm(v: np.ndarray) -> np.ndarray:
+    """Euclidean norm over the last axis (as ``np.linalg.norm`` of each row: bit for bit)."""
+    return np.linalg.norm(v, axis=-1)
+
+
+def _rotate_t(rot: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``rot.T @ v`` per env: (N, 3, 3), (N, 3) -> (N, 3)."""
+    return (rot.transpose(0, 2, 1) @ v[:, :, None])[:, :, 0]
+
+
+def _pose_error_batch(wrist: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """:func:`_pose_error` of N pose pairs, (N, 6)."""
+    rot_t = wrist[:, :3, :3].transpose(0, 2, 1)
+    position = (rot_t @ (target[:, :3, 3] - wrist[:, :3, 3])[:, :, None])[:, :, 0]
+    return np.concatenate([position, Rotation.from_matrix(rot_t @ target[:, :3, :3]).as_rotvec()], axis=1)
+
+
+def observation_batch(s: GraspStates, previous_action: np.ndarray) -> np.ndarray:
+    """(N, obs_size) float32: :func:`observation` of every env in one pass (same formulas, a
+    leading env axis)."""
+    rot, pos = s.wrist[:, :3, :3], s.wrist[:, :3, 3]
+    n = rot.shape[0]
+    rot_t = rot.transpose(0, 2, 1)
+    obj_rot = rot_t @ s.object_pose[:, :3, :3]
+    one_hot = np.zeros((n, NUM_PHASES))
+    one_hot[np.arange(n), s.phase.astype(int)] = 1.0
+    parts = [
+        _rotate_t(rot, s.com_world() - pos),
+        obj_rot[:, :, :2].transpose(0, 2, 1).reshape(n, 6),
+        _rotate_t(rot, s.object_linvel), _rotate_t(rot, s.object_angvel),
+        _rotate_t(rot, s.wrist_linvel),
+        2.0 * (s.finger_angles - s.lower) / (s.upper - s.lower) - 1.0,
+        ((s.nearest - s.probes) @ rot).reshape(n, -1),
+        s.contacts.astype(np.float64),
+        _pose_error_batch(s.wrist, s.plan_wrist),
+        _pose_error_batch(s.wrist, s.grasp_world()),
+        s.plan_fingers - s.finger_angles,
+        one_hot, np.asarray(s.progress, dtype=np.float64)[:, None],
+        s.rise()[:, None], rot_t @ _DOWN,
+        np.asarray(previous_action, dtype=np.float64).reshape(n, -1),
+    ]
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class RewardConfig:
     """Weights of the reward terms (GraspXL family) and their scales."""
@@ -299,6 +407,48 @@ def reward_terms(s: GraspState | None, action: np.ndarray, previous_action: np.n
     out["action_rate"] = -cfg.action_rate * float(np.mean((a - prev) ** 2))
     if final and graspxl_rule(s.rise(), s.hand_error()):
         out["success"] = cfg.success
+    return out
+
+
+def reward_terms_batch(s: GraspStates | None, action: np.ndarray, previous_action: np.ndarray, cfg: RewardConfig,
+                       final: np.ndarray | bool = False, diverged: np.ndarray | bool = False) -> dict[str, np.ndarray]:
+    """:func:`reward_terms` of N envs at once: each term (N,) float64. A diverged env gets only
+    ``-cfg.diverged`` (its state row may hold anything: every other term is zero); ``s`` may be
+    None when every env diverged."""
+    a = np.asarray(action, dtype=np.float64)
+    prev = np.asarray(previous_action, dtype=np.float64)
+    n = a.shape[0]
+    diverged = np.broadcast_to(np.asarray(diverged, dtype=bool), (n,))
+    final = np.broadcast_to(np.asarray(final, dtype=bool), (n,))
+    out = {k: np.zeros(n) for k in REWARD_TERMS}
+    out["diverged"][diverged] = -cfg.diverged
+    if s is None or diverged.all():
+        return out
+    live = ~diverged
+    closing, lifting = s.phase >= CLOSE, s.phase >= LIFT
+    wanted = s.grasp_parts.astype(bool)
+    touching = (s.contacts.astype(bool) & wanted).sum(axis=1).astype(np.float64)
+    grip = s.contact_force.sum(axis=1) / (s.object_mass * GRAVITY * cfg.impulse_cap)
+    target = np.where(closing[:, None], s.grasp_angles, s.plan_fingers)
+    with np.errstate(invalid="ignore", over="ignore"):  # diverged rows may hold NaN: masked below
+        rise, hand_error = s.rise(), s.hand_error()
+        hand = np.where(closing, hand_error, _norm(s.wrist[:, :3, 3] - s.plan_wrist[:, :3, 3]))
+        linvel = s.object_linvel - np.where(lifting[:, None], s.wrist_linvel, 0.0)
+        speed = _norm(linvel) + cfg.angular_lever * _norm(s.object_angvel)
+        terms = {
+            "contact": np.where(closing, cfg.contact * touching / np.maximum(wanted.sum(axis=1), 1), 0.0),
+            "impulse": np.where(closing, cfg.impulse * np.minimum(grip, 1.0), 0.0),
+            "joint": -cfg.joint * np.mean(np.abs(s.finger_angles - target), axis=1),
+            "hand": -cfg.hand * np.minimum(hand, cfg.hand_cap),
+            "object_velocity": -cfg.object_velocity * np.minimum(speed, cfg.speed_cap),
+            "lift": np.where(lifting, cfg.lift * np.minimum(np.maximum(rise, 0.0), cfg.lift_cap) / 0.1, 0.0),
+            "penetration": -cfg.penetration * np.maximum(np.asarray(s.penetration, dtype=np.float64), 0.0),
+            "action": -cfg.action * np.mean(a * a, axis=1),
+            "action_rate": -cfg.action_rate * np.mean((a - prev) ** 2, axis=1),
+            "success": np.where(final & (rise > SUCCESS_RISE) & (hand_error < SUCCESS_HAND_DISTANCE), cfg.success, 0.0),
+        }
+    for key, value in terms.items():
+        out[key][live] = value[live]
     return out
 
 

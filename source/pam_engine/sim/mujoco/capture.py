@@ -22,7 +22,8 @@ def capture_trajectory(scene, trajectory, camera: Camera, rng: np.random.Generat
     geoms, skins = scene.segmentation_ids()
     style = sample_preview_style(rng, list(geoms), [scene.table_geom]) if rng is not None else None
     fits = out is not None and out.depth.shape == (trajectory.num_frames, camera.height, camera.width)
-    with MujocoCapture(scene.model, camera, SegLookup(geoms=geoms, skins=skins), preview=style) as cap:
+    with MujocoCapture(scene.model, camera, SegLookup(geoms=geoms, skins=skins), preview=style,
+                       buffer=(camera.width, camera.height)) as cap:  # one camera: a buffer its size
         def set_frame(data, t: int) -> None:
             if on_frame is not None:
                 on_frame(t)
