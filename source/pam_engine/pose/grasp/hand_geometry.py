@@ -33,12 +33,33 @@ def _axis_rotation(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
     return np.eye(3) + s * k + (1.0 - c) * (k @ k)
 
 
+def _patches(points: np.ndarray, per_axis: int = 4) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Points grouped into patches (a grid over their two widest principal axes): each patch's
+    centre, radius (its farthest point) and member indices."""
+    c = points - points.mean(axis=0)
+    _, _, vt = np.linalg.svd(c, full_matrices=False)
+    coords = c @ vt[:2].T
+    cells = []
+    for d in range(2):
+        edges = np.linspace(coords[:, d].min(), coords[:, d].max(), per_axis + 1)[1:-1]
+        cells.append(np.digitize(coords[:, d], edges))
+    label = cells[0] * per_axis + cells[1]
+    members = [np.flatnonzero(label == v) for v in np.unique(label)]
+    centres = np.array([points[mm].mean(axis=0) for mm in members])
+    radii = np.array([np.linalg.norm(points[mm] - ce, axis=1).max() for mm, ce in zip(members, centres)])
+    return centres, radii, members
+
+
 class HandGeometry:
     """Batched kinematics and table/object contact of a scene's hand collision geoms.
 
     Frames are the hand base's (the mocap body), with the wrist joints at zero, as grasp
     synthesis places the hand; the finger angles are the scene's finger DoFs in order.
     """
+
+    #: how much nearer than its bounding radius (m, grid distance at its centre) a geom must be
+    #: for its axis or surface to be sampled
+    near_margin = 0.002
 
     def __init__(self, scene, axis_step: float = 0.006, palm_step: float = 0.008):
         m = scene.model
@@ -73,6 +94,7 @@ class HandGeometry:
         if len(self.capsules) + len(palms) != len(self.geoms):
             raise ValueError("hand collision geoms must be capsules and convex meshes")
         self.radius = m.geom_size[self.geoms[self.capsules], 0].copy()
+        self.rbound = m.geom_rbound[self.geoms].copy()  # bounding sphere about each geom's centre
         halflen = m.geom_size[self.geoms[self.capsules], 1]
         # axis sample offsets (local z) per capsule, flattened with an owner index
         offs, owner = [], []
@@ -83,10 +105,13 @@ class HandGeometry:
         self._axis_offsets = np.concatenate(offs)
         self._axis_owner = np.array(owner)
         self._axis_starts = np.r_[0, np.flatnonzero(np.diff(self._axis_owner)) + 1]
+        self._axis_counts = np.diff(np.r_[self._axis_starts, len(self._axis_offsets)])
+        self._capsule_of = np.full(len(self.geoms), -1)
+        self._capsule_of[self.capsules] = np.arange(len(self.capsules))
         self.halflen = halflen.copy()
         # the palm: hull vertices (exact for the table) and points on its hull faces (object)
         self.meshes = palms
-        self._mesh_vertices, self._mesh_points = [], []
+        self._mesh_vertices, self._mesh_points, self._mesh_clusters = [], [], []
         for k in palms:
             g = self.geoms[k]
             mid = m.geom_dataid[g]
@@ -95,7 +120,9 @@ class HandGeometry:
             hv = v[hull.vertices]
             self._mesh_vertices.append(hv)
             pts = surface_samples(v, hull.simplices, palm_step)
-            self._mesh_points.append(pts[::max(1, len(pts) // 400)])
+            pts = pts[::max(1, len(pts) // 150)]
+            self._mesh_points.append(pts)
+            self._mesh_clusters.append(_patches(pts))
 
     # -- kinematics ---------------------------------------------------------------------------
 
@@ -125,7 +152,7 @@ class HandGeometry:
         P = np.stack([xpos[int(b)] for b in bodies], axis=1)
         R = np.stack([xmat[int(b)] for b in bodies], axis=1)
         gp = m.geom_pos[self.geoms[sel]]
-        return P + np.einsum("ngij,gj->ngi", R, gp), R @ self._geom_mat[sel]
+        return P + (R @ gp[:, :, None])[..., 0], R @ self._geom_mat[sel]
 
     # -- contact ------------------------------------------------------------------------------
 
@@ -134,32 +161,66 @@ class HandGeometry:
         ``frames`` (:meth:`geom_frames`, N or 1 configurations) are carried by base rotations
         ``rot`` (N, 3, 3) and positions ``pos`` (N, 3)."""
         gpos, gmat = frames
-        return (np.einsum("nij,ngj->ngi", rot, np.broadcast_to(gpos, (len(rot),) + gpos.shape[1:])) + pos[:, None, :],
-                np.einsum("nij,ngjk->ngik", rot, np.broadcast_to(gmat, (len(rot),) + gmat.shape[1:])))
+        return ((gpos @ rot.transpose(0, 2, 1)) + pos[:, None, :], rot[:, None] @ gmat)
 
-    def touch_object(self, world, sdf: SignedDistanceGrid, object_pose: np.ndarray) -> np.ndarray:
+    def touch_object(self, world, sdf: SignedDistanceGrid, object_pose: np.ndarray,
+                     mask: np.ndarray | None = None) -> np.ndarray:
         """(N, G) bool: which hand geoms (at :meth:`world` poses) touch the object whose grid is
-        ``sdf`` and whose world pose is ``object_pose``."""
+        ``sdf`` and whose world pose is ``object_pose``; only where ``mask`` (N, G) is set, when
+        given (False elsewhere). A geom's axis or surface is sampled only where the grid at its
+        centre is nearer than its bounding radius plus ``near_margin``."""
         wpos, wmat = world
         inv = np.linalg.inv(object_pose)
         n = len(wpos)
         out = np.zeros((n, len(self.geoms)), bool)
-        caps = self.capsules
-        centres, axis = wpos[:, caps], wmat[:, caps][..., 2]
-        pts = centres[:, self._axis_owner] + axis[:, self._axis_owner] * self._axis_offsets[None, :, None]
-        d = sdf(pts @ inv[:3, :3].T + inv[:3, 3]) - self.radius[self._axis_owner]
-        out[:, caps] = np.minimum.reduceat(d, self._axis_starts, axis=1) < 0
-        for k, points in zip(self.meshes, self._mesh_points):
-            wp = np.einsum("nij,vj->nvi", wmat[:, k], points) + wpos[:, k][:, None]
-            out[:, k] = (sdf(wp @ inv[:3, :3].T + inv[:3, 3]) < 0.0).any(axis=1)
+        rows, cols = np.nonzero(np.ones((n, len(self.geoms)), bool) if mask is None else mask)
+        if not len(rows):
+            return out
+        centre = sdf(wpos[rows, cols] @ inv[:3, :3].T + inv[:3, 3])
+        near = centre < self.rbound[cols] + self.near_margin
+        rows, cols = rows[near], cols[near]
+        is_cap = self._capsule_of[cols] >= 0
+        cr, cc = rows[is_cap], self._capsule_of[cols[is_cap]]  # rows, capsule numbers
+        if len(cr):
+            offs, starts, counts = self._axis_offsets, self._axis_starts, self._axis_counts
+            sample = np.repeat(np.arange(len(cr)), counts[cc])
+            seg_start = np.r_[0, np.cumsum(counts[cc])[:-1]]
+            k = np.repeat(starts[cc] - seg_start, counts[cc]) + np.arange(len(sample))  # flat axis-sample index
+            r, g = cr[sample], self.capsules[cc[sample]]
+            pts = wpos[r, g] + wmat[r, g][:, :, 2] * offs[k][:, None]
+            d = sdf(pts @ inv[:3, :3].T + inv[:3, 3]) - self.radius[cc[sample]]
+            out[cr, self.capsules[cc]] = np.minimum.reduceat(d, seg_start) < 0
+        for k, points, (centres, radii, members) in zip(self.meshes, self._mesh_points, self._mesh_clusters):
+            r = rows[cols == k]
+            if not len(r):
+                continue
+            # patches of the palm's surface first (centre and radius), then the points of the near ones
+            wc = np.einsum("nij,cj->nci", wmat[r, k], centres) + wpos[r, k][:, None]
+            dc = sdf(wc @ inv[:3, :3].T + inv[:3, 3]) - radii
+            rr, cc = np.nonzero(dc < self.near_margin)
+            if not len(rr):
+                continue
+            sizes = np.array([len(mm) for mm in members])
+            flat = np.concatenate([members[c] for c in cc])
+            owner = np.repeat(np.arange(len(rr)), sizes[cc])
+            wp = np.einsum("pij,pj->pi", wmat[r[rr[owner]], k], points[flat]) + wpos[r[rr[owner]], k]
+            inside = sdf(wp @ inv[:3, :3].T + inv[:3, 3]) < 0.0
+            hit = np.zeros(len(r), bool)
+            np.logical_or.at(hit, rr[owner], inside)
+            out[r, k] = hit
         return out
 
-    def touch_table(self, world) -> np.ndarray:
-        """(N, G) bool: which hand geoms (at :meth:`world` poses) dip below the table top z = 0."""
+    def touch_table(self, world, mask: np.ndarray | None = None) -> np.ndarray:
+        """(N, G) bool: which hand geoms (at :meth:`world` poses) dip below the table top z = 0
+        (only those set in ``mask`` (N, G), when given)."""
         wpos, wmat = world
         out = np.zeros(wpos.shape[:2], bool)
         caps = self.capsules
         out[:, caps] = wpos[:, caps, 2] - np.abs(wmat[:, caps, 2, 2]) * self.halflen < self.radius
         for k, verts in zip(self.meshes, self._mesh_vertices):
-            out[:, k] = (np.einsum("nj,vj->nv", wmat[:, k, 2], verts) + wpos[:, k, 2][:, None]).min(axis=1) < 0.0
-        return out
+            low = wpos[:, k, 2] < self.rbound[k]  # only a palm within its bounding radius of the table can touch it
+            rows = np.flatnonzero(low if mask is None else low & mask[:, k])
+            if len(rows):
+                z = np.ascontiguousarray(wmat[rows, k, 2]) @ verts.T  # (n, V) heights of the hull's vertices
+                out[rows, k] = z.min(axis=1) + wpos[rows, k, 2] < 0.0
+        return out if mask is None else out & mask

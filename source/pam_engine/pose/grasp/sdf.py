@@ -81,24 +81,24 @@ class SignedDistanceGrid:
         outside the grid read ``band``."""
         p = np.asarray(points, dtype=np.float64)
         shape = p.shape[:-1]
-        u = (p.reshape(-1, 3) - self.origin) / self.spacing
-        n = np.array(self.values.shape)
-        outside = np.any((u < 0) | (u > n - 1), axis=1)
-        u = np.clip(u, 0, n - 1 - 1e-9)
+        u = (p.reshape(-1, 3) - self.origin) * (1.0 / self.spacing)
+        n = self.values.shape
         i = np.floor(u).astype(np.intp)
+        outside = ((i < 0) | (i >= np.array(n) - 1)).any(axis=1)
         f = u - i
-        v = self.values
-        x0, y0, z0 = i[:, 0], i[:, 1], i[:, 2]
-        x1, y1, z1 = x0 + 1, y0 + 1, z0 + 1
-        fx, fy, fz = f[:, 0], f[:, 1], f[:, 2]
-        c00 = v[x0, y0, z0] * (1 - fx) + v[x1, y0, z0] * fx
-        c10 = v[x0, y1, z0] * (1 - fx) + v[x1, y1, z0] * fx
-        c01 = v[x0, y0, z1] * (1 - fx) + v[x1, y0, z1] * fx
-        c11 = v[x0, y1, z1] * (1 - fx) + v[x1, y1, z1] * fx
-        out = (c00 * (1 - fy) + c10 * fy) * (1 - fz) + (c01 * (1 - fy) + c11 * fy) * fz
+        if outside.any():
+            i[outside], f[outside] = 0, 0.0
+        strides = np.array([n[1] * n[2], n[2], 1])
+        corners = (np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)]) @ strides)
+        vals = self.values.reshape(-1)[(i @ strides)[:, None] + corners]  # (M, 8), corner order xyz
+        fx, fy, fz = f[:, 0:1], f[:, 1:2], f[:, 2:3]
+        wx = np.concatenate([1 - fx, fx], axis=1)
+        wy = np.concatenate([1 - fy, fy], axis=1)
+        wz = np.concatenate([1 - fz, fz], axis=1)
+        w = (wx[:, :, None, None] * wy[:, None, :, None] * wz[:, None, None, :]).reshape(-1, 8)
+        out = np.einsum("mk,mk->m", vals, w)
         out[outside] = self.band
         return out.reshape(shape)
-
 
 def surface_samples(vertices: np.ndarray, faces: np.ndarray, sample: float) -> np.ndarray:
     """Points on every triangle, on a barycentric grid whose cells' edges are <= ``sample``."""

@@ -83,7 +83,7 @@ class GraspSynthesisConfig:
     #: how candidates are placed and closed: "batched" (all candidates at once, contacts from the
     #: object's signed-distance grid; MuJoCo's collision for the closed grasp that is scored) or
     #: "mujoco" (one candidate at a time, one MuJoCo collision call per step: the reference)
-    search: str = "mujoco"
+    search: str = "batched"
     seed: int = 0
 
     def __post_init__(self):
@@ -136,6 +136,7 @@ class GraspSynthesizer:
         # while planning, objects meet only the hand (their resting contacts would cost time)
         world = self.scene.geom_part < 0
         saved_contype, saved_conaffinity = m.geom_contype.copy(), m.geom_conaffinity.copy()
+        self._saved_contype, self._saved_conaffinity = saved_contype, saved_conaffinity
         objects = world & (self.scene.geom_object >= 0)
         m.geom_contype[objects], m.geom_conaffinity[objects] = 0, 2
         geo = self.geometry(object_pose)
@@ -541,14 +542,18 @@ def contact_wrenches(points: np.ndarray, normals: np.ndarray, com: np.ndarray, e
     return np.concatenate([f, torque], axis=2).reshape(-1, 6)
 
 
-def epsilon(wrenches: np.ndarray) -> float:
+def epsilon(wrenches: np.ndarray, normals_out: list | None = None) -> float:
     """Ferrari-Canny epsilon: the radius of the largest origin-centred ball inside the convex
-    hull of ``wrenches`` (0 when the origin is not strictly inside)."""
+    hull of ``wrenches`` (0 when the origin is not strictly inside). ``normals_out``: a list
+    the unit normals of the hull's facets nearest the origin are appended to."""
     try:
         hull = ConvexHull(wrenches)
     except (QhullError, ValueError):
         return 0.0
     offsets = hull.equations[:, -1]
+    if normals_out is not None:
+        nearest = np.argsort(-offsets)[:16]
+        normals_out.append(hull.equations[nearest, :-1])
     return float(-offsets.max()) if np.all(offsets < 0) else 0.0
 
 
@@ -561,10 +566,26 @@ def _directions() -> np.ndarray:
 _DIRECTIONS = _directions()
 
 
-def epsilon_bound(wrenches: np.ndarray, directions: np.ndarray = _DIRECTIONS) -> float:
+def epsilon_bound(wrenches: np.ndarray, directions: np.ndarray = _DIRECTIONS, refine: int = 0) -> float:
     """An upper bound on :func:`epsilon`: for any unit direction u the ball's radius is at most
-    the hull's support max_i w_i . u, so the least support over ``directions``."""
-    return float((wrenches @ directions.T).max(axis=0).min())
+    the hull's support max_i w_i . u, so the least support over ``directions``; ``refine``
+    steps of projected subgradient descent on the sphere from the best few of them tighten it
+    (every direction visited is still a valid bound)."""
+    support = wrenches @ directions.T  # (M, K)
+    h = support.max(axis=0)
+    best = float(h.min())
+    if refine and best > 0.0:
+        starts = directions[np.argsort(h)[:4]]
+        u = starts.copy()
+        scale = np.abs(wrenches).max()
+        for k in range(refine):
+            top = (wrenches @ u.T).argmax(axis=0)  # the supporting wrench of each direction
+            g = wrenches[top]
+            g = g - np.sum(g * u, axis=1, keepdims=True) * u  # its tangential part: the ascent
+            u = u - (0.3 / (1 + k)) * g / scale
+            u /= np.linalg.norm(u, axis=1, keepdims=True)
+            best = min(best, float((wrenches @ u.T).max(axis=0).min()))
+    return best
 
 
 def select_by_quality(records: list, com: np.ndarray, extent: float, friction: float, edges: int,
@@ -593,10 +614,16 @@ def select_by_quality(records: list, com: np.ndarray, extent: float, friction: f
             pending.append((base + 10.0 * (bound + 1e-9), base, com_distance, r, w))
         pending.sort(key=lambda p: -p[0])
         positive: list[float] = []  # exact scores with quality > 0, best first
-        for k, (bound_score, base, com_distance, r, w) in enumerate(pending):
+        found: list[np.ndarray] = []  # facet normals of the hulls computed so far: tighter bounds
+        for bound_score, base, com_distance, r, w in pending:
             if len(positive) >= count and positive[count - 1] > bound_score:
-                break  # neither this nor any later (lower bound) can enter the best count
-            q = epsilon(w)
+                break  # neither this nor any later one (lower bounds) can enter the best count
+            if len(positive) >= count:
+                pool = np.concatenate([_DIRECTIONS] + found[-24:])
+                tighter = base + 10.0 * (epsilon_bound(w, pool, refine=30) + 1e-9)
+                if positive[count - 1] > tighter:
+                    continue  # its own, tighter bound rules it out
+            q = epsilon(w, found)
             out[r.index] = (q, com_distance)
             if q > 0.0:
                 positive.append(base + 10.0 * q)
