@@ -1,4 +1,5 @@
-"""The batched candidate search of grasp synthesis: every candidate placed and closed together.
+"""The batched candidate search of grasp synthesis: every candidate placed and closed together
+(docs/design.md, "Grasp synthesis speed").
 
 The reference search (``GraspSynthesisConfig.search = "mujoco"``) evaluates one candidate at a
 time and asks MuJoCo for every contact: about 16 collision calls to slide a hand in (bisection on
@@ -29,7 +30,7 @@ import mujoco
 import numpy as np
 
 from pam_engine.conventions import MANO_FINGERS, MANO_JOINT_NAMES
-from pam_engine.pose.grasp.hand_geometry import HandGeometry
+from pam_engine.pose.grasp.hand_geometry import HandGeometry, rotation_quat
 from pam_engine.pose.grasp.sdf import SDFConfig, cached_sdf
 
 
@@ -88,8 +89,6 @@ def _hand_geometry(scene) -> HandGeometry:
 def evaluate_batched(synth, candidates: list, object_pose: np.ndarray) -> list:
     """Records (see ``GraspSynthesizer.evaluate``) of ``candidates`` (direction, rotation, aim,
     pre-shape, stand-off, family), in order."""
-    from pam_engine.pose.grasp.synthesis import _quat
-
     cfg = synth.config
     out: list = [None] * len(candidates)
     batch = []
@@ -157,7 +156,7 @@ def evaluate_batched(synth, candidates: list, object_pose: np.ndarray) -> list:
     for j, k in enumerate(rows):
         i = batch[k]
         d, rot, _, _, _, family = candidates[i]
-        out[i] = synth._closed(i, position[j], rot, d, preshape[j], family, angles[j], squeeze[j], quat=_quat(rot))
+        out[i] = synth._closed(i, position[j], rot, d, preshape[j], family, angles[j], squeeze[j], quat=rotation_quat(rot))
     return out
 
 

@@ -26,11 +26,11 @@ def _quat_mat(q) -> np.ndarray:
     return out.reshape(3, 3)
 
 
-def _axis_rotation(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """(N, 3, 3) rotations by ``angle`` (N,) about the unit ``axis`` (3,)."""
-    k = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
-    s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
-    return np.eye(3) + s * k + (1.0 - c) * (k @ k)
+def rotation_quat(rot: np.ndarray) -> np.ndarray:
+    """MuJoCo's quaternion (w, x, y, z) of a 3x3 rotation."""
+    q = np.zeros(4)
+    mujoco.mju_mat2Quat(q, np.ascontiguousarray(rot, dtype=np.float64).reshape(9))
+    return q
 
 
 def _patches(points: np.ndarray, per_axis: int = 4) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -87,6 +87,22 @@ class HandGeometry:
                     raise ValueError(f"hand joint {mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, j)!r}: "
                                      "expected hinge or slide joints below the hand base")
         self._body_mat = {b: _quat_mat(m.body_quat[b]) for b in self.bodies}
+        # per joint: (id, type, angle index, qpos0, B K, B K^2, anchored) with K the cross-product
+        # matrix of its axis and B the body's quaternion for its first joint (identity after)
+        self._joint_terms = {}
+        for b in self.bodies:
+            terms, first = [], True
+            for j, kind, idx, q0 in self._joints[b]:
+                ax = m.jnt_axis[j]
+                k = np.array([[0.0, -ax[2], ax[1]], [ax[2], 0.0, -ax[0]], [-ax[1], ax[0], 0.0]])
+                lead = self._body_mat[b] if first and kind == mujoco.mjtJoint.mjJNT_HINGE else np.eye(3)
+                anchored = bool(np.any(m.jnt_pos[j] != 0.0))
+                if anchored:
+                    raise ValueError(f"hand joint {mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, j)!r}: "
+                                     "expected joints anchored at their body's origin")
+                terms.append((j, kind, idx, q0, lead @ k, lead @ k @ k, anchored))
+                first = first and kind != mujoco.mjtJoint.mjJNT_HINGE
+            self._joint_terms[b] = terms
         self._geom_mat = np.stack([_quat_mat(m.geom_quat[g]) for g in self.geoms])
         types = m.geom_type[self.geoms]
         self.capsules = np.flatnonzero(types == mujoco.mjtGeom.mjGEOM_CAPSULE)  # indices into self.geoms
@@ -137,15 +153,21 @@ class HandGeometry:
         for b in self.bodies:
             p = int(m.body_parentid[b])
             pos = xpos[p] + xmat[p] @ m.body_pos[b]
-            mat = xmat[p] @ self._body_mat[b]
-            for j, kind, idx, q0 in self._joints[b]:
+            local = None  # the body's rotation in its parent: its quaternion, then its joints
+            for j, kind, idx, q0, bk, bk2, anchored in self._joint_terms[b]:
                 value = (q[:, idx] if idx is not None else np.zeros(n)) - q0
                 if kind == mujoco.mjtJoint.mjJNT_HINGE:
-                    anchor = pos + mat @ m.jnt_pos[j]
-                    mat = mat @ _axis_rotation(m.jnt_axis[j], value)
-                    pos = anchor - mat @ m.jnt_pos[j]
+                    s, c = np.sin(value)[:, None, None], 1.0 - np.cos(value)[:, None, None]
+                    if local is None:  # B @ R(axis, angle) = B + sin B K + (1 - cos) B K^2
+                        local = self._body_mat[b] + s * bk + c * bk2
+                    else:
+                        local = local @ (np.eye(3) + s * bk + c * bk2)
+                    if anchored:
+                        raise NotImplementedError  # checked in __init__
                 else:
-                    pos = pos + (mat @ m.jnt_axis[j]) * value[:, None]
+                    base_mat = xmat[p] @ (self._body_mat[b] if local is None else local)
+                    pos = pos + (base_mat @ m.jnt_axis[j]) * value[:, None]
+            mat = xmat[p] @ self._body_mat[b] if local is None else xmat[p] @ local
             xpos[b], xmat[b] = pos, mat
         sel = np.arange(len(self.geoms)) if geoms is None else np.asarray(geoms)
         bodies = m.geom_bodyid[self.geoms[sel]]
@@ -153,8 +175,6 @@ class HandGeometry:
         R = np.stack([xmat[int(b)] for b in bodies], axis=1)
         gp = m.geom_pos[self.geoms[sel]]
         return P + (R @ gp[:, :, None])[..., 0], R @ self._geom_mat[sel]
-
-    # -- contact ------------------------------------------------------------------------------
 
     def world(self, frames, rot: np.ndarray, pos: np.ndarray):
         """World positions (N, G, 3) and rotations (N, G, 3, 3) of the geoms whose base-frame

@@ -32,6 +32,7 @@ from pam_engine.conventions import MANO_FINGERS
 from pam_engine.errors import NoGraspError
 from pam_engine.hand.pose import make_transform
 from pam_engine.pose.grasp import families as fam
+from pam_engine.pose.grasp.hand_geometry import rotation_quat as _quat
 from pam_engine.pose.grasp.target import GraspTarget
 
 if TYPE_CHECKING:  # the synthesizer queries MuJoCo collisions directly (kinematic search)
@@ -521,12 +522,6 @@ class GraspSynthesizer:
         return con.pos[:n][keep].copy(), normals
 
 
-def _quat(rot: np.ndarray) -> np.ndarray:
-    q = np.zeros(4)
-    mujoco.mju_mat2Quat(q, np.ascontiguousarray(rot, dtype=np.float64).reshape(9))
-    return q
-
-
 def contact_wrenches(points: np.ndarray, normals: np.ndarray, com: np.ndarray, extent: float, friction: float,
                      edges: int) -> np.ndarray:
     """(len(points) * edges, 6) wrenches of the friction-cone edges at each contact (point-major),
@@ -619,8 +614,8 @@ def select_by_quality(records: list, com: np.ndarray, extent: float, friction: f
             if len(positive) >= count and positive[count - 1] > bound_score:
                 break  # neither this nor any later one (lower bounds) can enter the best count
             if len(positive) >= count:
-                pool = np.concatenate([_DIRECTIONS] + found[-24:])
-                tighter = base + 10.0 * (epsilon_bound(w, pool, refine=30) + 1e-9)
+                pool = np.concatenate([_DIRECTIONS] + found[-12:])
+                tighter = base + 10.0 * (epsilon_bound(w, pool, refine=10) + 1e-9)
                 if positive[count - 1] > tighter:
                     continue  # its own, tighter bound rules it out
             q = epsilon(w, found)
