@@ -32,7 +32,6 @@ from pam_engine.conventions import MANO_FINGERS
 from pam_engine.errors import NoGraspError
 from pam_engine.hand.pose import make_transform
 from pam_engine.pose.grasp import families as fam
-from pam_engine.pose.grasp.hand_geometry import rotation_quat as _quat
 from pam_engine.pose.grasp.target import GraspTarget
 
 if TYPE_CHECKING:  # the synthesizer queries MuJoCo collisions directly (kinematic search)
