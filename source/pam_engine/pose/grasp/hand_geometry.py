@@ -61,7 +61,7 @@ class HandGeometry:
     #: for its axis or surface to be sampled
     near_margin = 0.002
 
-    def __init__(self, scene, axis_step: float = 0.006, palm_step: float = 0.008):
+    def __init__(self, scene, axis_step: float = 0.006, palm_step: float = 0.006):
         m = scene.model
         self.model = m
         base = int(np.flatnonzero(m.body_mocapid == scene.base_mocap)[0])
@@ -135,10 +135,13 @@ class HandGeometry:
             hull = ConvexHull(v)
             hv = v[hull.vertices]
             self._mesh_vertices.append(hv)
-            pts = surface_samples(v, hull.simplices, palm_step)
-            pts = pts[::max(1, len(pts) // 150)]
+            # the hull's faces on a grid of cells at most palm_step across (patches of them are
+            # culled together, so the density costs only where the palm is near the object)
+            dense = surface_samples(hv, ConvexHull(hv).simplices, palm_step / 3)
+            _, first = np.unique(np.floor(dense / (0.7 * palm_step)).astype(np.int64), axis=0, return_index=True)
+            pts = dense[np.sort(first)]  # one sample per cell: every face point within palm_step of one
             self._mesh_points.append(pts)
-            self._mesh_clusters.append(_patches(pts))
+            self._mesh_clusters.append(_patches(pts, per_axis=6))
 
     # -- kinematics ---------------------------------------------------------------------------
 
