@@ -262,3 +262,14 @@ def test_quality_pruning_keeps_exactly_the_best_of_each_family(scene):
     assert best(chosen) == best(full)
     for i in best(full):
         assert chosen[i] == full[i]
+
+
+def test_an_unknown_search_is_refused_naming_the_key():
+    from dataclasses import replace
+
+    from pam_engine.errors import ConfigError
+    from pam_engine.pose.request import check_stage1
+
+    cfg = Stage1Config()
+    with pytest.raises(ConfigError, match="synthesis.search"):
+        check_stage1(replace(cfg, synthesis=replace(cfg.synthesis, search="fastest")))

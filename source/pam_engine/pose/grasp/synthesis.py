@@ -29,7 +29,7 @@ from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.transform import Rotation
 
 from pam_engine.conventions import MANO_FINGERS
-from pam_engine.errors import NoGraspError
+from pam_engine.errors import ConfigError, NoGraspError
 from pam_engine.hand.pose import make_transform
 from pam_engine.pose.grasp import families as fam
 from pam_engine.pose.grasp.target import GraspTarget
@@ -85,10 +85,6 @@ class GraspSynthesisConfig:
     #: "mujoco" (one candidate at a time, one MuJoCo collision call per step: the reference)
     search: str = "batched"
     seed: int = 0
-
-    def __post_init__(self):
-        if self.search not in SEARCH_MODES:
-            raise ValueError(f"GraspSynthesisConfig.search must be one of {SEARCH_MODES}, got {self.search!r}")
 
 
 class GraspSynthesizer:
@@ -369,6 +365,8 @@ class GraspSynthesizer:
         """Every candidate's :class:`Closed` record or (family, why) rejection, in order; the
         search of ``config.search`` (both find the same kind of grasp; "batched" evaluates all
         candidates together, see :mod:`pam_engine.pose.grasp.batched`)."""
+        if self.config.search not in SEARCH_MODES:
+            raise ConfigError(f"config key 'synthesis.search': expected one of {SEARCH_MODES}, got {self.config.search!r}")
         if self.config.search == "batched":
             from pam_engine.pose.grasp.batched import evaluate_batched
 
