@@ -110,7 +110,8 @@ def _episode(args):
     from pam_engine.pose.stage import run_stage1
 
     cfg = Stage1Config()
-    cfg = replace(cfg, synthesis=replace(cfg.synthesis, search=search))
+    if search is not None:
+        cfg = replace(cfg, synthesis=replace(cfg.synthesis, search=search))
 
     out = {}
     for label in ("scripted", "learned"):
@@ -145,7 +146,7 @@ def _mean(rows, key, scale=1.0):
     return scale * float(np.mean(values)) if values else float("nan")
 
 
-def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str, search: str = "batched") -> dict:
+def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str, search: str | None = None) -> dict:
     from tqdm import tqdm
 
     tasks = [(name, seed, policy, search) for name in objects for seed in range(seeds)]
@@ -245,8 +246,8 @@ def main() -> None:
     s.add_argument("--policy", default=None, help="the learned policy (omitted: scripted figures only)")
     s.add_argument("--seeds", type=int, default=10)
     s.add_argument("--jobs", type=int, default=2)
-    s.add_argument("--search", default="batched", choices=["batched", "mujoco"],
-                   help="grasp synthesis search (GraspSynthesisConfig.search); 'mujoco' is the reference")
+    s.add_argument("--search", default=None, choices=["batched", "mujoco"],
+                   help="grasp synthesis search (GraspSynthesisConfig.search; default: Stage I's, the reference 'mujoco')")
     s.add_argument("--set", dest="which", choices=["dexycb", "generalisation", "heldout", "thin_flat", "both"],
                    default="both")
     s.add_argument("--objects", nargs="*", default=None)

@@ -21,3 +21,20 @@ def test_shipped_bank_is_used_only_under_its_exact_key(bank_config, env_config, 
     assert B._read_shipped("0" * len(key), bank[0].name, shipped) is None  # another key: a miss
     shipped.write_bytes(b"damaged")
     assert B._read_shipped(key, bank[0].name, shipped) is None
+
+
+def test_the_bank_searches_with_its_own_setting_and_keys_it(bank_config, env_config, bank):
+    import pytest
+
+    from pam_engine.errors import ConfigError
+    from pam_engine.pose.setup import HandCache, load_objects
+    from pam_engine.pose.request import ObjectSpec
+
+    asset = load_objects([ObjectSpec(bank[0].name)])[0]
+    hand, art = HandCache.get(env_config.stage1.mano)
+    keys = {s: B.bank_key(asset, [100], 1, env_config.stage1, hand, art, s) for s in ("batched", "mujoco")}
+    assert keys["batched"] != keys["mujoco"]
+    assert keys[env_config.stage1.synthesis.search] == B.bank_key(asset, [100], 1, env_config.stage1, hand, art)
+    bad = B.BankConfig(objects=bank_config.objects, search="fastest", cache_dir=bank_config.cache_dir)
+    with pytest.raises(ConfigError, match="bank.search"):
+        B.load_bank(bad, env_config.stage1, progress=False)

@@ -6,7 +6,8 @@ this bank. Grasps are stored in the object frame; an upright object moved or tur
 vertical on the table keeps every grasp valid, so one synthesis serves every placement.
 
 Each object's bank holds, per synthesis seed, the grasp Stage I itself would use (synthesis,
-then the physical trial of :mod:`~pam_engine.pose.grasp.trial`), followed by further
+with the bank's own search, batched by default; then the physical trial of
+:mod:`~pam_engine.pose.grasp.trial`), followed by further
 candidates that pass the same trial, up to ``grasps_per_seed``: the policy trains on the kind of
 plans it will meet, and on many of them (with few grasps per object it learns those grasps, not
 grasping: 10 per object lifted the training grasps from 69% to 79% but not unseen ones).
@@ -26,13 +27,13 @@ synthesized as before. Cold, the 21 objects are synthesized over every core (``j
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from pam_engine import cache
-from pam_engine.errors import PoseError
+from pam_engine.errors import ConfigError, PoseError
 from pam_engine.pose.grasp.synthesis import GraspSynthesisConfig
 from pam_engine.pose.grasp.target import GraspTarget
 
@@ -57,6 +58,9 @@ class BankConfig:
     #: draw from different candidate sets.
     synthesis_seeds: list[int] = field(default_factory=lambda: list(range(100, 110)))
     grasps_per_seed: int = 1  # Stage I's choice, then other candidates that pass its physical trial
+    #: grasp synthesis search for the bank (GraspSynthesisConfig.search): the batched one, since the
+    #: bank synthesizes hundreds of times and keeps only grasps that pass the physical trial
+    search: str = "batched"
     cache_dir: str | None = None  # default: $PAM_CACHE_DIR/grasp_bank or ~/.cache/pam_engine/grasp_bank
 
 
@@ -87,14 +91,16 @@ def _hand_description(hand, articulation) -> dict:
     return {"model": hand, "articulation": articulation}
 
 
-def bank_key(asset, seeds: list[int], per_seed: int, stage1_config, hand, articulation) -> str:
+def bank_key(asset, seeds: list[int], per_seed: int, stage1_config, hand, articulation,
+             search: str | None = None) -> str:
     """The cache key of one object's bank: every input that changes the grasps found (the object,
-    the hand, the scene physics, settling, synthesis, the physical trial, the plan's closing
-    rule, the seeds) and the bank's format, never source files."""
+    the hand, the scene physics, settling, synthesis (with the bank's ``search`` when given), the
+    physical trial, the plan's closing rule, the seeds) and the bank's format, never source files."""
     cfg = stage1_config
+    synthesis = cfg.synthesis if search is None else replace(cfg.synthesis, search=search)
     return cache.cache_key(
         object=_object_description(asset), hand=_hand_description(hand, articulation), betas=cfg.betas,
-        scene=cfg.scene, settle_time=cfg.settle_time, synthesis=cfg.synthesis, check=cfg.check, plan=cfg.plan,
+        scene=cfg.scene, settle_time=cfg.settle_time, synthesis=synthesis, check=cfg.check, plan=cfg.plan,
         seeds=[int(s) for s in seeds], per_seed=int(per_seed), format=BANK_FORMAT)
 
 
@@ -119,8 +125,10 @@ def _unpack(data) -> list[GraspTarget]:
             for i in range(len(data["score"]))]
 
 
-def synthesize_object(name: str, seeds: list[int], per_seed: int, stage1_config) -> list[GraspTarget]:
-    """Grasps of one object upright on the table, chosen per seed as Stage I chooses them."""
+def synthesize_object(name: str, seeds: list[int], per_seed: int, stage1_config,
+                      search: str | None = None) -> list[GraspTarget]:
+    """Grasps of one object upright on the table, chosen per seed as Stage I chooses them (with
+    synthesis search ``search`` when given)."""
     from pam_engine.pose.grasp.synthesis import GraspSynthesizer
     from pam_engine.pose.grasp.trial import choose_grasps
     from pam_engine.pose.request import ObjectSpec
@@ -134,7 +142,8 @@ def synthesize_object(name: str, seeds: list[int], per_seed: int, stage1_config)
     settle(scene, cfg)
     grasps: list[GraspTarget] = []
     for seed in seeds:
-        synth_cfg = GraspSynthesisConfig(**{**asdict(cfg.synthesis), "seed": int(seed)})
+        synth_cfg = GraspSynthesisConfig(**{**asdict(cfg.synthesis), "seed": int(seed),
+                                            **({"search": search} if search is not None else {})})
         try:
             found = GraspSynthesizer(scene, 0, synth_cfg).synthesize(max(cfg.check.candidates, per_seed, 1))
         except PoseError:
@@ -213,7 +222,7 @@ def bank_paths(config: BankConfig, stage1_config) -> dict[str, Path]:
     names = [str(n) for n in config.objects]
     assets = dict(zip(names, load_objects([ObjectSpec(n) for n in names])))
     return {n: folder / (bank_key(assets[n], config.synthesis_seeds, config.grasps_per_seed, stage1_config,
-                                  hand, articulation) + ".npz") for n in names}
+                                  hand, articulation, config.search) + ".npz") for n in names}
 
 
 def load_bank(config: BankConfig, stage1_config, progress: bool = True, jobs: int | None = None,
@@ -229,6 +238,10 @@ def load_bank(config: BankConfig, stage1_config, progress: bool = True, jobs: in
 
     if not config.objects:
         raise PoseError("the grasp bank needs at least one object (config key 'bank.objects')")
+    from pam_engine.pose.grasp.synthesis import SEARCH_MODES
+
+    if config.search not in SEARCH_MODES:
+        raise ConfigError(f"config key 'bank.search': expected one of {list(SEARCH_MODES)}, got {config.search!r}")
     paths = bank_paths(config, stage1_config)
     names = list(paths)
     found = {n: _read(paths[n], n, log=False) for n in names}
@@ -241,7 +254,7 @@ def load_bank(config: BankConfig, stage1_config, progress: bool = True, jobs: in
     if missing:
         if jobs is None:
             jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        args = {n: (n, config.synthesis_seeds, config.grasps_per_seed, stage1_config) for n in missing}
+        args = {n: (n, config.synthesis_seeds, config.grasps_per_seed, stage1_config, config.search) for n in missing}
         bar = tqdm(total=len(missing), desc="grasp bank (synthesizing)", disable=not progress, leave=False)
         if jobs > 1 and len(missing) > 1:
             with ProcessPoolExecutor(max_workers=min(jobs, len(missing)), mp_context=mp.get_context("spawn")) as pool:

@@ -1,7 +1,7 @@
 """The batched candidate search of grasp synthesis: every candidate placed and closed together
 (docs/design.md, "Grasp synthesis speed").
 
-The reference search (``GraspSynthesisConfig.search = "mujoco"``) evaluates one candidate at a
+The reference search (``GraspSynthesisConfig.search = "mujoco"``, Stage I's default) evaluates one candidate at a
 time and asks MuJoCo for every contact: about 16 collision calls to slide a hand in (bisection on
 the travel) and 40 to close it, for each of ~700 candidates. Here the same steps run for all
 candidates at once, as array operations:
