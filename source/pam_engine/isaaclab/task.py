@@ -103,6 +103,9 @@ class PamGraspEnvCfg(DirectRLEnvCfg):
     #: the engine's EnvConfig (task, reward, bank, Stage I settings) in an :class:`EngineConfigRef`
     #: (a frozen dataclass that configclass must not walk into); None: the default one
     engine: object = None
+    #: set episodes up from the RL episode source (GraspVecEnv slots, grasp bank) on reset; False:
+    #: the caller writes every env's state (``write_scene_states``; the pipeline's Stage I)
+    episode_source: bool = True
 
 
 class EngineConfigRef:
@@ -120,8 +123,10 @@ class EngineConfigRef:
 
 def make_env_cfg(objects: Sequence[str] = ("006_mustard_bottle",), num_envs: int = 4, device: str = "cpu",
                  physics: str = "newton", engine=None, camera: tuple[int, int] | None = None,
-                 asset_dir: str | None = None, seed: int = 0, env_spacing: float = 1.5) -> PamGraspEnvCfg:
-    """The task's config: validates the inputs, writes the USD assets, wires the scene."""
+                 asset_dir: str | None = None, seed: int = 0, env_spacing: float = 1.5, camera_rgb: bool = False,
+                 episode_source: bool = True) -> PamGraspEnvCfg:
+    """The task's config: validates the inputs, writes the USD assets, wires the scene.
+    ``camera_rgb`` adds the colour image (the sim preview of generated episodes)."""
     from pam_engine import cache
     from pam_engine.isaaclab.assets import write_task_assets
     from pam_engine.objects import load_object
@@ -161,14 +166,14 @@ def make_env_cfg(objects: Sequence[str] = ("006_mustard_bottle",), num_envs: int
     scene = PamGraspSceneCfg(num_envs=num_envs, env_spacing=env_spacing, replicate_physics=True,
                              robot=robot, object=obj, table=table)
     cfg = PamGraspEnvCfg(scene=scene, objects=list(files.names), physics_preset=preset, asset_dir=folder,
-                         engine=EngineConfigRef(engine), seed_episodes=seed)
+                         engine=EngineConfigRef(engine), seed_episodes=seed, episode_source=episode_source)
     cfg.decimation = sc.substeps
     cfg.control_per_frame = sc.control_per_frame
     cfg.observation_space = spec.observation_size(art.size)
     cfg.sim = SimulationCfg(dt=sc.timestep, device=device, gravity=tuple(sc.gravity), render_interval=sc.substeps,
                             physics=physics_cfg(preset))
     if camera is not None:
-        cfg.scene.camera = camera_cfg(*camera, kit=preset == "physx")
+        cfg.scene.camera = camera_cfg(*camera, kit=preset == "physx", rgb=camera_rgb)
     return cfg
 
 
@@ -179,14 +184,14 @@ def default_env_cfg() -> PamGraspEnvCfg:
     return make_env_cfg(["006_mustard_bottle"], num_envs=64)
 
 
-def camera_cfg(width: int, height: int, kit: bool = False):
+def camera_cfg(width: int, height: int, kit: bool = False, rgb: bool = False):
     """A pinhole camera per env (posed per episode from the engine's camera), depth along the
-    optical axis and instance segmentation."""
+    optical axis and instance segmentation (and the colour image when ``rgb``)."""
     from isaaclab.sensors import CameraCfg
 
     return CameraCfg(
         prim_path="{ENV_REGEX_NS}/Camera", width=width, height=height, update_period=0.0,
-        data_types=["distance_to_image_plane", "instance_segmentation"],
+        data_types=["distance_to_image_plane", "instance_segmentation", *(["rgb"] if rgb else [])],
         spawn=sim_utils.PinholeCameraCfg(focal_length=24.0, horizontal_aperture=20.955, clipping_range=(0.01, 10.0)),
         # 0.6 m in front of the table centre, 0.5 m up, looking back at it 40 degrees down
         offset=CameraCfg.OffsetCfg(pos=(0.6, 0.0, 0.5), rot=(-0.34202, 0.0, 0.93969, 0.0), convention="world"),
@@ -232,8 +237,10 @@ class PamGraspEnv(DirectRLEnv):
         engine = replace(engine, bank=replace(engine.bank, objects=list(cfg.objects)))
         self.engine_config = engine
         self.hand_model, self.articulation = HandCache.get(engine.stage1.mano)
-        bank = load_bank(engine.bank, engine.stage1, progress=False)
-        self.source = EpisodeSource(engine, cfg.scene.num_envs, cfg.seed_episodes, bank, len(cfg.objects))
+        self.source = None
+        if cfg.episode_source:
+            bank = load_bank(engine.bank, engine.stage1, progress=False)
+            self.source = EpisodeSource(engine, cfg.scene.num_envs, cfg.seed_episodes, bank, len(cfg.objects))
         super().__init__(cfg, render_mode, **kwargs)
         self.hand, self.object = self.scene["robot"], self.scene["object"]
         self.camera = self.scene.sensors.get("camera")
@@ -467,18 +474,14 @@ class PamGraspEnv(DirectRLEnv):
             env_ids = torch.arange(self.num_envs, device=self.device)
         ids = torch.as_tensor(env_ids, device=self.device).long().flatten()
         super()._reset_idx(ids)
-        dev, f64 = self.device, torch.float64
-        origins = self.scene.env_origins[ids].cpu().numpy().astype(np.float64)
-        roots, joints, joint_vel, objects = [], [], [], []
-        for row, i in enumerate(ids.tolist()):
+        if self.source is None:  # the caller writes the states (write_scene_states)
+            return
+        f64 = torch.float64
+        scenes = []
+        for i in ids.tolist():
             ep, first = self.source.start(i, int(self.object_index[i]))
             scene, plan = ep.scene, ep.plan
-            scene.sync()
-            base = scene.base_pose()
-            roots.append(_matrix_to_pose7(base) + np.r_[origins[row], np.zeros(4)])
-            joints.append(np.concatenate([scene.data.qpos[scene.wrist_qpos], scene.finger_angles()]))
-            joint_vel.append(np.concatenate([scene.data.qvel[scene.wrist_dof], scene.data.qvel[scene.finger_dof]]))
-            objects.append(_matrix_to_pose7(scene.object_pose(0)) + np.r_[origins[row], np.zeros(4)])
+            scenes.append(scene)
             self.plan_wrist_q[i] = torch.as_tensor(plan.wrist_q, dtype=f64)
             self.plan_fingers[i] = torch.as_tensor(plan.fingers, dtype=f64)
             self.plan_wrist[i] = torch.as_tensor(plan.wrist, dtype=f64)
@@ -490,8 +493,24 @@ class PamGraspEnv(DirectRLEnv):
             self.com[i] = torch.as_tensor(ep.com, dtype=f64)
             self.mass[i] = ep.mass
             self.surface[i] = torch.as_tensor(ep.surface.points, dtype=f64)
-            self.base[i] = torch.as_tensor(base, dtype=f64)
             self.step_index[i] = first
+        self.write_scene_states(ids, scenes)
+
+    def write_scene_states(self, env_ids, scenes) -> None:
+        """Put Isaac env ``env_ids[k]`` in embedded scene ``scenes[k]``'s state: hand base pose,
+        joint positions and velocities (the servo targets hold them), object pose at rest."""
+        ids = torch.as_tensor(env_ids, device=self.device).long().flatten()
+        dev, f64 = self.device, torch.float64
+        origins = self.scene.env_origins[ids].cpu().numpy().astype(np.float64)
+        roots, joints, joint_vel, objects = [], [], [], []
+        for row, (i, scene) in enumerate(zip(ids.tolist(), scenes)):
+            scene.sync()
+            base = scene.base_pose()
+            roots.append(_matrix_to_pose7(base) + np.r_[origins[row], np.zeros(4)])
+            joints.append(np.concatenate([scene.data.qpos[scene.wrist_qpos], scene.finger_angles()]))
+            joint_vel.append(np.concatenate([scene.data.qvel[scene.wrist_dof], scene.data.qvel[scene.finger_dof]]))
+            objects.append(_matrix_to_pose7(scene.object_pose(0)) + np.r_[origins[row], np.zeros(4)])
+            self.base[i] = torch.as_tensor(base, dtype=f64)
         tensor = lambda x: torch.as_tensor(np.array(x), dtype=torch.float32, device=dev)  # noqa: E731
         self.hand.write_root_pose_to_sim_index(root_pose=tensor(roots), env_ids=ids)
         self.hand.write_joint_state_to_sim_index(position=tensor(joints), velocity=tensor(joint_vel), env_ids=ids)
