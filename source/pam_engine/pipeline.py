@@ -624,7 +624,7 @@ class Generator:
                         summary.stage_seconds["stage1"] += time.perf_counter() - t0
                         for plan, result in zip(held, results):
                             try:
-                                if result.capture is None:  # no grasp found: the episode never started
+                                if not result.started:  # no grasp found: the episode never started
                                     summary.failed += 1
                                     self.writer.record_failure(plan.index, result.trajectory.failure_reason,
                                                                seed=plan.seed, objects=[str(o.name) for o in plan.objects])

@@ -42,16 +42,17 @@ class IsaacEpisodeInput:
     and ``camera_for(target_point) -> Camera`` (the episode's engine camera around a point)."""
 
     request: Stage1Request
-    start_sampler: Callable | None
-    camera_for: Callable[[np.ndarray], Camera]
+    start_sampler: Callable | None = None
+    camera_for: Callable[[np.ndarray], Camera] | None = None  # None: a task without camera
 
 
 @dataclass
 class IsaacEpisodeResult:
     trajectory: Trajectory
-    camera: Camera | None  # None when the episode never started (no grasp found)
+    camera: Camera | None  # None when the episode never started (no grasp found) or without camera
     capture: CaptureSequence | None
     timings: dict = field(default_factory=dict)
+    started: bool = True  # False: no grasp was found, the trajectory is the failed one of pose.stage
 
 
 class IsaacStage1:
@@ -59,8 +60,9 @@ class IsaacStage1:
     runs batches of up to ``num_envs`` Stage I episodes. Close it (``close``) before building the
     next one: Isaac Lab holds one simulation per process."""
 
-    def __init__(self, stage1: Stage1Config, object_name: str, width: int, height: int, num_envs: int = 4,
-                 device: str = "cpu", physics: str = "newton", asset_dir: str | None = None):
+    def __init__(self, stage1: Stage1Config, object_name: str, width: int | None = None, height: int | None = None,
+                 num_envs: int = 4, device: str = "cpu", physics: str = "newton", asset_dir: str | None = None):
+        """``width``/``height`` None: no camera (trajectories only, ``pam simulate``)."""
         from pam_engine.isaaclab.task import PamGraspEnv, make_env_cfg
         from pam_engine.rl.env import EnvConfig
 
@@ -71,7 +73,8 @@ class IsaacStage1:
         self.object_name = str(object_name)
         engine = replace(EnvConfig(), stage1=stage1)
         cfg = make_env_cfg([self.object_name], num_envs=num_envs, device=device, physics=physics, engine=engine,
-                           camera=(width, height), asset_dir=asset_dir, camera_rgb=True, episode_source=False)
+                           camera=None if width is None else (width, height), asset_dir=asset_dir, camera_rgb=True,
+                           episode_source=False)
         self.env = PamGraspEnv(cfg)
         self.num_envs = num_envs
         self.width, self.height = width, height
@@ -104,12 +107,16 @@ class IsaacStage1:
             prepared = prepare_stage1(ep.request, cfg, POLICY, ep.start_sampler)
             prepared.timings["setup"] = time.perf_counter() - t0
             if prepared.failed is not None:
-                results[k] = IsaacEpisodeResult(prepared.failed, None, None, prepared.timings)
+                results[k] = IsaacEpisodeResult(prepared.failed, None, None, prepared.timings, started=False)
                 continue
             scene = prepared.scene
             scene.sync()
-            camera = ep.camera_for(scene.object_poses()[0][:3, 3])  # the pipeline's camera target
-            if (camera.width, camera.height) != (self.width, self.height):
+            camera = None
+            if env.camera is not None:
+                if ep.camera_for is None:
+                    raise ConfigError("an Isaac Lab task with a camera needs each episode's camera_for")
+                camera = ep.camera_for(scene.object_poses()[0][:3, 3])  # the pipeline's camera target
+            if camera is not None and (camera.width, camera.height) != (self.width, self.height):
                 raise ConfigError(f"episode camera {camera.width}x{camera.height}: the Isaac camera renders "
                                   f"{self.width}x{self.height}")
             active.append(k)
@@ -128,7 +135,8 @@ class IsaacStage1:
 
         surface = SurfaceCloud.of(scenes[0].objects[0].asset, env.surface.shape[1]).points  # the contact probes' object
         env.surface[:] = torch.as_tensor(surface, dtype=env.surface.dtype, device=env.device)
-        pose_cameras(env, [cameras[j] for j in fill])
+        if env.camera is not None:
+            pose_cameras(env, [cameras[j] for j in fill])
         env.sim.forward()
         env.scene.update(dt=0.0)
 
@@ -141,7 +149,8 @@ class IsaacStage1:
         angles = np.zeros((n_act, n_frames, n_dof))
         objects = np.zeros((n_act, n_frames, 1, 3, 4))
         contacts = np.zeros((n_act, n_frames, len(CONTACT_PARTS)), dtype=bool)
-        seqs = [CaptureSequence.allocate(n_frames, self.height, self.width) for _ in range(n_act)]
+        seqs = [CaptureSequence.allocate(n_frames, self.height, self.width) if env.camera is not None else None
+                for _ in range(n_act)]
         recorded = np.zeros(n_act, dtype=int)
         alive = np.ones(n_act, dtype=bool)
         failure = [""] * n_act
@@ -187,7 +196,8 @@ class IsaacStage1:
                 success=not failure[j], failure_reason=failure[j], target_object=0, hand_model=hand.name,
                 policy=POLICY, seed=int(episodes[k].request.seed))
             seq = seqs[j]
-            seq = CaptureSequence(seq.rgb[sl], seq.depth[sl], seq.seg[sl], seq.hand_mesh[sl])
+            if seq is not None:
+                seq = CaptureSequence(seq.rgb[sl], seq.depth[sl], seq.seg[sl], seq.hand_mesh[sl])
             timings[j]["rollout"] = rollout_s
             results[k] = IsaacEpisodeResult(traj, frame_cameras[j], seq, timings[j])
         return results  # type: ignore[return-value]
@@ -199,7 +209,7 @@ class IsaacStage1:
         q = env.finger_angles().cpu().numpy()
         obj = env.object_pose().cpu().numpy()
         parts = env.contacts()[0].cpu().numpy()
-        images = read_frames(env, [self.object_name])
+        images = read_frames(env, [self.object_name]) if env.camera is not None else None
         for j in range(n_act):
             if not alive[j]:
                 continue
@@ -207,9 +217,12 @@ class IsaacStage1:
             angles[j, frame] = q[j]
             objects[j, frame, 0] = obj[j, :3]
             contacts[j, frame] = parts[j]
+            if images is None:
+                continue
             img = images[j]
             if frame_cameras[j] is None:  # K and world->camera from the camera's data
-                frame_cameras[j] = Camera(img.K, img.world_to_cam, self.width, self.height, canvas=cameras[j].canvas)
+                K = np.array([[img.K[0, 0], 0.0, img.K[0, 2]], [0.0, img.K[1, 1], img.K[1, 2]], [0.0, 0.0, 1.0]])
+                frame_cameras[j] = Camera(K, img.world_to_cam, self.width, self.height, canvas=cameras[j].canvas)
             seq = seqs[j]
             seq.depth[frame] = img.depth
             seq.seg[frame] = img.seg
