@@ -76,3 +76,21 @@ def test_a_rerun_resumes_the_batch(dataset, capsys):
     # a config that changes the data is refused, naming the key
     assert main(["--headless", "--config", str(config), "--out", str(out), "--set", "stage1.num_frames=5"]) == 2
     assert "stage1.num_frames" in capsys.readouterr().err
+
+
+def test_pam_simulate_records_a_trajectory_through_the_isaac_task(tmp_path):
+    """`pam simulate --backend isaaclab`: Stage I's trajectory file, its keypoints from the
+    articulation state through the engine's hand model, close to the embedded run of the same
+    request (same set-up, two physics engines)."""
+    from pam_engine.cli import main
+    from pam_engine.trajectory import Trajectory
+
+    args = ["simulate", "--object", MUSTARD, "--seed", "5", "--frames", "9"]
+    assert main([*args, "--out", str(tmp_path / "isaac.npz"), "--backend", "isaaclab"]) == 0
+    assert main([*args, "--out", str(tmp_path / "mujoco.npz")]) == 0
+    isaac, mujoco = Trajectory.load(tmp_path / "isaac.npz"), Trajectory.load(tmp_path / "mujoco.npz")
+    assert isaac.num_frames == mujoco.num_frames == 9 and isaac.policy == "scripted-1"
+    np.testing.assert_allclose(isaac.joint_3d[0], mujoco.joint_3d[0], atol=2e-3)  # the same start state
+    assert np.abs(isaac.joint_3d - mujoco.joint_3d).max() < 0.03  # and the same grasp, on another engine
+    rise = [t.pose_y[-1, 0, 2, 3] - t.pose_y[0, 0, 2, 3] for t in (isaac, mujoco)]
+    assert abs(rise[0] - rise[1]) < 0.03, rise
