@@ -177,3 +177,29 @@ def test_pam_simulate_backend_isaaclab_checks_its_flags(monkeypatch, tmp_path, c
         assert cli.main(base + extra) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "t.npz").exists()
+
+
+def test_the_hand_usd_carries_mujocos_contact_model_for_newton(tmp_path):
+    """Newton's MuJoCo solver reads condim (``mjc:condim``) and torsional/rolling friction
+    (``newton:*Friction`` on the bound material) from the USD; the embedded hand's geoms use
+    condim 4 with the rig's friction triple, so the exported hand must say so (sim-to-sim)."""
+    pytest.importorskip("pxr")
+    from pxr import Usd, UsdPhysics, UsdShade
+
+    from pam_engine.pose.setup import HandCache
+    from pam_engine.sim.base import HandGains
+    from pam_engine.sim.rig import HAND_CONDIM
+    from pam_engine.usd import export_hand
+
+    hand, art = HandCache.get(None)
+    stage = Usd.Stage.Open(str(export_hand(tmp_path / "hand.usda", hand, art)))
+    friction = HandGains().friction
+    colliders = [p for p in stage.Traverse() if p.HasAPI(UsdPhysics.CollisionAPI)]
+    assert len(colliders) >= 16  # palm + 15 phalanges
+    for prim in colliders:
+        assert prim.GetAttribute("mjc:condim").Get() == HAND_CONDIM, prim.GetPath()
+        material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial("physics")
+        m = material.GetPrim()
+        assert m.GetAttribute("physics:dynamicFriction").Get() == pytest.approx(friction[0])
+        assert m.GetAttribute("newton:torsionalFriction").Get() == pytest.approx(friction[1])
+        assert m.GetAttribute("newton:rollingFriction").Get() == pytest.approx(friction[2])

@@ -43,12 +43,29 @@ from pam_engine.rl import spec, spec_torch
 
 #: Bones whose link poses give the keypoints (``hand_<MANO joint>``, MANO order).
 BONE_LINKS = tuple(f"hand_{n}" for n in MANO_JOINT_NAMES)
+
+
+def _bone_parts() -> tuple[int, ...]:
+    """Contact part (thumb, index, middle, ring, little, palm) of each bone link, MANO order:
+    the wrist link carries the palm, each finger's three links its finger (as the MuJoCo hand's
+    collision geoms are assigned)."""
+    from pam_engine.conventions import MANO_FINGERS
+
+    part = {0: 5}
+    for p, finger in enumerate(("thumb", "index", "middle", "ring", "pinky")):
+        part.update({j: p for j in MANO_FINGERS[finger]})
+    return tuple(part[j] for j in range(len(MANO_JOINT_NAMES)))
+
+
+#: Contact part of each link in BONE_LINKS.
+BONE_PARTS = _bone_parts()
 _TIPS = [4, 8, 12, 16, 20]
 _MCPS = [5, 9, 13, 17]
 
 
-def physics_cfg(preset: str, njmax: int = 1200, nconmax: int = 600):
-    """Newton/MuJoCo-Warp (default) or PhysX (Isaac Sim), with the engine's solver settings."""
+def physics_cfg(preset: str, njmax: int = 1200, nconmax: int = 600, solver: dict | None = None):
+    """Newton/MuJoCo-Warp (default) or PhysX (Isaac Sim), with the engine's solver settings;
+    ``solver`` overrides ``MJWarpSolverCfg`` fields (iterations, cone, save_to_mjcf, ...)."""
     preset = check_physics(preset)
     if preset == "physx":
         from isaaclab_physx.physics import PhysxCfg
@@ -60,9 +77,13 @@ def physics_cfg(preset: str, njmax: int = 1200, nconmax: int = 600):
 
     from pam_engine.sim.base import SceneConfig
 
-    return NewtonCfg(solver_cfg=MJWarpSolverCfg(integrator="implicitfast", cone="elliptic", impratio=SceneConfig().impratio,
-                                                njmax=njmax, nconmax=nconmax),
-                     use_cuda_graph=False)
+    settings = dict(integrator="implicitfast", cone="elliptic", impratio=SceneConfig().impratio, njmax=njmax,
+                    nconmax=nconmax)
+    unknown = sorted(set(solver or {}) - set(MJWarpSolverCfg.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"solver settings {unknown}: not MJWarpSolverCfg fields")
+    settings.update(solver or {})
+    return NewtonCfg(solver_cfg=MJWarpSolverCfg(**settings), use_cuda_graph=False)
 
 
 def renderer_cfg(kit: bool):
@@ -82,6 +103,7 @@ class PamGraspSceneCfg(InteractiveSceneCfg):
     table: AssetBaseCfg = MISSING
     light: AssetBaseCfg = AssetBaseCfg(prim_path="/World/Light", spawn=sim_utils.DomeLightCfg(intensity=2000.0))
     camera: object = None  # a CameraCfg (make_env_cfg(camera=(w, h))), None: no camera
+    contacts: object = None  # a ContactSensorCfg on the hand's links, filtered on the object; None: geometric
 
 
 @configclass
@@ -124,9 +146,11 @@ class EngineConfigRef:
 def make_env_cfg(objects: Sequence[str] = ("006_mustard_bottle",), num_envs: int = 4, device: str = "cpu",
                  physics: str = "newton", engine=None, camera: tuple[int, int] | None = None,
                  asset_dir: str | None = None, seed: int = 0, env_spacing: float = 1.5, camera_rgb: bool = False,
-                 episode_source: bool = True) -> PamGraspEnvCfg:
+                 episode_source: bool = True, contact_sensor: bool = True, solver: dict | None = None) -> PamGraspEnvCfg:
     """The task's config: validates the inputs, writes the USD assets, wires the scene.
-    ``camera_rgb`` adds the colour image (the sim preview of generated episodes)."""
+    ``camera_rgb`` adds the colour image (the sim preview of generated episodes);
+    ``contact_sensor`` reads the hand parts' contacts with the object from a contact sensor
+    (else geometrically, from probes near the object's surface)."""
     from pam_engine import cache
     from pam_engine.isaaclab.assets import write_task_assets
     from pam_engine.objects import load_object
@@ -146,7 +170,8 @@ def make_env_cfg(objects: Sequence[str] = ("006_mustard_bottle",), num_envs: int
     labels = lambda name: [("class", name)]  # noqa: E731  instance segmentation needs semantic tags
     robot = ArticulationCfg(
         prim_path="{ENV_REGEX_NS}/Hand",
-        spawn=sim_utils.UsdFileCfg(usd_path=files.hand, semantic_tags=labels("hand")),
+        spawn=sim_utils.UsdFileCfg(usd_path=files.hand, semantic_tags=labels("hand"),
+                                   activate_contact_sensors=contact_sensor and preset == "physx"),
         init_state=ArticulationCfg.InitialStateCfg(pos=(0.0, 0.0, 2.0)),
         # stiffness/damping None: the USD drives' gains, which are the engine's (sim.rig)
         actuators={"hand": ImplicitActuatorCfg(joint_names_expr=[".*"], stiffness=None, damping=None)})
@@ -171,10 +196,21 @@ def make_env_cfg(objects: Sequence[str] = ("006_mustard_bottle",), num_envs: int
     cfg.control_per_frame = sc.control_per_frame
     cfg.observation_space = spec.observation_size(art.size)
     cfg.sim = SimulationCfg(dt=sc.timestep, device=device, gravity=tuple(sc.gravity), render_interval=sc.substeps,
-                            physics=physics_cfg(preset))
+                            physics=physics_cfg(preset, solver=solver))
     if camera is not None:
         cfg.scene.camera = camera_cfg(*camera, kit=preset == "physx", rgb=camera_rgb)
+    if contact_sensor:
+        cfg.scene.contacts = contact_sensor_cfg()
     return cfg
+
+
+def contact_sensor_cfg():
+    """One contact sensor over the hand's bone links (wrist = palm, finger links), filtered on the
+    object: the normal force between each link and the object (``normal_force_matrix_w``)."""
+    from isaaclab.sensors import ContactSensorCfg
+
+    return ContactSensorCfg(prim_path="{ENV_REGEX_NS}/Hand/(" + "|".join(BONE_LINKS) + ")",
+                            filter_prim_paths_expr=["{ENV_REGEX_NS}/Object"], update_period=0.0, history_length=0)
 
 
 def default_env_cfg() -> PamGraspEnvCfg:
@@ -244,6 +280,14 @@ class PamGraspEnv(DirectRLEnv):
         super().__init__(cfg, render_mode, **kwargs)
         self.hand, self.object = self.scene["robot"], self.scene["object"]
         self.camera = self.scene.sensors.get("camera")
+        self.contact_sensor = self.scene.sensors.get("contacts")
+        if self.contact_sensor is not None:  # sensor row -> contact part, by link name
+            names = list(self.contact_sensor.body_names if hasattr(self.contact_sensor, "body_names")
+                         else self.contact_sensor.sensor_names)
+            unknown = [n for n in names if n not in BONE_LINKS]
+            if unknown:
+                raise ConfigError(f"contact sensor: links {unknown} are not the hand's bone links {list(BONE_LINKS)}")
+            self.sensor_parts = torch.tensor([BONE_PARTS[BONE_LINKS.index(n)] for n in names], device=self.device)
         check_joint_names(self.hand.joint_names, expected_joint_names(self.articulation), source="hand articulation")
         dev, n = self.device, self.num_envs
         art = self.articulation
@@ -334,10 +378,19 @@ class PamGraspEnv(DirectRLEnv):
 
     def contacts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per hand part (thumb..little, palm): touching the object, normal force (N), deepest
-        penetration (m). Approximated geometrically from the probes (tip / palm) and the
-        object's surface samples: a part touches when its probe is within ``CONTACT_DISTANCE``
-        of the surface; the force is not measured (0)."""
+        penetration (m). From the contact sensor (the links' normal force against the object,
+        summed per part; a part touches when its force is > 0), else approximated geometrically
+        from the probes (tip / palm) and the object's surface samples: a part touches when its
+        probe is within ``CONTACT_DISTANCE`` of the surface, the force is not measured (0). The
+        penetration is not reported by either (0)."""
         n = self.num_envs
+        if self.contact_sensor is not None:
+            forces = self.contact_sensor.data.normal_force_matrix_w
+            forces = (forces.torch if hasattr(forces, "torch") else forces).to(torch.float64)  # (N, links, 1, 3)
+            per_link = torch.linalg.norm(forces, dim=-1).sum(-1)
+            per_part = torch.zeros(n, spec.NUM_PARTS, dtype=torch.float64, device=self.device)
+            per_part.index_add_(1, self.sensor_parts, per_link)
+            return per_part > 0, per_part, torch.zeros(n, dtype=torch.float64, device=self.device)
         probes, nearest = self._probes()
         gap = torch.linalg.norm(nearest - probes, dim=-1)
         parts = gap < CONTACT_DISTANCE
