@@ -80,8 +80,8 @@ def test_a_rerun_resumes_the_batch(dataset, capsys):
 
 def test_pam_simulate_records_a_trajectory_through_the_isaac_task(tmp_path):
     """`pam simulate --backend isaaclab`: Stage I's trajectory file, its keypoints from the
-    articulation state through the engine's hand model, close to the embedded run of the same
-    request (same set-up, two physics engines)."""
+    articulation state through the engine's hand model, its contacts from the contact sensor,
+    close to the embedded run of the same request (same set-up, two physics engines)."""
     from pam_engine.cli import main
     from pam_engine.trajectory import Trajectory
 
@@ -94,3 +94,11 @@ def test_pam_simulate_records_a_trajectory_through_the_isaac_task(tmp_path):
     assert np.abs(isaac.joint_3d - mujoco.joint_3d).max() < 0.03  # and the same grasp, on another engine
     rise = [t.pose_y[-1, 0, 2, 3] - t.pose_y[0, 0, 2, 3] for t in (isaac, mujoco)]
     assert abs(rise[0] - rise[1]) < 0.03, rise
+    # contacts come from the contact sensor (links against the object): the engine's rule (lifted
+    # and held: thumb or palm plus another finger) judges both runs alike
+    assert isaac.success and mujoco.success, (isaac.failure_reason, mujoco.failure_reason)
+    # the hand closes on the object at the same frame, and the thumb (which the geometric read
+    # lost) holds it at the end in both; which fingers touch flickers frame to frame in both engines
+    onset = [int(np.flatnonzero(t.contacts.any(1))[0]) for t in (isaac, mujoco)]
+    assert abs(onset[0] - onset[1]) <= 1, (isaac.contacts, mujoco.contacts)
+    assert isaac.contacts[-1, 0] and mujoco.contacts[-1, 0] and isaac.contacts[-1].sum() >= 2
