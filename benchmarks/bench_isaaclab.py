@@ -61,7 +61,7 @@ def run_isaac(env, act, rounds: int) -> list[dict]:
     return out
 
 
-def success(objects, policy, seeds: int, seed: int, bank_dir: str, asset_dir: str) -> None:
+def success(objects, policy, seeds: int, seed: int, bank_dir: str, asset_dir: str, solver: dict | None = None) -> None:
     """Per object one Isaac task of ``2 * seeds`` envs: env ``2k`` plays episode k with the
     scripted plan, env ``2k + 1`` the same episode with the policy (paired slots); MuJoCo plays
     the same episodes. Objects go one at a time (Newton steps identical worlds only)."""
@@ -82,14 +82,15 @@ def success(objects, policy, seeds: int, seed: int, bank_dir: str, asset_dir: st
         return _act(network if i % 2 else None, torch.as_tensor(obs)).numpy()
 
     print(f"sim-to-sim: grasp success (GraspXL rule), bank grasps (synthesis seed 100), {seeds} episode(s) per "
-          f"object, seed {seed}; Isaac Lab (Newton, kit-less CPU) | MuJoCo (same venv), the same episodes", flush=True)
+          f"object, seed {seed}; Isaac Lab (Newton, kit-less CPU{', solver ' + str(solver) if solver else ''}) | MuJoCo "
+          "(same venv), the same episodes", flush=True)
     print(f"{'object':24s} {'scripted I|M':>13s} {'learned I|M':>13s}   scripted: rise I|M (m), hand error I|M (m)   s (build, run)", flush=True)
     rows = []
     for name in objects:
         t0 = time.perf_counter()
         engine = _engine([name], bank_dir)
         bank = load_bank(engine.bank, engine.stage1, progress=False)
-        env = PamGraspEnv(make_env_cfg([name], num_envs=n, engine=engine, asset_dir=asset_dir, seed=seed))
+        env = PamGraspEnv(make_env_cfg([name], num_envs=n, engine=engine, asset_dir=asset_dir, seed=seed, solver=solver))
         env.source = EpisodeSource(engine, n, seed, bank, 1, slot_seeds=pairs)
         t1 = time.perf_counter()
         isaac = sorted(run_isaac(env, act_isaac, 1), key=lambda r: r["env"])
@@ -168,14 +169,19 @@ def main() -> None:
     s.add_argument("--seeds", type=int, default=1, help="episodes per object")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--objects", nargs="*", default=None)
+    s.add_argument("--solver", action="append", default=[], metavar="KEY=VALUE",
+                   help="an MJWarpSolverCfg override for the Isaac side (repeatable), e.g. enable_multiccd=false")
     t = sub.add_parser("throughput")
     t.add_argument("--envs", type=int, nargs="+", default=[4, 64])
     t.add_argument("--steps", type=int, default=20)
     t.add_argument("--camera", type=int, nargs=2, default=[320, 240])
     args = parser.parse_args()
     if args.mode == "success":
+        import yaml
+
+        solver = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.solver)}
         success(args.objects or list(dexycb_object_names()), args.policy, args.seeds, args.seed, args.bank_dir,
-                args.asset_dir)
+                args.asset_dir, solver or None)
     else:
         throughput(args.envs, args.steps, args.bank_dir, args.asset_dir, tuple(args.camera))
 

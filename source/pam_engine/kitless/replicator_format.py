@@ -34,11 +34,14 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from pam_engine.capture.camera import Camera
 from pam_engine.capture.frames import CaptureSequence
-from pam_engine.conventions import SEG_BACKGROUND, SEG_HAND, SEG_OTHER_OBJECT, YCB_IDS
+from pam_engine.capture.segmentation import (  # noqa: F401  re-exported: the Kit layer's names
+    BACKGROUND_LABELS, HAND_LABEL, SegmentationLabelError, label_to_seg_id,
+)
+from pam_engine.capture.segmentation import segmentation_lookup as _segmentation_lookup
+from pam_engine.conventions import SEG_HAND
 from pam_engine.errors import ConfigError
 from pam_engine.trajectory import CONTACT_PARTS, Trajectory
 
@@ -46,10 +49,6 @@ from pam_engine.trajectory import CONTACT_PARTS, Trajectory
 ANNOTATORS: tuple[str, ...] = ("rgb", "distance_to_image_plane", "instance_id_segmentation_fast", "camera_params")
 #: ``camera_params`` keys the conversion reads.
 CAMERA_PARAM_KEYS: tuple[str, ...] = ("cameraViewTransform", "cameraProjection", "renderProductResolution")
-#: Semantic label of the hand prim (the USD hand asset carries it).
-HAND_LABEL = "hand"
-#: Labels (and Replicator's reserved ids' labels) that are background (seg id 0).
-BACKGROUND_LABELS = frozenset({"BACKGROUND", "UNLABELLED", "background", "table", "ground", "floor", "ground_plane"})
 #: USD camera axes (x right, y up, z backwards) -> OpenCV axes (x right, y down, z forward).
 USD_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 
@@ -178,56 +177,13 @@ def camera_params_from_camera(camera: Camera, meters_per_unit: float = 1.0, near
 
 # --- segmentation -----------------------------------------------------------------------------
 
-def label_to_seg_id(label: str, object_names: Sequence[str]) -> int | None:
-    """DexYCB id of a semantic label: the hand, an object of the scene (its YCB id, 22 for other
-    meshes), background; None when the label is not in the scene."""
-    if label == HAND_LABEL:
-        return SEG_HAND
-    if label in BACKGROUND_LABELS:
-        return SEG_BACKGROUND
-    if label in object_names:
-        return int(YCB_IDS.get(label, SEG_OTHER_OBJECT))
-    return None
-
-
-def _label_of(value, semantics: Mapping[str, str]) -> str:
-    """The semantic label of one ``idToLabels`` entry: a prim path resolved through ``semantics``
-    (nearest labelled ancestor), or a ``{"class": label}`` dict (``instance_segmentation``)."""
-    if isinstance(value, Mapping):
-        return str(value.get("class", ""))
-    path = str(value)
-    if path in BACKGROUND_LABELS:
-        return path
-    probe = path
-    while probe:
-        if probe in semantics:
-            return str(semantics[probe])
-        probe = probe.rsplit("/", 1)[0]
-    return ""
-
-
 def segmentation_lookup(id_to_labels: Mapping, semantics: Mapping[str, str], object_names: Sequence[str]) -> np.ndarray:
-    """A table instance id -> DexYCB id (uint8) for ``idToLabels``; an id whose label is not in
-    the scene raises ReplicatorDataError naming it."""
-    ids = {}
-    for key, value in id_to_labels.items():
-        try:
-            instance = int(key)
-        except (TypeError, ValueError) as exc:
-            raise ReplicatorDataError(f"idToLabels key {key!r}: expected an integer instance id") from exc
-        label = _label_of(value, semantics)
-        # an unlabelled prim (a prop of the user's stage) is background, as in DexYCB; a labelled
-        # one must be the hand, background or an object of this episode
-        seg = SEG_BACKGROUND if not label else label_to_seg_id(label, object_names)
-        if seg is None:
-            raise ReplicatorDataError(
-                f"segmentation label {label!r} of instance {instance} ({value!r}) is not in the scene "
-                f"(expected {HAND_LABEL!r}, a background label or one of the scene's objects {list(object_names)})")
-        ids[instance] = seg
-    table = np.zeros(max(ids, default=0) + 1, dtype=np.uint8)
-    for instance, seg in ids.items():
-        table[instance] = seg
-    return table
+    """:func:`pam_engine.capture.segmentation.segmentation_lookup` (the code base's one label ->
+    id mapping), its errors as :class:`ReplicatorDataError`."""
+    try:
+        return _segmentation_lookup(id_to_labels, semantics, object_names)
+    except SegmentationLabelError as exc:
+        raise ReplicatorDataError(str(exc)) from exc
 
 
 # --- the articulation state -----------------------------------------------------------------
@@ -394,11 +350,10 @@ class ReplicatorEpisodeBuilder:
         angles = np.array([[float(s.joint_positions[n]) for n in names] for s in self._states])
         if not np.all(np.isfinite(angles)):  # measured state: never clamped (contacts push joints past limits)
             raise ReplicatorDataError("articulation joint positions contain NaN or inf")
+        from pam_engine.hand.pose import pose_m_and_keypoints
+
         betas = None if self.scene.betas is None else np.asarray(self.scene.betas, dtype=np.float64)
-        rest_wrist = self.hand.shaped(betas)[1][0]
-        pose_m = np.concatenate([Rotation.from_matrix(wrist[:, :3, :3]).as_rotvec(),
-                                 self.articulation.angles_to_hand_pose(angles), wrist[:, :3, 3] - rest_wrist], axis=1)
-        keypoints = np.stack([self.hand.forward(p[:48], betas, p[48:]).keypoints for p in pose_m])
+        pose_m, keypoints = pose_m_and_keypoints(self.hand, self.articulation, wrist, angles, betas)
         objects = np.stack([[np.asarray(p, dtype=np.float64)[:3] for p in s.object_poses] for s in self._states])
         objects[..., 3] *= scale
         contacts = np.array([np.zeros(len(CONTACT_PARTS), bool) if s.contacts is None else np.asarray(s.contacts, bool)

@@ -44,6 +44,34 @@ def run_stage1(request: Stage1Request, config: Stage1Config | None = None,
     approach, n_dof) -> HandPose`` draws h0 when the request gives none."""
     cfg = config or Stage1Config()
     policy = policy or ScriptedPolicy()
+    prepared = prepare_stage1(request, cfg, f"{policy.name}-{policy.version}", start_sampler)
+    scene, timings = prepared.scene, prepared.timings
+    if prepared.failed is not None:
+        return Stage1Run(prepared.failed, scene, timings)
+    policy.reset(scene, prepared.setup.plan, request.target)
+    t0 = time.perf_counter()
+    traj = rollout(scene, policy, prepared.setup.plan, request.target, cfg, prepared.hand_name, request.seed)
+    timings["rollout"] = time.perf_counter() - t0
+    return Stage1Run(traj, scene, timings)
+
+
+@dataclass
+class Stage1Setup:
+    """Stage I up to the rollout: the settled scene with the hand at h0 and the plan
+    (``setup``), or, where no grasp of the object was found, the ``failed`` trajectory."""
+
+    scene: HandObjectEnv
+    setup: object  # pose.setup's episode set-up (plan, grasp, h0); None when failed
+    hand_name: str
+    timings: dict
+    failed: Trajectory | None = None
+
+
+def prepare_stage1(request: Stage1Request, cfg: Stage1Config, policy_name: str = "scripted-1",
+                   start_sampler: StartSampler | None = None) -> Stage1Setup:
+    """Every check, the placement, the scene, settling, grasp synthesis and h0 of a Stage I
+    request: what any physics backend's rollout starts from (the embedded one in
+    :func:`run_stage1`, Isaac Lab's in ``isaaclab.stage1``). Draws from ``default_rng(seed)``."""
     rng = np.random.default_rng(request.seed)
     if not 0 <= request.target < len(request.objects):
         raise PoseError(f"target object index {request.target} is out of range for {len(request.objects)} objects")
@@ -62,11 +90,6 @@ def run_stage1(request: Stage1Request, config: Stage1Config | None = None,
         setup = prepare_episode(scene, request.target, cfg, rng, grasp=request.grasp, hand_start=request.hand_start,
                                 start_sampler=start_sampler, synthesis_seed=request.seed, timings=timings)
     except NoGraspError as exc:  # valid input no grasp family can hold: a failed episode, not a crash
-        traj = failed_trajectory(scene, request.target, cfg, hand.name, request.seed,
-                                 f"{policy.name}-{policy.version}", str(exc))
-        return Stage1Run(traj, scene, timings)
-    policy.reset(scene, setup.plan, request.target)
-    t0 = time.perf_counter()
-    traj = rollout(scene, policy, setup.plan, request.target, cfg, hand.name, request.seed)
-    timings["rollout"] = time.perf_counter() - t0
-    return Stage1Run(traj, scene, timings)
+        traj = failed_trajectory(scene, request.target, cfg, hand.name, request.seed, policy_name, str(exc))
+        return Stage1Setup(scene, None, hand.name, timings, traj)
+    return Stage1Setup(scene, setup, hand.name, timings)

@@ -35,7 +35,7 @@ from pam_engine.conventions import MANO_JOINT_NAMES, MANO_PARENTS, SEG_HAND
 from pam_engine.hand.articulation import HandArticulation
 from pam_engine.hand.model import NUM_JOINTS, HandModel
 from pam_engine.sim.base import HandGains
-from pam_engine.sim.rig import HandRig, RigJoint, build_rig
+from pam_engine.sim.rig import HAND_CONDIM, HandRig, RigJoint, build_rig
 from pam_engine.usd.stage import DEG, add_labels, bind_physics_material, define_mesh, physics_material, quatf, set_pose
 
 #: Mass (kg) and principal inertia (kg m^2) of each virtual link: small against a phalanx
@@ -174,7 +174,8 @@ def add_hand(stage: Usd.Stage, path: str, hand: HandModel, articulation: HandArt
     root.GetPrim().CreateAttribute("newton:selfCollisionEnabled", Sdf.ValueTypeNames.Bool).Set(False)
     add_labels(root.GetPrim(), **HAND_LABELS)
     material = f"{path}/physics_material"
-    physics_material(stage, material, rig.friction[0])
+    # MuJoCo's hand geoms: condim 4 (sliding + torsional friction) at the rig's torsional friction
+    physics_material(stage, material, rig.friction[0], torsional=rig.friction[1], rolling=rig.friction[2])
 
     pieces = _skin_pieces(hand, rig)
     for link in links:
@@ -293,6 +294,8 @@ def _add_colliders(stage: Usd.Stage, layout: HandLayout, link: Link, rig: HandRi
 def _collider(prim: Usd.Prim, material: str) -> None:
     UsdPhysics.CollisionAPI.Apply(prim)
     bind_physics_material(prim, material)
+    # Newton's MuJoCo solver reads the contact dimensionality from mjc:condim (its default is 3)
+    prim.CreateAttribute("mjc:condim", Sdf.ValueTypeNames.Int).Set(int(HAND_CONDIM))
     add_labels(prim, **HAND_LABELS)
 
 

@@ -139,9 +139,13 @@ def define_mesh(stage: Usd.Stage, path: str | Sdf.Path, vertices: np.ndarray, fa
     return mesh
 
 
-def physics_material(stage: Usd.Stage, path: str, friction: float) -> UsdPhysics.MaterialAPI:
+def physics_material(stage: Usd.Stage, path: str, friction: float, torsional: float | None = None,
+                     rolling: float | None = None) -> UsdPhysics.MaterialAPI:
     """A physics material with equal static and dynamic friction, combined with the other
-    surface's by the larger of the two, as MuJoCo combines geom frictions."""
+    surface's by the larger of the two, as MuJoCo combines geom frictions; ``torsional`` and
+    ``rolling`` are MuJoCo's second and third friction coefficients (Newton's
+    ``newton:torsionalFriction`` / ``newton:rollingFriction``; unset: Newton's defaults, which are
+    MuJoCo's)."""
     from pxr import UsdShade
 
     material = UsdShade.Material.Define(stage, path)
@@ -152,6 +156,10 @@ def physics_material(stage: Usd.Stage, path: str, friction: float) -> UsdPhysics
     api.CreateRestitutionAttr(0.0)
     prim.AddAppliedSchema("PhysxMaterialAPI")
     prim.CreateAttribute("physxMaterial:frictionCombineMode", Sdf.ValueTypeNames.Token).Set("max")
+    if torsional is not None:
+        prim.CreateAttribute("newton:torsionalFriction", Sdf.ValueTypeNames.Float).Set(float(torsional))
+    if rolling is not None:
+        prim.CreateAttribute("newton:rollingFriction", Sdf.ValueTypeNames.Float).Set(float(rolling))
     return api
 
 
