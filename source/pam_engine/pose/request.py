@@ -112,6 +112,8 @@ def check_stage1(cfg: Stage1Config, prefix: str = "stage1.") -> None:
             raise bad(key, "a value > 0", getattr(cfg, key))
     if cfg.check.candidates < 1:
         raise bad("check.candidates", "at least 1", cfg.check.candidates)
+    if not 0 < cfg.check.min_rise_fraction <= 1:
+        raise bad("check.min_rise_fraction", "a fraction in (0, 1] of plan.lift_height", cfg.check.min_rise_fraction)
     if cfg.synthesis.num_directions < 1 or cfg.synthesis.num_rolls < 1:
         raise bad("synthesis.num_directions/num_rolls", "at least 1 each",
                   (cfg.synthesis.num_directions, cfg.synthesis.num_rolls))

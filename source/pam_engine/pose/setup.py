@@ -139,7 +139,7 @@ def synthesize_grasp(scene: HandObjectEnv, target: int, cfg: Stage1Config, seed:
         timings["synthesis"] = timings.get("synthesis", 0.0) + time.perf_counter() - t0
     t0 = time.perf_counter()
     try:
-        return choose_grasp(scene, candidates, target, cfg.check, cfg.plan)
+        return choose_grasp(scene, candidates, target, cfg.check, cfg.plan, num_steps=cfg.num_steps)
     finally:
         timings["trial"] = timings.get("trial", 0.0) + time.perf_counter() - t0
 

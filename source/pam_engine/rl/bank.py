@@ -31,7 +31,7 @@ from pam_engine.pose.grasp.target import GraspTarget
 
 #: Bump when the stored layout changes, or when synthesis or the physical trial change what they
 #: find for the same inputs (the key covers every input, not the code).
-BANK_FORMAT = 3
+BANK_FORMAT = 4
 
 
 def _dexycb() -> list[str]:
@@ -86,7 +86,7 @@ def bank_key(asset, seeds: list[int], per_seed: int, stage1_config, hand, articu
     cfg = stage1_config
     return cache.cache_key(
         object=_object_description(asset), hand=_hand_description(hand, articulation), betas=cfg.betas,
-        scene=cfg.scene, settle_time=cfg.settle_time, synthesis=cfg.synthesis, check=cfg.check, plan=cfg.plan,
+        scene=cfg.scene, num_frames=cfg.num_frames, settle_time=cfg.settle_time, synthesis=cfg.synthesis, check=cfg.check, plan=cfg.plan,
         seeds=[int(s) for s in seeds], per_seed=int(per_seed), format=BANK_FORMAT)
 
 
@@ -132,7 +132,7 @@ def synthesize_object(name: str, seeds: list[int], per_seed: int, stage1_config)
         except PoseError:
             continue
         # Stage I's choice first, then further candidates that pass the same trial
-        for g in choose_grasps(scene, found, 0, cfg.check, cfg.plan, count=max(per_seed, 1)):
+        for g in choose_grasps(scene, found, 0, cfg.check, cfg.plan, count=max(per_seed, 1), num_steps=cfg.num_steps):
             if g.preshape is None:
                 g.preshape = np.zeros_like(g.angles)
             if not any(_same(g, h) for h in grasps):

@@ -71,8 +71,7 @@ class GraspPlan:
         cfg = config or PlanConfig()
         grasp_wrist = grasp.wrist_world(object_pose)
         approach = grasp.approach_world(object_pose)
-        pregrasp = grasp_wrist.copy()
-        pregrasp[:3, 3] -= cfg.pregrasp_distance * approach
+        pregrasp = pregrasp_pose(grasp, object_pose, cfg)
         lifted = grasp_wrist.copy()
         lifted[2, 3] += cfg.lift_height
         preshape = grasp.preshape if grasp.preshape is not None else np.zeros_like(grasp.angles)
@@ -97,6 +96,14 @@ class GraspPlan:
             fingers[mask] = finger_keys[p] + s[mask, None] * (finger_keys[p + 1] - finger_keys[p])
         return cls(wrist, np.clip(fingers, lower, upper), phase, grasp_wrist, grasp.angles.copy(), approach,
                    family=grasp.family)
+
+
+def pregrasp_pose(grasp: GraspTarget, object_pose: np.ndarray, cfg: PlanConfig) -> np.ndarray:
+    """The wrist where the final reach starts: ``cfg.pregrasp_distance`` back along the approach
+    from the grasp (world)."""
+    pose = grasp.wrist_world(object_pose).copy()
+    pose[:3, 3] -= cfg.pregrasp_distance * grasp.approach_world(object_pose)
+    return pose
 
 
 def closing_targets(grasp: GraspTarget, preshape, lower, upper, cfg: PlanConfig) -> np.ndarray:

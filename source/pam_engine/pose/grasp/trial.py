@@ -1,6 +1,15 @@
 """The physical trial of synthesized grasps: a kinematic grasp can still slip once forces act, so
-the best candidates are tried in a short simulation (close, lift, hold) on a scratch copy of
-the scene's state, and the first that holds the object is used."""
+the best candidates are tried in simulation on a scratch copy of the scene's state, and the first
+that holds the object is used.
+
+The trial plays the episode's own plan (:class:`~pam_engine.pose.grasp.plan.GraspPlan`, built
+for the episode's length), from the pre-grasp pose on: the final reach, the close, the lift and
+the hold, with the plan's timings, heights and closing targets. Only the approach from h0 is
+left out (it ends at rest at the pre-grasp pose with the pre-shape, where the trial starts). So
+what the trial passes is what the rollout does: an earlier, shorter trial (0.35 s close, 8 cm lift
+in 0.45 s, 0.2 s hold, the hand placed at the grasp) passed fingertip grasps that then dropped
+the object in the plan's longer hold or pushed it away on the plan's reach.
+"""
 
 from __future__ import annotations
 
@@ -9,64 +18,64 @@ from dataclasses import dataclass
 import numpy as np
 
 from pam_engine.hand.pose import HandPose
-from pam_engine.pose.grasp.plan import PlanConfig, closing_targets, min_jerk
+from pam_engine.pose.grasp.plan import PHASES, GraspPlan, PlanConfig, pregrasp_pose
 from pam_engine.pose.grasp.target import GraspTarget
+from pam_engine.pose.success import held
 from pam_engine.sim.base import HandObjectEnv
+
+#: the plan's phase the trial starts at
+_REACH = PHASES.index("reach")
 
 
 @dataclass(frozen=True)
 class GraspCheckConfig:
-    """How many candidates to try and how the trial lift goes."""
+    """How many candidates to try, and what the trial's lift must achieve."""
 
     candidates: int = 12
-    close_time: float = 0.35  # s
-    lift_time: float = 0.45  # s
-    hold_time: float = 0.2  # s
-    lift_height: float = 0.08  # m
-    min_rise: float = 0.06  # m the object must follow
+    #: the object must end at least this fraction of the plan's lift height above where it
+    #: rested, still held (thumb or palm and another finger touching)
+    min_rise_fraction: float = 0.7
 
 
 def trial_lift(scene: HandObjectEnv, grasp: GraspTarget, target: int, config: GraspCheckConfig,
-               plan: PlanConfig) -> float:
-    """Rise of the object (m) after closing on ``grasp`` and lifting, simulated on a copy of the
-    scene state (the scene's own state is left as it was); -1 when the hand lost the object."""
+               plan: PlanConfig, *, num_steps: int) -> float:
+    """Rise of the object (m) at the end of the plan's reach, close, lift and hold for ``grasp``
+    (an episode of ``num_steps`` control steps), simulated on a copy of the scene state (the
+    scene's own state is left as it was); -1 when the simulation failed or the hand lost the
+    object."""
     art = scene.articulation
     scene = scene.fork()  # a scratch copy of the state: the caller's scene is left as it was
     object_pose = scene.object_pose(target)
-    wrist = grasp.wrist_world(object_pose)
     preshape = grasp.preshape if grasp.preshape is not None else np.zeros(art.size)
-    closed = closing_targets(grasp, preshape, art.lower, art.upper, plan)
-    scene.set_base_pose(wrist)
-    scene.set_hand_state(HandPose(wrist, preshape))
+    start = HandPose(pregrasp_pose(grasp, object_pose, plan), preshape)
+    motion = GraspPlan.build(start, grasp, object_pose, num_steps, art.lower, art.upper, plan)
+    motion.anchor(scene)
+    first = int(np.argmax(motion.phase == _REACH))
+    scene.set_hand_state(HandPose(motion.wrist[first], motion.fingers[first]))
+    scene.forward()
     start_height = scene.object_pose(target)[2, 3]
-    dt = scene.config.control_dt
-    n_close, n_lift, n_hold = (int(round(t / dt)) for t in (config.close_time, config.lift_time, config.hold_time))
-    lift_dir = np.linalg.inv(wrist[:3, :3]) @ np.array([0.0, 0.0, 1.0])  # world up, in base axes
-    for k in range(n_close + n_lift + n_hold):
-        s_close = min_jerk(np.array(min(k / max(n_close, 1), 1.0)))
-        s_lift = min_jerk(np.array(np.clip((k - n_close) / max(n_lift, 1), 0.0, 1.0)))
-        wrist_q = np.zeros(6)
-        wrist_q[:3] = lift_dir * config.lift_height * s_lift
-        scene.set_targets(wrist_q, preshape + s_close * (closed - preshape))
+    for k in range(first, motion.num_steps - 1):
+        scene.set_targets(motion.wrist_q[k], motion.fingers[k])
         scene.step()
         if not scene.is_finite():
             return -1.0
     scene.sync()
-    touching = scene.contacts(target)
-    if touching[:5].sum() < 2 or not (touching[0] or touching[5]):
+    if not held(scene.contacts(target)):
         return -1.0
     return float(scene.object_pose(target)[2, 3] - start_height)
 
 
 def choose_grasps(scene: HandObjectEnv, candidates: list[GraspTarget], target: int,
-                  config: GraspCheckConfig, plan: PlanConfig, count: int = 1) -> list[GraspTarget]:
+                  config: GraspCheckConfig, plan: PlanConfig, count: int = 1, *,
+                  num_steps: int) -> list[GraspTarget]:
     """The first ``count`` candidates (best first) that lift the object in a trial, each tried
     once; when none does, the one that lifted it most, else the best-scored, alone."""
     passing: list[GraspTarget] = []
     best, best_rise = candidates[0], -np.inf
+    min_rise = config.min_rise_fraction * plan.lift_height
     for grasp in candidates[: max(config.candidates, count)]:
-        rise = trial_lift(scene, grasp, target, config, plan)
-        if rise >= config.min_rise:
+        rise = trial_lift(scene, grasp, target, config, plan, num_steps=num_steps)
+        if rise >= min_rise:
             passing.append(grasp)
             if len(passing) == count:
                 break
@@ -76,7 +85,7 @@ def choose_grasps(scene: HandObjectEnv, candidates: list[GraspTarget], target: i
 
 
 def choose_grasp(scene: HandObjectEnv, candidates: list[GraspTarget], target: int,
-                 config: GraspCheckConfig, plan: PlanConfig) -> GraspTarget:
+                 config: GraspCheckConfig, plan: PlanConfig, *, num_steps: int) -> GraspTarget:
     """The grasp Stage I uses: the first candidate that lifts the object in a trial (see
     :func:`choose_grasps`)."""
-    return choose_grasps(scene, candidates, target, config, plan)[0]
+    return choose_grasps(scene, candidates, target, config, plan, num_steps=num_steps)[0]
