@@ -20,6 +20,8 @@ Plausibility, per episode, then averaged per object:
 
 Stage I time per episode (scripted run): settling, grasp synthesis, the physical trial and the
 rollout, wall-clock and process CPU seconds (on a shared machine the CPU figure is the fair one).
+The learned run replays the scripted run's episode with its synthesized hT given (same seed, so
+the same placement and h0), so synthesis runs once per episode.
 """
 
 from __future__ import annotations
@@ -102,11 +104,14 @@ def _metrics(traj, probe) -> dict:
 
 def _episode(args):
     name, seed, policy_path = args
+    import copy
+
     from pam_engine.policy.base import ScriptedPolicy
     from pam_engine.pose import ObjectSpec, Stage1Request
     from pam_engine.pose.stage import run_stage1
 
     out = {}
+    grasp = None  # the scripted run's hT: the learned run replays the same episode without synthesis
     for label in ("scripted", "learned"):
         if label == "learned" and policy_path is None:
             out[label] = dict(out["scripted"])  # no policy given: the scripted figures only
@@ -120,7 +125,9 @@ def _episode(args):
         probe = Probe(policy)
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            run = run_stage1(Stage1Request([ObjectSpec(name)], seed=seed), policy=probe)
+            given = None if grasp is None else copy.deepcopy(grasp)
+            run = run_stage1(Stage1Request([ObjectSpec(name)], seed=seed, grasp=given), policy=probe)
+            grasp = grasp if grasp is not None else run.grasp
             if hasattr(probe, "plan"):
                 out[label] = _metrics(run.trajectory, probe)
             else:  # no grasp family found a grasp: a failed episode with its reason

@@ -104,3 +104,21 @@ def test_the_synthesizer_uses_the_wide_tripod_on_a_wide_flat_bar(tmp_path, monke
     assert synth._pinch_span < 0.045 < synth._wide_pinch_span
     assert any(np.allclose(g.preshape, wide) for g in grasps)
     assert not any(np.allclose(g.preshape, synth._preshapes["tripod"]) for g in grasps)
+
+
+def test_an_episode_replays_with_its_own_grasp_given():
+    """bench_rl and the snapshot choice synthesize an episode's hT once and replay the episode
+    with it given: the same seed gives the same placement and h0, so the same trajectory."""
+    import copy
+
+    from pam_engine.pose import Stage1Request
+    from pam_engine.pose.stage import run_stage1
+
+    cfg = Stage1Config(synthesis=replace(Stage1Config().synthesis, **SMALL))
+    first = run_stage1(Stage1Request([ObjectSpec("061_foam_brick")], seed=3), cfg)
+    again = run_stage1(Stage1Request([ObjectSpec("061_foam_brick")], seed=3, grasp=copy.deepcopy(first.grasp)), cfg)
+    assert first.grasp is not None and "synthesis" not in again.timings
+    for key in ("wrist_pose", "joint_angles", "pose_y", "contacts"):
+        np.testing.assert_array_equal(getattr(first.trajectory, key), getattr(again.trajectory, key), err_msg=key)
+    other = run_stage1(Stage1Request([ObjectSpec("061_foam_brick")], seed=4, grasp=copy.deepcopy(first.grasp)), cfg)
+    assert not np.array_equal(other.trajectory.pose_y, first.trajectory.pose_y)  # the seed places the object

@@ -116,7 +116,10 @@ def check_grasp(grasp: GraspTarget, articulation: HandArticulation) -> None:
     approach = np.asarray(grasp.approach, dtype=np.float64)
     if approach.shape != (3,) or not np.all(np.isfinite(approach)) or np.linalg.norm(approach) < 1e-6:
         raise PoseError(f"grasp target hT: approach must be a finite non-zero 3-vector, got {approach.tolist()}")
-    grasp.approach = approach / np.linalg.norm(approach)
+    norm = np.linalg.norm(approach)
+    # a unit approach is kept bit for bit (an episode replayed with its synthesized hT given is
+    # then the same episode: contact dynamics amplify a 1e-16 change)
+    grasp.approach = approach if abs(norm - 1.0) <= 1e-12 else approach / norm
     grasp.angles = articulation.check_angles(grasp.angles, "hT joint angles")
 
 

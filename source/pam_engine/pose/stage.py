@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pam_engine.errors import NoGraspError, PoseError
+from pam_engine.pose.grasp.target import GraspTarget
 from pam_engine.pose.request import Stage1Config, Stage1Request
 from pam_engine.pose.rollout import GraspPolicy, ScriptedPolicy, failed_trajectory, rollout
 from pam_engine.pose.setup import (
@@ -30,6 +31,9 @@ class Stage1Run:
     trajectory: Trajectory
     scene: HandObjectEnv
     timings: dict = field(default_factory=dict)  # seconds: settle, synthesis, trial, rollout
+    #: the grasp hT the episode used (given or synthesized); None when no grasp was found. A
+    #: request with this grasp and the same seed replays the same episode without synthesis.
+    grasp: GraspTarget | None = None
 
 
 def simulate(request: Stage1Request, config: Stage1Config | None = None,
@@ -69,4 +73,4 @@ def run_stage1(request: Stage1Request, config: Stage1Config | None = None,
     t0 = time.perf_counter()
     traj = rollout(scene, policy, setup.plan, request.target, cfg, hand.name, request.seed)
     timings["rollout"] = time.perf_counter() - t0
-    return Stage1Run(traj, scene, timings)
+    return Stage1Run(traj, scene, timings, setup.grasp)
