@@ -122,3 +122,19 @@ def test_an_episode_replays_with_its_own_grasp_given():
         np.testing.assert_array_equal(getattr(first.trajectory, key), getattr(again.trajectory, key), err_msg=key)
     other = run_stage1(Stage1Request([ObjectSpec("061_foam_brick")], seed=4, grasp=copy.deepcopy(first.grasp)), cfg)
     assert not np.array_equal(other.trajectory.pose_y, first.trajectory.pose_y)  # the seed places the object
+
+
+def test_the_trial_passes_only_grasps_that_keep_the_object_where_they_put_it(monkeypatch):
+    """A grasp that lifts the object but lets it turn in the grip (the wrist ends far from hT
+    carried with the object, GraspXL's failure) loses to one that holds it still; alone, it is
+    still the fallback, ahead of one that did not lift."""
+    from pam_engine.pose.grasp import trial as tr
+
+    cfg = Stage1Config()
+    results = {"turned": tr.TrialResult(0.19, True, 0.12), "still": tr.TrialResult(0.18, True, 0.04),
+               "dropped": tr.TrialResult(0.01, False, 0.3)}
+    monkeypatch.setattr(tr, "trial", lambda scene, g, *a, **k: results[g])
+    pick = lambda cands: tr.choose_grasp(None, cands, 0, cfg.check, cfg.plan, num_steps=cfg.num_steps)  # noqa: E731
+    assert pick(["turned", "still"]) == "still"
+    assert pick(["dropped", "turned"]) == "turned"
+    assert pick(["dropped"]) == "dropped"

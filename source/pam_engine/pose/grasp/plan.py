@@ -30,8 +30,12 @@ class PlanConfig:
     #: the same for fingertip grasps (pinch, lateral, along-table families), whose thumb presses
     #: too (straight at the fingertips, see synthesis' thumb opposition): with the thumb only
     #: standing still the fingers squeezed the object out past it, and at 0.12 rad the grip
-    #: did not hold the large marker through the lift; at 0.4 it did
-    pinch_squeeze: float = 0.4
+    #: did not hold the large marker through the lift. At 0.4 it held it but rolled it ~55 deg
+    #: in the grip (the curling fingertips drag its far side up), so the wrist ended 12-13 cm
+    #: from hT carried with the marker (GraspXL's rule fails above 10); at 0.2 the marker,
+    #: banana and screwdriver turned 12-22 deg but the knife flipped out; 0.3 holds all four
+    #: within 6-9 cm
+    pinch_squeeze: float = 0.3
 
 
 def min_jerk(s: np.ndarray) -> np.ndarray:
