@@ -190,9 +190,12 @@ def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str, 
         print(f"{name:24s} " + " ".join(f"{c:>15s}" for c in cells))
     print(f"\n{title}: Stage I time per episode, scripted run (mean s; wall | process CPU)")
     rows = [r[2]["scripted"] for r in results]
-    split = {k: _mean([x.get("timings", {}) for x in rows], k) for k in ("settle", "synthesis", "trial", "rollout")}
-    print("  " + ", ".join(f"{k} {v:.2f}" for k, v in split.items())
+    stages = ("settle", "synthesis", "trial", "rollout")
+    split = {k: _mean([x.get("timings", {}) for x in rows], k) for k in stages}
+    cpu = {k: _mean([x.get("timings", {}) for x in rows], f"{k}_cpu") for k in stages}
+    print("  wall: " + ", ".join(f"{k} {v:.2f}" for k, v in split.items())
           + f"; total {_mean(rows, 'seconds'):.2f} wall | {_mean(rows, 'cpu_seconds'):.2f} CPU")
+    print("  CPU:  " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
     families = {}
     for r in results:
         fam = r[2]["scripted"].get("family") or "none"

@@ -30,7 +30,8 @@ class Stage1Run:
 
     trajectory: Trajectory
     scene: HandObjectEnv
-    timings: dict = field(default_factory=dict)  # seconds: settle, synthesis, trial, rollout
+    #: wall seconds: settle, synthesis, trial, rollout; process CPU seconds: <stage>_cpu
+    timings: dict = field(default_factory=dict)
     #: the grasp hT the episode used (given or synthesized); None when no grasp was found. A
     #: request with this grasp and the same seed replays the same episode without synthesis.
     grasp: GraspTarget | None = None
@@ -70,7 +71,8 @@ def run_stage1(request: Stage1Request, config: Stage1Config | None = None,
                                  f"{policy.name}-{policy.version}", str(exc))
         return Stage1Run(traj, scene, timings)
     policy.reset(scene, setup.plan, request.target)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     traj = rollout(scene, policy, setup.plan, request.target, cfg, hand.name, request.seed)
     timings["rollout"] = time.perf_counter() - t0
+    timings["rollout_cpu"] = time.process_time() - c0
     return Stage1Run(traj, scene, timings, setup.grasp)
