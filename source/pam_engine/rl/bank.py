@@ -15,6 +15,13 @@ The cache (:mod:`pam_engine.cache`) is keyed by every input that changes the gra
 surfaces and mass, the hand's model and articulation, the scene physics, synthesis, trial and
 plan settings, the seeds and :data:`BANK_FORMAT` (bumped when the algorithm changes), not by
 source files, so a comment edit keeps every bank.
+
+Shipped bank: ``pam_engine/assets/dexycb_grasp_bank.npz`` holds the default bank of the 21
+DexYCB objects (default :class:`BankConfig`, default Stage I config), one entry per object
+under the same key the disk cache uses, built by ``tools/build_grasp_bank.py``. An entry is used
+only when its key equals the one computed now, so it is never stale: any change of object, hand,
+physics, settings, seeds or :data:`BANK_FORMAT` misses it (logged) and the object is
+synthesized as before. Cold, the 21 objects are synthesized over every core (``jobs``).
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ from pam_engine.pose.grasp.target import GraspTarget
 
 #: Bump when the stored layout changes, or when synthesis or the physical trial change what they
 #: find for the same inputs (the key covers every input, not the code).
-BANK_FORMAT = 4
+BANK_FORMAT = 5  # 4: the batched synthesis search (GraspSynthesisConfig.search); 5: with the trial that plays the plan
+SHIPPED_FILE = "dexycb_grasp_bank.npz"
 
 
 def _dexycb() -> list[str]:
@@ -146,10 +154,17 @@ def _same(a: GraspTarget, b: GraspTarget, tol_m: float = 0.005, tol_rad: float =
     return bool(d < tol_m and r < tol_rad and np.allclose(a.angles, b.angles, atol=tol_rad))
 
 
-def _read(path: Path, name: str) -> list[GraspTarget] | None:
+def shipped_path() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("pam_engine") / "assets" / SHIPPED_FILE))
+
+
+def _read(path: Path, name: str, log: bool = True) -> list[GraspTarget] | None:
     """The cached grasps of ``name``, or None (logged) when absent or damaged."""
     if not path.is_file():
-        cache.log_miss("grasp bank", repr(name), path)
+        if log:
+            cache.log_miss("grasp bank", repr(name), path)
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -162,40 +177,81 @@ def _read(path: Path, name: str) -> list[GraspTarget] | None:
         return None
 
 
-def load_bank(config: BankConfig, stage1_config, progress: bool = True, jobs: int = 1) -> list[ObjectGrasps]:
-    """Every configured object's grasps: from the disk cache, else synthesized (over ``jobs``
-    processes) and cached. Objects for which synthesis finds no grasp are left out with a note;
-    none at all is an error."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+def _read_shipped(key: str, name: str, path: Path | None = None) -> list[GraspTarget] | None:
+    """The shipped grasps of ``name`` stored under exactly ``key``, or None."""
+    path = shipped_path() if path is None else path
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if int(data["format"]) != BANK_FORMAT or f"{key}.score" not in data.files:
+                return None
+            if str(data[f"{key}.name"]) != name:
+                return None
+            return _unpack({k[len(key) + 1:]: data[k] for k in data.files if k.startswith(key + ".")})
+    except cache.UNREADABLE as exc:  # a damaged install: say so, then synthesize
+        cache.log_unreadable("shipped grasp bank", repr(name), path, exc)
+        return None
 
-    from tqdm import tqdm
 
+def pack_shipped(entries: dict[str, tuple[str, list[GraspTarget]]]) -> dict[str, np.ndarray]:
+    """The arrays of a shipped bank file: {key: (object name, grasps)}."""
+    out: dict[str, np.ndarray] = {"format": np.array(BANK_FORMAT)}
+    for key, (name, grasps) in entries.items():
+        out[f"{key}.name"] = np.array(name)
+        out.update({f"{key}.{k}": v for k, v in _pack(grasps).items()})
+    return out
+
+
+def bank_paths(config: BankConfig, stage1_config) -> dict[str, Path]:
+    """Each configured object's cache file (named by its :func:`bank_key`)."""
     from pam_engine.pose.request import ObjectSpec
     from pam_engine.pose.setup import HandCache, load_objects
 
-    if not config.objects:
-        raise PoseError("the grasp bank needs at least one object (config key 'bank.objects')")
     folder = cache.cache_dir("grasp_bank", config.cache_dir)
     hand, articulation = HandCache.get(stage1_config.mano)
     names = [str(n) for n in config.objects]
     assets = dict(zip(names, load_objects([ObjectSpec(n) for n in names])))
-    paths = {n: folder / (bank_key(assets[n], config.synthesis_seeds, config.grasps_per_seed, stage1_config,
-                                   hand, articulation) + ".npz") for n in names}
-    found = {n: _read(paths[n], n) for n in names}
+    return {n: folder / (bank_key(assets[n], config.synthesis_seeds, config.grasps_per_seed, stage1_config,
+                                  hand, articulation) + ".npz") for n in names}
+
+
+def load_bank(config: BankConfig, stage1_config, progress: bool = True, jobs: int | None = None,
+              shipped: bool = True) -> list[ObjectGrasps]:
+    """Every configured object's grasps: from the disk cache, else the shipped bank (same key
+    only), else synthesized (over ``jobs`` processes, default every core) and cached. Objects
+    for which synthesis finds no grasp are left out with a note; none at all is an error."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    if not config.objects:
+        raise PoseError("the grasp bank needs at least one object (config key 'bank.objects')")
+    paths = bank_paths(config, stage1_config)
+    names = list(paths)
+    found = {n: _read(paths[n], n, log=False) for n in names}
+    for n in names:
+        if found[n] is None and shipped:
+            found[n] = _read_shipped(paths[n].stem, n)
+        if found[n] is None:
+            cache.log_miss("grasp bank", repr(n), paths[n])
     missing = [n for n in names if found[n] is None]
     if missing:
-        args = [(n, config.synthesis_seeds, config.grasps_per_seed, stage1_config) for n in missing]
+        if jobs is None:
+            jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        args = {n: (n, config.synthesis_seeds, config.grasps_per_seed, stage1_config) for n in missing}
         bar = tqdm(total=len(missing), desc="grasp bank (synthesizing)", disable=not progress, leave=False)
         if jobs > 1 and len(missing) > 1:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-                results = pool.map(_synthesize_args, args)
-                for n, grasps in zip(missing, results):
-                    found[n] = grasps
+            with ProcessPoolExecutor(max_workers=min(jobs, len(missing)), mp_context=mp.get_context("spawn")) as pool:
+                futures = {pool.submit(_synthesize_args, args[n]): n for n in missing}
+                for fut in as_completed(futures):
+                    found[futures[fut]] = fut.result()
                     bar.update()
         else:
-            for n, a in zip(missing, args):
-                found[n] = _synthesize_args(a)
+            for n in missing:
+                found[n] = _synthesize_args(args[n])
                 bar.update()
         bar.close()
         for n in missing:

@@ -40,6 +40,24 @@ if TYPE_CHECKING:  # the synthesizer queries MuJoCo collisions directly (kinemat
 #: Contact parts, as in trajectory.CONTACT_PARTS.
 THUMB, PALM = 0, 5
 _FINGER_PARTS = {"thumb": 0, "index": 1, "middle": 2, "ring": 3, "pinky": 4}
+SEARCH_MODES = ("batched", "mujoco")
+
+
+@dataclass
+class Closed:
+    """A candidate placed and closed, before the contact-count rule and scoring: what
+    :meth:`GraspSynthesizer._accept` needs (contact points and normals on the target, world)."""
+
+    index: int
+    family: str
+    wrist: np.ndarray
+    d: np.ndarray
+    preshape: np.ndarray
+    angles: np.ndarray
+    squeeze: np.ndarray
+    parts: np.ndarray
+    points: np.ndarray
+    normals: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -62,7 +80,15 @@ class GraspSynthesisConfig:
     #: the object's geometry
     families: tuple[str, ...] = fam.FAMILIES
     family_aims: int = 4  # cross-sections each family aims at
+    #: how candidates are placed and closed: "batched" (all candidates at once, contacts from the
+    #: object's signed-distance grid; MuJoCo's collision for the closed grasp that is scored) or
+    #: "mujoco" (one candidate at a time, one MuJoCo collision call per step: the reference)
+    search: str = "batched"
     seed: int = 0
+
+    def __post_init__(self):
+        if self.search not in SEARCH_MODES:
+            raise ValueError(f"GraspSynthesisConfig.search must be one of {SEARCH_MODES}, got {self.search!r}")
 
 
 class GraspSynthesizer:
@@ -116,16 +142,18 @@ class GraspSynthesizer:
         # while planning, objects meet only the hand (their resting contacts would cost time)
         world = self.scene.geom_part < 0
         saved_contype, saved_conaffinity = m.geom_contype.copy(), m.geom_conaffinity.copy()
+        self._saved_contype, self._saved_conaffinity = saved_contype, saved_conaffinity
         objects = world & (self.scene.geom_object >= 0)
         m.geom_contype[objects], m.geom_conaffinity[objects] = 0, 2
         geo = self.geometry(object_pose)
         self.families = tuple(f for f in fam.choose_families(geo, self._span) if f in self.config.families)
         try:
             self.data.qpos[self.scene.wrist_qpos] = 0.0
-            grasps = [g for g in (self._evaluate(*c, object_pose) for c in self._candidates(object_pose, geo)) if g]
+            records = self.evaluate(list(self._candidates(object_pose, geo)), object_pose)
+            grasps = self._accept(records, object_pose, count)
             if not grasps:  # thin or awkward objects: accept two-part pinches too
                 self._min_parts = 2
-                grasps = [g for g in (self._evaluate(*c, object_pose) for c in self._candidates(object_pose, geo)) if g]
+                grasps = self._accept(records, object_pose, count)
         finally:
             m.geom_contype[:], m.geom_conaffinity[:] = saved_contype, saved_conaffinity
             self.data.qpos[:] = saved_qpos
@@ -297,11 +325,13 @@ class GraspSynthesizer:
         return parts, other, depth
 
     def _evaluate(self, d: np.ndarray, rot: np.ndarray, aim: np.ndarray, shape: str, standoff: float,
-                  family: str, object_pose: np.ndarray) -> GraspTarget | None:
+                  family: str, object_pose: np.ndarray) -> Closed | tuple[str, str]:
+        """One candidate, one MuJoCo collision call per step: its :class:`Closed` record, or
+        (family, why) when it is rejected."""
         cfg = self.config
         finger_world = rot @ self._finger_dir
         if finger_world[2] > 1.0 - cfg.max_forearm_down:  # fingers steeply up: forearm points into the table
-            return self._reject(family, "forearm into the table")
+            return (family, "forearm into the table")
         self.data.mocap_quat[self.scene.base_mocap] = Rotation.from_matrix(rot).as_quat(scalar_first=True)
         start = aim - rot @ self._aim_points[shape] - 0.25 * d
         preshape = self._preshapes[shape]
@@ -317,13 +347,13 @@ class GraspSynthesizer:
                 if other or not parts.any():
                     break
             if parts.any() or other:
-                return self._reject(family, "pre-shape does not fit beside the object")
+                return (family, "pre-shape does not fit beside the object")
             # the fingers will push the object the few millimetres onto the thumb
             return self._finish(position, rot, d, preshape, shape, family, object_pose, thumb_near)
         self._set(start, preshape)
         parts, other, _ = self._touching()
         if parts.any() or other:
-            return self._reject(family, "start pose in contact")
+            return (family, "start pose in contact")
         # slide in along d until the open hand touches the target (bisection on the travel)
         lo, hi = 0.0, 0.5
         for _ in range(14):
@@ -335,35 +365,81 @@ class GraspSynthesizer:
             else:
                 lo = mid
         if hi >= 0.5 - 1e-6:  # never met the object
-            return self._reject(family, "missed the object")
+            return (family, "missed the object")
         position = start + max(lo - standoff, 0.0) * d
         self._set(position, preshape)
         parts, other, _ = self._touching()
         if other or position[2] < 0.01:
-            return self._reject(family, "met the table first")
+            return (family, "met the table first")
         return self._finish(position, rot, d, preshape, shape, family, object_pose)
 
     def _finish(self, position, rot, d, preshape, shape, family, object_pose,
-                thumb_near: bool = False) -> GraspTarget | None:
-        """Close the hand placed at ``position`` and score the grasp (None when it fails);
-        ``thumb_near``: the thumb stands just clear of the object, counted as touching it."""
-        wrist = make_transform(rot, position)
+                thumb_near: bool = False) -> Closed | tuple[str, str]:
+        """Close the hand placed at ``position`` (see :meth:`_closed`); ``thumb_near``: the thumb
+        stands just clear of the object, counted as touching it."""
         angles, squeeze = self._close(position, preshape, pinch=family != "power" and shape != "open")
-        # contacts of the closed hand, the fingers on the object pressed slightly so they register
+        return self._closed(-1, position, rot, d, preshape, family, angles, squeeze, thumb_near)
+
+    def _closed(self, index, position, rot, d, preshape, family, angles, squeeze,
+                thumb_near: bool = False, quat: np.ndarray | None = None) -> Closed | tuple[str, str]:
+        """The closed hand's contacts, from MuJoCo, with the fingers on the object pressed
+        slightly so they register (the base's orientation ``quat`` set first when given)."""
+        if quat is not None:
+            self.data.mocap_quat[self.scene.base_mocap] = quat
         squeezed = np.minimum(angles + 0.03 * squeeze, self.scene.articulation.upper)
         self._set(position, squeezed)
         parts, other, _ = self._touching()
         if other:
-            return self._reject(family, "closed onto the table")
+            return (family, "closed onto the table")
         parts[THUMB] |= thumb_near
-        finger_parts = parts[:5].sum()
-        if parts.sum() < self._min_parts or not (parts[THUMB] or parts[PALM]) or finger_parts < self._min_parts - 1:
-            return self._reject(family, "too few contacts")
-        quality, com_distance = self._quality(object_pose)
-        score = quality * 10.0 + 0.3 * parts.sum() + 0.5 * parts[THUMB] - 10.0 * com_distance
+        points, normals = self._target_contacts()
+        return Closed(index, family, make_transform(rot, position), d, preshape.copy(), angles, squeeze, parts,
+                      points, normals)
+
+    def evaluate(self, candidates: list, object_pose: np.ndarray) -> list:
+        """Every candidate's :class:`Closed` record or (family, why) rejection, in order; the
+        search of ``config.search`` (both find the same kind of grasp; "batched" evaluates all
+        candidates together, see :mod:`pam_engine.pose.grasp.batched`)."""
+        if self.config.search == "batched":
+            from pam_engine.pose.grasp.batched import evaluate_batched
+
+            out = evaluate_batched(self, candidates, object_pose)
+        else:
+            out = [self._evaluate(*c, object_pose) for c in candidates]
+        for i, r in enumerate(out):
+            if isinstance(r, Closed):
+                r.index = i
+        return out
+
+    def _accept(self, records: list, object_pose: np.ndarray, count: int) -> list[GraspTarget]:
+        """Rejections counted, the contact-count rule applied, and grasps scored: the best
+        ``count`` of each family with exact force-closure quality (other candidates are dropped
+        once an upper bound on their quality shows they cannot be among them)."""
+        asset = self.scene.objects[self.target].asset
+        com = object_pose[:3, :3] @ np.asarray(asset.com) + object_pose[:3, 3]
+        extent = np.ptp(np.asarray(asset.mesh.vertices), axis=0).max() / 2
+        passing = []
+        for r in records:
+            if not isinstance(r, Closed):
+                self._reject(*r)
+                continue
+            parts = r.parts
+            finger_parts = parts[:5].sum()
+            if parts.sum() < self._min_parts or not (parts[THUMB] or parts[PALM]) or finger_parts < self._min_parts - 1:
+                self._reject(r.family, "too few contacts")
+                continue
+            passing.append(r)
         inv = np.linalg.inv(object_pose)
-        return GraspTarget(inv @ wrist, angles, inv[:3, :3] @ d, preshape.copy(), score, quality, parts, family,
-                           squeeze)
+        chosen = select_by_quality(passing, com, extent, self.config.friction, self.config.cone_edges, count)
+        grasps = []
+        for r in passing:
+            if r.index not in chosen:
+                continue
+            quality, com_distance = chosen[r.index]
+            score = quality * 10.0 + 0.3 * r.parts.sum() + 0.5 * r.parts[THUMB] - 10.0 * com_distance
+            grasps.append(GraspTarget(inv @ r.wrist, r.angles, inv[:3, :3] @ r.d, r.preshape, score, quality,
+                                      r.parts.copy(), r.family, r.squeeze))
+        return grasps
 
     def _reject(self, family: str, why: str) -> None:
         self.rejections[(family, why)] = self.rejections.get((family, why), 0) + 1
@@ -461,43 +537,123 @@ class GraspSynthesizer:
                     blocked[f] = dof
         return blocked, touching_target
 
-    def _quality(self, object_pose: np.ndarray) -> tuple[float, float]:
-        """Ferrari-Canny epsilon of the current contacts, and their centroid's distance from
-        the centre of mass."""
+    def _target_contacts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Points and normals (pushing the object) of the current hand-target contacts, world."""
         n = self.data.ncon
-        asset = self.scene.objects[self.target].asset
-        com = object_pose[:3, :3] @ np.asarray(asset.com) + object_pose[:3, 3]
-        extent = np.ptp(np.asarray(asset.mesh.vertices), axis=0).max() / 2
-        points, normals = [], []
-        for i in range(n):
-            g1, g2 = self.data.contact.geom[i]
-            frame = self.data.contact.frame[i].reshape(3, 3)
-            if self.scene.geom_object[g2] == self.target and self.scene.geom_part[g1] >= 0:
-                normal = frame[0]  # from geom1 (hand) to geom2 (object): pushes the object
-            elif self.scene.geom_object[g1] == self.target and self.scene.geom_part[g2] >= 0:
-                normal = -frame[0]
-            else:
+        if not n:
+            return np.zeros((0, 3)), np.zeros((0, 3))
+        con = self.data.contact
+        g1, g2 = con.geom[:n, 0], con.geom[:n, 1]
+        obj, part = self.scene.geom_object, self.scene.geom_part
+        forward = (obj[g2] == self.target) & (part[g1] >= 0)  # from geom1 (hand) to geom2 (object)
+        backward = ~forward & (obj[g1] == self.target) & (part[g2] >= 0)
+        keep = forward | backward
+        normals = con.frame[:n, :3][keep] * np.where(forward[keep], 1.0, -1.0)[:, None]
+        return con.pos[:n][keep].copy(), normals
+
+
+def contact_wrenches(points: np.ndarray, normals: np.ndarray, com: np.ndarray, extent: float, friction: float,
+                     edges: int) -> np.ndarray:
+    """(len(points) * edges, 6) wrenches of the friction-cone edges at each contact (point-major),
+    torques about ``com`` divided by ``extent``."""
+    n = np.asarray(normals, dtype=np.float64)
+    ref = np.where((np.abs(n[:, 0]) < 0.9)[:, None], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
+    t1 = np.cross(n, ref)
+    t1 /= np.linalg.norm(t1, axis=1, keepdims=True)
+    t2 = np.cross(n, t1)
+    a = np.linspace(0, 2 * np.pi, edges, endpoint=False)
+    f = n[:, None] + friction * (np.cos(a)[None, :, None] * t1[:, None] + np.sin(a)[None, :, None] * t2[:, None])
+    torque = np.cross((points - com)[:, None], f) / extent
+    return np.concatenate([f, torque], axis=2).reshape(-1, 6)
+
+
+def epsilon(wrenches: np.ndarray, normals_out: list | None = None) -> float:
+    """Ferrari-Canny epsilon: the radius of the largest origin-centred ball inside the convex
+    hull of ``wrenches`` (0 when the origin is not strictly inside). ``normals_out``: a list
+    the unit normals of the hull's facets nearest the origin are appended to."""
+    try:
+        hull = ConvexHull(wrenches)
+    except (QhullError, ValueError):
+        return 0.0
+    offsets = hull.equations[:, -1]
+    if normals_out is not None:
+        nearest = np.argsort(-offsets)[:16]
+        normals_out.append(hull.equations[nearest, :-1])
+    return float(-offsets.max()) if np.all(offsets < 0) else 0.0
+
+
+def _directions() -> np.ndarray:
+    rng = np.random.default_rng(12345)
+    u = rng.normal(size=(64, 6))
+    return np.concatenate([np.eye(6), -np.eye(6), u / np.linalg.norm(u, axis=1, keepdims=True)])
+
+
+_DIRECTIONS = _directions()
+
+
+def epsilon_bound(wrenches: np.ndarray, directions: np.ndarray = _DIRECTIONS, refine: int = 0) -> float:
+    """An upper bound on :func:`epsilon`: for any unit direction u the ball's radius is at most
+    the hull's support max_i w_i . u, so the least support over ``directions``; ``refine``
+    steps of projected subgradient descent on the sphere from the best few of them tighten it
+    (every direction visited is still a valid bound)."""
+    support = wrenches @ directions.T  # (M, K)
+    h = support.max(axis=0)
+    best = float(h.min())
+    if refine and best > 0.0:
+        starts = directions[np.argsort(h)[:4]]
+        u = starts.copy()
+        scale = np.abs(wrenches).max()
+        for k in range(refine):
+            top = (wrenches @ u.T).argmax(axis=0)  # the supporting wrench of each direction
+            g = wrenches[top]
+            g = g - np.sum(g * u, axis=1, keepdims=True) * u  # its tangential part: the ascent
+            u = u - (0.3 / (1 + k)) * g / scale
+            u /= np.linalg.norm(u, axis=1, keepdims=True)
+            best = min(best, float((wrenches @ u.T).max(axis=0).min()))
+    return best
+
+
+def select_by_quality(records: list, com: np.ndarray, extent: float, friction: float, edges: int,
+                      count: int) -> dict[int, tuple[float, float]]:
+    """(quality, com distance) of the records that can be among the best ``count`` of their
+    family by (quality > 0 first, then score), by record index. Exact: a record is dropped only
+    when an upper bound on its score (:func:`epsilon_bound`) is below the ``count``-th best
+    exact score already found in its family with positive quality."""
+    by_family: dict[str, list] = {}
+    for r in records:
+        by_family.setdefault(r.family, []).append(r)
+    out: dict[int, tuple[float, float]] = {}
+    for group in by_family.values():
+        pending = []  # (score bound, base score, com distance, record, wrenches)
+        for r in group:
+            if len(r.points) < 2:  # as the scalar rule: no quality, the COM "far"
+                out[r.index] = (0.0, 1.0)
                 continue
-            points.append(self.data.contact.pos[i].copy())
-            normals.append(normal)
-        if len(points) < 2:
-            return 0.0, 1.0
-        points, normals = np.array(points), np.array(normals)
-        wrenches = []
-        mu, k = self.config.friction, self.config.cone_edges
-        for p, nrm in zip(points, normals):
-            t1 = _unit(np.cross(nrm, [1.0, 0, 0] if abs(nrm[0]) < 0.9 else [0, 1.0, 0]))
-            t2 = np.cross(nrm, t1)
-            for a in np.linspace(0, 2 * np.pi, k, endpoint=False):
-                f = nrm + mu * (np.cos(a) * t1 + np.sin(a) * t2)
-                wrenches.append(np.concatenate([f, np.cross(p - com, f) / extent]))
-        com_distance = float(np.linalg.norm(points.mean(axis=0) - com))
-        try:
-            hull = ConvexHull(np.array(wrenches))
-        except (QhullError, ValueError):
-            return 0.0, com_distance
-        offsets = hull.equations[:, -1]
-        return (float(-offsets.max()) if np.all(offsets < 0) else 0.0), com_distance
+            com_distance = float(np.linalg.norm(r.points.mean(axis=0) - com))
+            base = 0.3 * r.parts.sum() + 0.5 * r.parts[THUMB] - 10.0 * com_distance
+            w = contact_wrenches(r.points, r.normals, com, extent, friction, edges)
+            bound = epsilon_bound(w)
+            if bound <= 0.0:  # the origin is not inside the hull: quality 0, exactly
+                out[r.index] = (0.0, com_distance)
+                continue
+            pending.append((base + 10.0 * (bound + 1e-9), base, com_distance, r, w))
+        pending.sort(key=lambda p: -p[0])
+        positive: list[float] = []  # exact scores with quality > 0, best first
+        found: list[np.ndarray] = []  # facet normals of the hulls computed so far: tighter bounds
+        for bound_score, base, com_distance, r, w in pending:
+            if len(positive) >= count and positive[count - 1] > bound_score:
+                break  # neither this nor any later one (lower bounds) can enter the best count
+            if len(positive) >= count:
+                pool = np.concatenate([_DIRECTIONS] + found[-12:])
+                tighter = base + 10.0 * (epsilon_bound(w, pool, refine=10) + 1e-9)
+                if positive[count - 1] > tighter:
+                    continue  # its own, tighter bound rules it out
+            q = epsilon(w, found)
+            out[r.index] = (q, com_distance)
+            if q > 0.0:
+                positive.append(base + 10.0 * q)
+                positive.sort(reverse=True)
+    return out
 
 
 def _interleave(grasps: list[GraspTarget]) -> list[GraspTarget]:
