@@ -138,3 +138,37 @@ def test_the_trial_passes_only_grasps_that_keep_the_object_where_they_put_it(mon
     assert pick(["turned", "still"]) == "still"
     assert pick(["dropped", "turned"]) == "turned"
     assert pick(["dropped"]) == "dropped"
+
+
+def test_a_candidate_sunk_into_the_object_is_not_tried(monkeypatch):
+    """Stage I's reachability check refuses an hT whose hand sinks > 1 cm into something, so the
+    trial never chooses one (the episode would end before it starts)."""
+    from pam_engine.pose.grasp import trial as tr
+
+    cfg = Stage1Config()
+    results = {"sunk": tr.TrialResult(0.2, True, 0.01), "clear": tr.TrialResult(0.19, True, 0.02)}
+    tried = []
+
+    def fake_trial(scene, g, *a, **k):
+        tried.append(g.score)
+        return results["sunk" if g.score == 1.0 else "clear"]
+
+    class Scene:
+        def object_pose(self, target):
+            return np.eye(4)
+
+        def fork(self):
+            return self
+
+        def penetration(self, pose):  # the "sunk" grasp's wrist is 2 cm lower
+            return (0.015 if pose.wrist[2, 3] < 0 else 0.002), "object 'x'"
+
+    def grasp(z, score):
+        wrist = np.eye(4)
+        wrist[2, 3] = z
+        return tr.GraspTarget(wrist, np.zeros(3), np.array([0.0, 0.0, -1.0]), score=score)
+
+    monkeypatch.setattr(tr, "trial", fake_trial)
+    sunk, clear = grasp(-0.02, 1.0), grasp(0.0, 0.5)
+    got = tr.choose_grasp(Scene(), [sunk, clear], 0, cfg.check, cfg.plan, num_steps=cfg.num_steps)
+    assert got is clear and tried == [0.5]

@@ -38,6 +38,10 @@ class GraspCheckConfig:
     #: and the wrist must end within this distance (m) of hT carried along with the object: an
     #: object that turned in the grip fails GraspXL's rule (0.1 m), which the benchmarks report
     max_hand_error: float = 0.08
+    #: candidates whose hand at hT sinks deeper than this (m) into the table or an object are not
+    #: tried: Stage I's reachability check refuses such an hT (the same 1 cm), so choosing one
+    #: would end the episode before it starts
+    max_penetration: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,12 @@ def choose_grasps(scene: HandObjectEnv, candidates: list[GraspTarget], target: i
     passing: list[GraspTarget] = []
     best, best_key = candidates[0], (False, -np.inf)
     min_rise = config.min_rise_fraction * plan.lift_height
+    object_pose = scene.object_pose(target) if scene is not None else None
     for grasp in candidates[: max(config.candidates, count)]:
+        if object_pose is not None:
+            depth, _ = scene.fork().penetration(HandPose(grasp.wrist_world(object_pose), grasp.angles))
+            if depth > config.max_penetration:
+                continue
         r = trial(scene, grasp, target, config, plan, num_steps=num_steps)
         lifted = r.held and r.rise >= min_rise
         if lifted and r.hand_error <= config.max_hand_error:
