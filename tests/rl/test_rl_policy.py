@@ -234,3 +234,25 @@ def test_shipped_policy_loads_and_records_its_config_and_command():
             assert given == recorded, key
 
     same(yaml.safe_load(shipped.with_suffix(".yaml").read_text()), provenance["config"])
+
+
+def test_the_retrained_candidate_records_its_config_and_command():
+    """policies/grasp_residual_v2.pth (issue 13's retrained candidate, not the default): loads,
+    fits the environment, carries its YAML and the held-out snapshot choice beside it."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "policies" / "grasp_residual_v2.pth"
+    policy = load_policy(path)
+    assert policy.network.obs_size == OBS and policy.network.action_size == ACT
+    provenance = torch.load(path, weights_only=True)["provenance"]
+    assert provenance["command"].startswith("pam train-policy --config policies/grasp_residual_v2.yaml")
+    given = yaml.safe_load(path.with_suffix(".yaml").read_text())
+    for key in ("select_objects", "select_seeds", "time_limit_minutes"):
+        assert given[key] == provenance["config"][key], key
+    assert given["env"]["bank"]["objects"] == provenance["config"]["env"]["bank"]["objects"]
+    assert not set(given["env"]["bank"]["objects"]) & set(given["select_objects"])
+    selection = json.loads(path.with_name("grasp_residual_v2.selection.json").read_text())
+    assert selection["chosen"].endswith(f"grasp_residual_v2.{provenance['tag']}.pth")

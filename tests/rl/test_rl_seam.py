@@ -49,7 +49,7 @@ def test_an_episode_through_the_seam_equals_the_bare_scene(env_config, bank):
     results = []
     for wrap in (lambda s: s, SeamOnly):
         scene = wrap(env.fresh_scene(0))
-        rise = trial_lift(scene, grasp, 0, cfg.check, cfg.plan)  # the physical trial, on a fork
+        rise = trial_lift(scene, grasp, 0, cfg.check, cfg.plan, num_steps=cfg.num_steps)  # the physical trial, on a fork
         episode = _start_episode(scene, grasp, cfg, task, np.random.default_rng(5))  # place, settle, h0, plan
         torch.manual_seed(0)  # the same random network both times
         net = ActorNetwork(spec.observation_size(env.n_dof), spec.action_size(), [16], "elu")

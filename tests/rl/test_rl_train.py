@@ -125,9 +125,19 @@ def test_the_best_held_out_snapshot_is_chosen_ties_to_the_earlier(monkeypatch, t
     from pam_engine.training import select
 
     scores = {"a": 0.5, "b": 0.8, "c": 0.8, "d": 0.2}
-    monkeypatch.setattr(select, "evaluate", lambda path, objects, seeds, jobs: scores[path])
-    sel = select.choose(["a", "b", "c", "d"], ["013_apple"], [1000])
-    assert sel.chosen == "b" and sel.scores == scores
+    # the episodes' grasps are synthesized once, by the scripted run, and handed to every candidate
+    monkeypatch.setattr(select, "_run", lambda tasks, jobs: [(t[2] == 1000, f"hT {t[1]} {t[2]}") for t in tasks])
+    seen = []
+
+    def evaluate(path, objects, seeds, jobs, grasps):
+        seen.append(grasps)
+        return scores[path]
+
+    monkeypatch.setattr(select, "evaluate", evaluate)
+    sel = select.choose(["a", "b", "c", "d"], ["013_apple"], [1000, 1001])
+    assert sel.chosen == "b" and {k: v for k, v in sel.scores.items() if k != "scripted"} == scores
+    assert sel.scores["scripted"] == 0.5
+    assert all(g == {("013_apple", 1000): "hT 013_apple 1000", ("013_apple", 1001): "hT 013_apple 1001"} for g in seen)
     out = sel.write(tmp_path / "x.selection.json")
     assert '"chosen": "b"' in out.read_text() and not list(tmp_path.glob("*.partial"))
 

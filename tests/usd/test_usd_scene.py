@@ -130,9 +130,12 @@ def test_scene_from_request_starts_where_simulate_starts():
     from pam_engine.pose import ObjectSpec, Stage1Config, Stage1Request, simulate
     from pam_engine.usd.scene import scene_from_request
 
+    # the same config for both: the grasp's physical trial plays the episode's own plan, so the
+    # episode length is part of what chooses hT (and so h0)
+    cfg = Stage1Config(num_frames=9)
     request = Stage1Request([ObjectSpec("006_mustard_bottle")], seed=3)
-    scene = scene_from_request(request)
-    traj = simulate(Stage1Request([ObjectSpec("006_mustard_bottle")], seed=3), Stage1Config(num_frames=5))
+    scene = scene_from_request(request, cfg)
+    traj = simulate(Stage1Request([ObjectSpec("006_mustard_bottle")], seed=3), cfg)
     np.testing.assert_allclose(scene.hand_start.wrist, traj.wrist_pose[0], atol=1e-12)
     np.testing.assert_allclose(scene.hand_start.angles, traj.joint_angles[0], atol=1e-12)
     np.testing.assert_allclose(scene.objects[0].pose[:3], traj.pose_y[0, 0], atol=1e-12)

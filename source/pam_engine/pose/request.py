@@ -114,6 +114,10 @@ def check_stage1(cfg: Stage1Config, prefix: str = "stage1.") -> None:
         raise bad("check.candidates", "at least 1", cfg.check.candidates)
     if cfg.synthesis.search not in SEARCH_MODES:
         raise bad("synthesis.search", f"one of {list(SEARCH_MODES)}", cfg.synthesis.search)
+    if not 0 < cfg.check.min_rise_fraction <= 1:
+        raise bad("check.min_rise_fraction", "a fraction in (0, 1] of plan.lift_height", cfg.check.min_rise_fraction)
+    if not cfg.check.max_hand_error > 0:
+        raise bad("check.max_hand_error", "a distance > 0 m", cfg.check.max_hand_error)
     if cfg.synthesis.num_directions < 1 or cfg.synthesis.num_rolls < 1:
         raise bad("synthesis.num_directions/num_rolls", "at least 1 each",
                   (cfg.synthesis.num_directions, cfg.synthesis.num_rolls))

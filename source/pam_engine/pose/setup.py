@@ -116,14 +116,18 @@ def check_grasp(grasp: GraspTarget, articulation: HandArticulation) -> None:
     approach = np.asarray(grasp.approach, dtype=np.float64)
     if approach.shape != (3,) or not np.all(np.isfinite(approach)) or np.linalg.norm(approach) < 1e-6:
         raise PoseError(f"grasp target hT: approach must be a finite non-zero 3-vector, got {approach.tolist()}")
-    grasp.approach = approach / np.linalg.norm(approach)
+    norm = np.linalg.norm(approach)
+    # a unit approach is kept bit for bit (an episode replayed with its synthesized hT given is
+    # then the same episode: contact dynamics amplify a 1e-16 change)
+    grasp.approach = approach if abs(norm - 1.0) <= 1e-12 else approach / norm
     grasp.angles = articulation.check_angles(grasp.angles, "hT joint angles")
 
 
 def synthesize_grasp(scene: HandObjectEnv, target: int, cfg: Stage1Config, seed: int,
                      timings: dict | None = None) -> GraspTarget:
     """Stage I's grasp when none is given: synthesis (seeded), then the physical trial; the
-    seconds each took are added to ``timings`` ("synthesis", "trial") when given."""
+    seconds each took are added to ``timings`` ("synthesis", "trial"; process CPU seconds as
+    "synthesis_cpu", "trial_cpu") when given."""
     from pam_engine.pose.grasp.synthesis import GraspSynthesizer
     from pam_engine.pose.grasp.trial import choose_grasp
 
@@ -131,17 +135,19 @@ def synthesize_grasp(scene: HandObjectEnv, target: int, cfg: Stage1Config, seed:
         raise ConfigError(f"config key 'synthesis.seed' = {cfg.synthesis.seed!r} conflicts with the request seed "
                           f"{seed!r}, which Stage I synthesizes with; leave it unset")
     timings = {} if timings is None else timings
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     synth_cfg = replace(cfg.synthesis, seed=seed)
     try:
         candidates = GraspSynthesizer(scene, target, synth_cfg).synthesize(max(cfg.check.candidates, 1))
     finally:
         timings["synthesis"] = timings.get("synthesis", 0.0) + time.perf_counter() - t0
-    t0 = time.perf_counter()
+        timings["synthesis_cpu"] = timings.get("synthesis_cpu", 0.0) + time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
-        return choose_grasp(scene, candidates, target, cfg.check, cfg.plan)
+        return choose_grasp(scene, candidates, target, cfg.check, cfg.plan, num_steps=cfg.num_steps)
     finally:
         timings["trial"] = timings.get("trial", 0.0) + time.perf_counter() - t0
+        timings["trial_cpu"] = timings.get("trial_cpu", 0.0) + time.process_time() - c0
 
 
 def check_reachable(scene: HandObjectEnv, target: int, start: HandPose, grasp: GraspTarget, object_pose: np.ndarray,
@@ -190,9 +196,10 @@ def prepare_episode(scene: HandObjectEnv, target: int, cfg: Stage1Config, rng: n
     reachability and build the anchored plan. ``timings`` (a dict) receives the seconds spent
     settling, synthesizing and in the physical trial, also when synthesis fails."""
     timings = {} if timings is None else timings
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     settle(scene, cfg)
     timings["settle"] = time.perf_counter() - t0
+    timings["settle_cpu"] = time.process_time() - c0
     target_pose = scene.object_pose(target)
     if grasp is None:
         grasp = synthesize_grasp(scene, target, cfg, synthesis_seed, timings)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pam_engine.errors import NoGraspError, PoseError
+from pam_engine.pose.grasp.target import GraspTarget
 from pam_engine.pose.request import Stage1Config, Stage1Request
 from pam_engine.pose.rollout import GraspPolicy, ScriptedPolicy, failed_trajectory, rollout
 from pam_engine.pose.setup import (
@@ -29,7 +30,11 @@ class Stage1Run:
 
     trajectory: Trajectory
     scene: HandObjectEnv
-    timings: dict = field(default_factory=dict)  # seconds: settle, synthesis, trial, rollout
+    #: wall seconds: settle, synthesis, trial, rollout; process CPU seconds: <stage>_cpu
+    timings: dict = field(default_factory=dict)
+    #: the grasp hT the episode used (given or synthesized); None when no grasp was found. A
+    #: request with this grasp and the same seed replays the same episode without synthesis.
+    grasp: GraspTarget | None = None
 
 
 def simulate(request: Stage1Request, config: Stage1Config | None = None,
@@ -49,10 +54,11 @@ def run_stage1(request: Stage1Request, config: Stage1Config | None = None,
     if prepared.failed is not None:
         return Stage1Run(prepared.failed, scene, timings)
     policy.reset(scene, prepared.setup.plan, request.target)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     traj = rollout(scene, policy, prepared.setup.plan, request.target, cfg, prepared.hand_name, request.seed)
     timings["rollout"] = time.perf_counter() - t0
-    return Stage1Run(traj, scene, timings)
+    timings["rollout_cpu"] = time.process_time() - c0
+    return Stage1Run(traj, scene, timings, prepared.setup.grasp)
 
 
 @dataclass

@@ -39,7 +39,7 @@ from pam_engine.pose.grasp.target import GraspTarget
 
 #: Bump when the stored layout changes, or when synthesis or the physical trial change what they
 #: find for the same inputs (the key covers every input, not the code).
-BANK_FORMAT = 4  # 4: the batched synthesis search (GraspSynthesisConfig.search)
+BANK_FORMAT = 5  # 4: the batched synthesis search (GraspSynthesisConfig.search); 5: with the trial that plays the plan
 SHIPPED_FILE = "dexycb_grasp_bank.npz"
 
 
@@ -100,7 +100,7 @@ def bank_key(asset, seeds: list[int], per_seed: int, stage1_config, hand, articu
     synthesis = cfg.synthesis if search is None else replace(cfg.synthesis, search=search)
     return cache.cache_key(
         object=_object_description(asset), hand=_hand_description(hand, articulation), betas=cfg.betas,
-        scene=cfg.scene, settle_time=cfg.settle_time, synthesis=synthesis, check=cfg.check, plan=cfg.plan,
+        scene=cfg.scene, num_frames=cfg.num_frames, settle_time=cfg.settle_time, synthesis=synthesis, check=cfg.check, plan=cfg.plan,
         seeds=[int(s) for s in seeds], per_seed=int(per_seed), format=BANK_FORMAT)
 
 
@@ -149,7 +149,7 @@ def synthesize_object(name: str, seeds: list[int], per_seed: int, stage1_config,
         except PoseError:
             continue
         # Stage I's choice first, then further candidates that pass the same trial
-        for g in choose_grasps(scene, found, 0, cfg.check, cfg.plan, count=max(per_seed, 1)):
+        for g in choose_grasps(scene, found, 0, cfg.check, cfg.plan, count=max(per_seed, 1), num_steps=cfg.num_steps):
             if g.preshape is None:
                 g.preshape = np.zeros_like(g.angles)
             if not any(_same(g, h) for h in grasps):

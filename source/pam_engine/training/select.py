@@ -66,35 +66,55 @@ def graspxl_success(traj, scene, plan, target: int) -> bool:
     return graspxl_rule(rise, hand_error) and not traj.failure_reason.startswith("simulation diverged")
 
 
-def _episode(args) -> bool:
-    policy_path, name, seed = args
+def _episode(args):
+    """(success, grasp) of one episode; ``grasp`` given replays the episode of that seed without
+    synthesis (the request seed fixes placement and h0; synthesis draws from its own seed)."""
+    policy_path, name, seed, grasp = args
     from pam_engine.policy.loading import load_policy
     from pam_engine.pose import ObjectSpec, ScriptedPolicy, Stage1Request
     from pam_engine.pose.stage import run_stage1
 
     policy = _Recorder(load_policy(policy_path) if policy_path else ScriptedPolicy())
-    run = run_stage1(Stage1Request([ObjectSpec(name)], seed=seed), policy=policy)
+    run = run_stage1(Stage1Request([ObjectSpec(name)], seed=seed, grasp=grasp), policy=policy)
     if not hasattr(policy, "plan"):  # no grasp was found: the episode failed before a plan
-        return False
-    return graspxl_success(run.trajectory, run.scene, policy.plan, 0)
+        return False, None
+    return graspxl_success(run.trajectory, run.scene, policy.plan, 0), run.grasp
 
 
-def evaluate(policy_path: str | None, objects, seeds, jobs: int = 1) -> float:
-    """Success rate of a policy file (None: the scripted plan) over ``objects`` x ``seeds``."""
-    tasks = [(None if policy_path is None else str(policy_path), str(o), int(s)) for o in objects for s in seeds]
+def _run(tasks, jobs: int) -> list:
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(_episode, tasks))
+            return list(pool.map(_episode, tasks))
+    return [_episode(t) for t in tasks]
+
+
+def evaluate(policy_path: str | None, objects, seeds, jobs: int = 1, grasps: dict | None = None) -> float:
+    """Success rate of a policy file (None: the scripted plan) over ``objects`` x ``seeds``;
+    ``grasps`` ((object, seed) -> hT, or None where none was found) skips synthesis."""
+    episodes = [(str(o), int(s)) for o in objects for s in seeds]
+    if grasps is not None:
+        episodes = [e for e in episodes if grasps.get(e) is not None]  # no grasp: failed, see below
+        failed = len(objects) * len(seeds) - len(episodes)
     else:
-        results = [_episode(t) for t in tasks]
+        failed = 0
+    tasks = [(None if policy_path is None else str(policy_path), o, s, None if grasps is None else grasps[(o, s)])
+             for o, s in episodes]
+    results = [ok for ok, _ in _run(tasks, jobs)] + [False] * failed
     return float(np.mean(results)) if results else float("nan")
 
 
 def choose(candidates, objects, seeds, jobs: int = 1) -> Selection:
-    """Evaluate every candidate policy file on the same held-out episodes; the best is chosen."""
+    """Evaluate every candidate policy file on the same held-out episodes; the best is chosen.
+    The episodes' grasps are synthesized once (the scripted plan's run, recorded as
+    ``scores["scripted"]``) and every candidate replays them."""
     sel = Selection([str(o) for o in objects], [int(s) for s in seeds])
+    episodes = [(str(o), int(s)) for o in objects for s in seeds]
+    scripted = _run([(None, o, s, None) for o, s in episodes], jobs)
+    grasps = {e: g for e, (_, g) in zip(episodes, scripted)}
+    sel.scores["scripted"] = float(np.mean([ok for ok, _ in scripted])) if scripted else float("nan")
     for path in candidates:
-        sel.scores[str(path)] = evaluate(path, objects, seeds, jobs)
-    if sel.scores:
-        sel.chosen = max(sel.scores, key=lambda k: (sel.scores[k], -list(sel.scores).index(k)))
+        sel.scores[str(path)] = evaluate(path, objects, seeds, jobs, grasps)
+    policies = [k for k in sel.scores if k != "scripted"]
+    if policies:
+        sel.chosen = max(policies, key=lambda k: (sel.scores[k], -policies.index(k)))
     return sel

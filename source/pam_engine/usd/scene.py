@@ -145,14 +145,24 @@ def scene_from_trajectory(trajectory, hand=None, articulation=None, camera=None,
 def scene_from_request(request, config=None, policy=None, camera=None) -> EpisodeScene:
     """The scene Stage I sets up for ``request`` (a ``Stage1Request``): objects placed and
     settled (o0), the grasp chosen and the start pose h0 drawn, exactly as ``pam simulate``
-    with the same seed starts; no rollout is simulated beyond the first frame."""
+    with the same seed starts (hT is chosen by a full Stage I run of the configured length when the
+    request gives none)."""
     from dataclasses import replace
 
     from pam_engine.pose.request import Stage1Config
     from pam_engine.pose.setup import HandCache
     from pam_engine.pose.stage import run_stage1
 
-    cfg = replace(config or Stage1Config(), num_frames=2)  # frame 0 is recorded before any control step
+    full = config or Stage1Config()
+    cfg = replace(full, num_frames=2)  # frame 0 is recorded before any control step
+    if request.grasp is None:
+        # the physical trial that picks hT plays the episode's own plan, whose length is the
+        # configured one: choose hT with it, then replay that hT in the 2-frame episode
+        from pam_engine.pose.stage import run_stage1 as _run
+
+        chosen = _run(request, full, policy).grasp
+        if chosen is not None:
+            request = replace(request, grasp=chosen)
     run = run_stage1(request, cfg, policy)
     traj, sim = run.trajectory, run.scene
     objects = [PlacedObject(p.asset, np.vstack([traj.pose_y[0, k], [0.0, 0.0, 0.0, 1.0]]))

@@ -95,7 +95,7 @@ def evaluate_batched(synth, candidates: list, object_pose: np.ndarray) -> list:
     for i, (d, rot, aim, shape, standoff, family) in enumerate(candidates):
         if (rot @ synth._finger_dir)[2] > 1.0 - cfg.max_forearm_down:
             out[i] = (family, "forearm into the table")
-        elif shape == "tripod":  # placed beside the object, not slid: the reference path
+        elif shape.startswith("tripod"):  # placed beside the object, not slid: the reference path
             out[i] = synth._evaluate(d, rot, aim, shape, standoff, family, object_pose)
         else:
             batch.append(i)

@@ -48,14 +48,23 @@ class ObjectGeometry:
     sections: np.ndarray
     section_widths: np.ndarray
     section_heights: np.ndarray
+    #: (k,) vertical extent of each section (top minus bottom): what fingertips pressing across
+    #: it meet (a knife's raised blade is 2 mm of it, its handle 15)
+    section_thickness: np.ndarray | None = None
 
     @property
     def flat(self) -> bool:
         return self.height < FLAT_HEIGHT
 
-    def graspable(self, span: float) -> np.ndarray:
-        """Indices of sections a hand of opening ``span`` can close across, nearest the COM first."""
-        ok = np.flatnonzero((self.section_widths > MIN_WIDTH) & (self.section_widths < span))
+    def graspable(self, span: float, narrowest: float | None = None, thinnest: float = 0.0) -> np.ndarray:
+        """Indices of sections a hand of opening ``span`` can close across (wider than
+        ``narrowest``, default :data:`MIN_WIDTH`, and at least ``thinnest`` thick), nearest the
+        COM first."""
+        lo = MIN_WIDTH if narrowest is None else max(narrowest, MIN_WIDTH)
+        fits = (self.section_widths > lo) & (self.section_widths < span)
+        if thinnest > 0 and self.section_thickness is not None:
+            fits &= self.section_thickness >= thinnest
+        ok = np.flatnonzero(fits)
         d = np.linalg.norm(self.sections[ok, :2] - self.com[:2], axis=1)
         return ok[np.argsort(d)]
 
@@ -64,6 +73,11 @@ class ObjectGeometry:
 FLAT_HEIGHT = 0.045
 #: sections thinner than this are no grip for a pinch (a blade's edge)
 MIN_WIDTH = 0.004
+#: the pinching thumb tip's height, as a multiple of the section's mid-height
+THUMB_HEIGHT = 1.2
+#: fingertips pressing across a section need this much of its side to press on: squeezed on
+#: its edges, a thin plate (a knife's blade, a scissor blade) rotates out of the pinch
+MIN_THICKNESS = 0.007
 
 
 def measure(vertices: np.ndarray, com: np.ndarray, table_z: float = 0.0, bins: int = 12) -> ObjectGeometry:
@@ -77,7 +91,7 @@ def measure(vertices: np.ndarray, com: np.ndarray, table_z: float = 0.0, bins: i
     lo, hi = v.min(axis=0), v.max(axis=0)
     edges = np.linspace(s1.min(), s1.max(), bins + 1)
     idx = np.clip(np.searchsorted(edges, s1, side="right") - 1, 0, bins - 1)
-    cents, widths, heights = [], [], []
+    cents, widths, heights, thick = [], [], [], []
     for k in range(bins):
         m = idx == k
         if m.sum() < 3:
@@ -89,10 +103,12 @@ def measure(vertices: np.ndarray, com: np.ndarray, table_z: float = 0.0, bins: i
         cents.append([c[0], c[1], 0.5 * (pts[:, 2].min() + top)])
         widths.append(w_hi - w_lo)
         heights.append(top - table_z)
+        thick.append(top - pts[:, 2].min())
     return ObjectGeometry(
         centre=0.5 * (lo + hi), com=np.asarray(com, dtype=np.float64), long_axis=a1, short_axis=a2,
         length=float(np.ptp(s1)), width=float(np.ptp(s2)), height=float(hi[2] - table_z), bottom=float(lo[2]),
-        sections=np.array(cents).reshape(-1, 3), section_widths=np.array(widths), section_heights=np.array(heights))
+        sections=np.array(cents).reshape(-1, 3), section_widths=np.array(widths), section_heights=np.array(heights),
+        section_thickness=np.array(thick))
 
 
 def choose_families(geo: ObjectGeometry, span: float) -> tuple[str, ...]:
@@ -127,16 +143,27 @@ def _beside(centre: np.ndarray, fingers: np.ndarray, width: float, gap: float = 
     section's middle (the thumb pressing down on the near side keeps the fingers from squeezing
     the object up past it), but at least ``low`` above the table."""
     out = centre - (0.5 * width + gap) * fingers
-    out[2] = max(1.2 * centre[2], low)
+    out[2] = max(THUMB_HEIGHT * centre[2], low)
     return out
 
 
-def family_candidates(family: str, geo: ObjectGeometry, span: float, rng: np.random.Generator, aims: int = 4):
-    """Candidates of one family (see the module docstring); empty for ``power``, which the
+def family_candidates(family: str, geo: ObjectGeometry, span: float, rng: np.random.Generator, aims: int = 4,
+                      shape: str | None = None, narrowest: float | None = None):
+    """Candidates of one family (see the module docstring) with pre-shape ``shape`` (default
+    the family's: "open" for ``handle``, "tripod" for the fingertip families), aimed at sections
+    narrower than ``span`` and wider than ``narrowest``; empty for ``power``, which the
     synthesizer's own search covers."""
     down = np.array([0.0, 0.0, -1.0])
-    sections = geo.graspable(span)[:aims]  # none: nothing this family can close across
-    points, widths = geo.sections[sections], geo.section_widths[sections]
+    tripod = shape or "tripod"
+    # none: nothing this family can close across (fingertip families: nor press on)
+    sections = geo.graspable(span, narrowest, 0.0 if family == "handle" else MIN_THICKNESS)[:aims]
+    points, widths = geo.sections[sections].copy(), geo.section_widths[sections]
+    # within its section, each aim moves along the object as near the centre of mass as it can
+    # (a section is a twelfth of the object long): the less torque about the grip, the less the
+    # object turns in it during the lift
+    half = 0.5 * geo.length / max(len(geo.section_widths), 1)
+    along = (geo.com - points) @ geo.long_axis
+    points += np.clip(along, -half, half)[:, None] * geo.long_axis
     jitter = lambda: rng.uniform(-0.08, 0.08)  # noqa: E731 - radians of variety between seeds
     a1, a2 = geo.long_axis, geo.short_axis
     if family == "pinch":
@@ -150,25 +177,25 @@ def family_candidates(family: str, geo: ObjectGeometry, span: float, rng: np.ran
                     u = _unit(np.cross(d, sign * a1))  # fingers point across the narrow side
                     # the thumb tip just beside the near side; closing, the tips sink about a
                     # centimetre, so the hand stops that far above the table
-                    yield d, u, _beside(p, u, w), "tripod", 0.011, family
+                    yield d, u, _beside(p, u, w), tripod, 0.011, family
     elif family == "lateral":
         for p, w in zip(points, widths):
             for sign in (1.0, -1.0):
                 d = _tilted(down, sign * a2, 0.6 + jitter())  # steep, from the side across the object
                 for turn in (1.0, -1.0):
                     u = _unit(np.cross(d, turn * a1))
-                    yield d, u, _beside(p, u, w), "tripod", 0.008, family
+                    yield d, u, _beside(p, u, w), tripod, 0.008, family
     elif family == "along_table":
         for p, w in zip(points, widths):
             for sign in (1.0, -1.0):
                 d = _tilted(down, sign * a2, 1.1 + jitter())  # nearly along the table top
                 u = _unit(np.cross(d, a1))
                 for turn in (1.0, -1.0):
-                    yield d, turn * u, _beside(p, turn * u, w), "tripod", 0.008, family
+                    yield d, turn * u, _beside(p, turn * u, w), tripod, 0.008, family
     elif family == "handle":
         for p in points:
             for tilt in (0.0, 0.5, -0.5):
                 d = _tilted(down, a2, tilt + jitter())
                 for sign in (1.0, -1.0):
                     u = _unit(np.cross(d, sign * a1))  # fingers wrap across the handle
-                    yield d, u, p, "open", 0.004, family
+                    yield d, u, p, shape or "open", 0.004, family

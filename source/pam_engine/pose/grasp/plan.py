@@ -30,8 +30,12 @@ class PlanConfig:
     #: the same for fingertip grasps (pinch, lateral, along-table families), whose thumb presses
     #: too (straight at the fingertips, see synthesis' thumb opposition): with the thumb only
     #: standing still the fingers squeezed the object out past it, and at 0.12 rad the grip
-    #: did not hold the large marker through the lift; at 0.4 it did
-    pinch_squeeze: float = 0.4
+    #: did not hold the large marker through the lift. At 0.4 it held it but rolled it ~55 deg
+    #: in the grip (the curling fingertips drag its far side up), so the wrist ended 12-13 cm
+    #: from hT carried with the marker (GraspXL's rule fails above 10); at 0.2 the marker,
+    #: banana and screwdriver turned 12-22 deg but the knife flipped out; 0.3 holds all four
+    #: within 6-9 cm
+    pinch_squeeze: float = 0.3
 
 
 def min_jerk(s: np.ndarray) -> np.ndarray:
@@ -71,8 +75,7 @@ class GraspPlan:
         cfg = config or PlanConfig()
         grasp_wrist = grasp.wrist_world(object_pose)
         approach = grasp.approach_world(object_pose)
-        pregrasp = grasp_wrist.copy()
-        pregrasp[:3, 3] -= cfg.pregrasp_distance * approach
+        pregrasp = pregrasp_pose(grasp, object_pose, cfg)
         lifted = grasp_wrist.copy()
         lifted[2, 3] += cfg.lift_height
         preshape = grasp.preshape if grasp.preshape is not None else np.zeros_like(grasp.angles)
@@ -97,6 +100,14 @@ class GraspPlan:
             fingers[mask] = finger_keys[p] + s[mask, None] * (finger_keys[p + 1] - finger_keys[p])
         return cls(wrist, np.clip(fingers, lower, upper), phase, grasp_wrist, grasp.angles.copy(), approach,
                    family=grasp.family)
+
+
+def pregrasp_pose(grasp: GraspTarget, object_pose: np.ndarray, cfg: PlanConfig) -> np.ndarray:
+    """The wrist where the final reach starts: ``cfg.pregrasp_distance`` back along the approach
+    from the grasp (world)."""
+    pose = grasp.wrist_world(object_pose).copy()
+    pose[:3, 3] -= cfg.pregrasp_distance * grasp.approach_world(object_pose)
+    return pose
 
 
 def closing_targets(grasp: GraspTarget, preshape, lower, upper, cfg: PlanConfig) -> np.ndarray:

@@ -105,18 +105,24 @@ class GraspSynthesizer:
         # palm centre relative to the wrist (hand frame): 60% of the way to the knuckles
         self._palm_centre = 0.6 * (rest[[1, 4, 7, 10]].mean(axis=0) - rest[0])
         self._preshapes = {"open": self._open_preshape(), "pinch": self._pinch_preshape(),
-                           "tripod": self._tripod_preshape()}
+                           "tripod": self._tripod_preshape(), "tripod_wide": self._wide_tripod_preshape()}
         # the point of the hand (wrist frame) aimed at the object: the palm centre for the open
         # hand, the middle of the thumb, index and middle fingertips for the pinch
         tips = self._fingertips(self._preshapes["pinch"])
         tripod = self._fingertips(self._preshapes["tripod"])
-        # (the tripod's aim is its thumb tip: the families put it beside the object)
-        self._aim_points = {"open": self._palm_centre, "pinch": tips[[0, 1, 2]].mean(axis=0), "tripod": tripod[0]}
+        wide = self._fingertips(self._preshapes["tripod_wide"])
+        # the tripods' aim: their thumb tip (the families put it beside the object), moved
+        # sideways (across the fingers) to the middle of the three tips, so the grip's centre,
+        # not the thumb, lands on the section the family aims at (nearest the centre of mass:
+        # less torque turning the object in the pinch)
+        self._aim_points = {"open": self._palm_centre, "pinch": tips[[0, 1, 2]].mean(axis=0),
+                            "tripod": self._tripod_aim(tripod), "tripod_wide": self._tripod_aim(wide)}
         open_tips = self._fingertips(self._preshapes["open"])
         #: the widest object the open hand closes across: thumb tip to the farthest fingertip;
         #: and what the pinch closes across: most of the thumb-index gap
         self._span = float(np.linalg.norm(open_tips[1:] - open_tips[0], axis=1).max())
         self._pinch_span = 0.9 * float(np.linalg.norm(tripod[1] - tripod[0]))
+        self._wide_pinch_span = 0.9 * float(np.linalg.norm(wide[1] - wide[0]))
         self.families: tuple[str, ...] = ()
         self.rejections: dict[tuple[str, str], int] = {}  # (family, why) -> candidates rejected
         self._finger_geoms = {p: np.flatnonzero(scene.geom_part == p) for p in range(6)}
@@ -200,6 +206,25 @@ class GraspSynthesizer:
             settings.update({f"{f}1_flex": 0.8 * scale, f"{f}2_flex": 0.35 * scale, f"{f}3_flex": 0.0})
         return self._angles(settings)
 
+    def _tripod_aim(self, tips: np.ndarray) -> np.ndarray:
+        """The thumb tip of a tripod pre-shape shifted, across the finger direction and the
+        palm normal, to the mean of the thumb, index and middle tips (wrist frame)."""
+        side = _unit(np.cross(self._palm_normal, self._finger_dir))
+        return tips[0] + ((tips[:3].mean(axis=0) - tips[0]) @ side) * side
+
+    def _wide_tripod_preshape(self) -> np.ndarray:
+        """The tripod opened to about 6.5 cm between thumb and index tips, the three tips still
+        level along the palm normal, for sections too wide for :meth:`_tripod_preshape` (a
+        banana, a hammer's or a screwdriver's handle lying on the table): the index and middle
+        straighter at the middle joint and bent at the end, the thumb curled (the same kind of
+        least-squares fit of the built-in hand)."""
+        settings = {"thumb1_abd": 0.585, "thumb1_flex": -0.21, "thumb1_twist": 0.29, "thumb2_flex": 0.93,
+                    "thumb3_flex": 0.84}
+        for f, scale in (("index", 1.0), ("middle", 1.0), ("ring", 0.9), ("pinky", 0.9)):
+            settings.update({f"{f}1_flex": 0.65 * scale, f"{f}2_flex": -0.05 * scale if scale == 1.0 else 0.0,
+                             f"{f}3_flex": 0.62 if scale == 1.0 else 0.0})
+        return self._angles(settings)
+
     def _fingertips(self, angles: np.ndarray) -> np.ndarray:
         """Fingertip keypoints (thumb first) of the hand at ``angles``, wrist frame."""
         hand = self.scene.hand
@@ -221,9 +246,15 @@ class GraspSynthesizer:
         for family in self.families:
             if family == "power":
                 continue
-            span = self._span if family == "handle" else self._pinch_span
-            for d, u, aim, shape, standoff, name in fam.family_candidates(family, geo, span, rng, cfg.family_aims):
-                yield d, self._orientation_from(d, u), aim, shape, standoff, name
+            if family == "handle":
+                shapes = [("open", self._span, fam.MIN_WIDTH)]
+            else:  # the tripod where it fits, else the wide tripod
+                shapes = [("tripod", self._pinch_span, fam.MIN_WIDTH),
+                          ("tripod_wide", self._wide_pinch_span, self._pinch_span)]
+            for preshape, span, narrowest in shapes:
+                for d, u, aim, shape, standoff, name in fam.family_candidates(
+                        family, geo, span, rng, cfg.family_aims, shape=preshape, narrowest=narrowest):
+                    yield d, self._orientation_from(d, u), aim, shape, standoff, name
         if "power" not in self.families:
             return
         asset = self.scene.objects[self.target].asset
@@ -301,7 +332,7 @@ class GraspSynthesizer:
         self.data.mocap_quat[self.scene.base_mocap] = Rotation.from_matrix(rot).as_quat(scalar_first=True)
         start = aim - rot @ self._aim_points[shape] - 0.25 * d
         preshape = self._preshapes[shape]
-        if shape == "tripod":  # placed, not slid: the thumb tip beside the object, low over the table
+        if shape.startswith("tripod"):  # placed, not slid: the thumb tip beside the object, low over the table
             away = -(rot @ self._finger_dir)  # the thumb sits on the near side, towards the wrist
             base = aim - rot @ self._aim_points[shape]
             thumb_near = False
