@@ -58,6 +58,7 @@ def train_ppo(make_env, config: ImitationPPOConfig | None = None) -> PPOResult:
 
     from pam_engine.policy.loading import export_rl_games
     from pam_engine.training import rlgames
+    from pam_engine.training.policy import _seed_everything
 
     cfg = config or ImitationPPOConfig()
     vec = SyncVectorEnv([make_env for _ in range(cfg.num_envs)], autoreset_mode=AutoresetMode.SAME_STEP)
@@ -73,8 +74,7 @@ def train_ppo(make_env, config: ImitationPPOConfig | None = None) -> PPOResult:
     params = rlgames.build_params("imitation", cfg.seed, cfg.num_envs, cfg.train_dir, ppo, net)
     params["config"]["env_name"] = ENV_NAME
     observer = rlgames.GraspObserver(initial_residual=[cfg.initial_residual])
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
+    _seed_everything(cfg.seed)  # python, numpy and torch, as the grasp trainer does (rl-games skips seed 0)
     try:
         runner = Runner(algo_observer=observer)
         runner.load({"params": params})
