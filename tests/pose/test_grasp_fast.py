@@ -41,6 +41,15 @@ def _exact(parts, points):
     return np.where(depth <= 0, depth, dist), depth <= 0
 
 
+
+def _pose_hand(scene, d, angles, rot, pos) -> None:
+    """Put MuJoCo's hand at one placement (finger angles, wrist rotation and position) and run
+    its kinematics: the reference the batched hand geometry is compared with."""
+    d.qpos[scene.finger_qpos] = angles
+    d.mocap_pos[scene.base_mocap] = pos
+    d.mocap_quat[scene.base_mocap] = Rotation.from_matrix(rot).as_quat(scalar_first=True)
+    mujoco.mj_kinematics(scene.model, d)
+
 def test_signed_distance_grid_agrees_with_trimesh_within_its_tolerance():
     parts = _parts()
     grid = build_sdf(parts, SDFConfig(spacing=0.002, sample=0.001, band=0.03))
@@ -121,10 +130,7 @@ def test_batched_kinematics_equal_mujoco(scene):
     wpos, wmat = hand.world(hand.geom_frames(angles), rot, pos)
     m, d = scene.model, mujoco.MjData(scene.model)
     for i in range(len(angles)):
-        d.qpos[scene.finger_qpos] = angles[i]
-        d.mocap_pos[scene.base_mocap] = pos[i]
-        d.mocap_quat[scene.base_mocap] = Rotation.from_matrix(rot[i]).as_quat(scalar_first=True)
-        mujoco.mj_kinematics(m, d)
+        _pose_hand(scene, d, angles[i], rot[i], pos[i])
         assert np.allclose(d.geom_xpos[hand.geoms], wpos[i], atol=1e-12)
         assert np.allclose(d.geom_xmat[hand.geoms].reshape(-1, 3, 3), wmat[i], atol=1e-12)
 
@@ -144,10 +150,7 @@ def test_grid_contacts_agree_with_mujoco_away_from_the_surface(scene):
     checked = agreed = touching = 0
     fromto = np.zeros(6)
     for i in range(len(angles)):
-        d.qpos[scene.finger_qpos] = angles[i]
-        d.mocap_pos[scene.base_mocap] = pos[i]
-        d.mocap_quat[scene.base_mocap] = Rotation.from_matrix(rot[i]).as_quat(scalar_first=True)
-        mujoco.mj_kinematics(m, d)
+        _pose_hand(scene, d, angles[i], rot[i], pos[i])
         for j, g in enumerate(hand.geoms):
             dist = min(mujoco.mj_geomDistance(m, d, int(g), int(o), 0.05, fromto) for o in object_geoms)
             if abs(dist) < margin:
@@ -169,10 +172,7 @@ def test_table_contact_agrees_with_mujoco(scene):
     fromto = np.zeros(6)
     checked = touching = 0
     for i in range(len(angles)):
-        d.qpos[scene.finger_qpos] = angles[i]
-        d.mocap_pos[scene.base_mocap] = pos[i]
-        d.mocap_quat[scene.base_mocap] = Rotation.from_matrix(rot[i]).as_quat(scalar_first=True)
-        mujoco.mj_kinematics(m, d)
+        _pose_hand(scene, d, angles[i], rot[i], pos[i])
         for j, g in enumerate(hand.geoms):
             if world[0][i, j, 2] < -0.02 + m.geom_rbound[g]:
                 continue  # the table is a 4 cm slab: from below a geom is clear of it, but the plane says "under the top"
